@@ -1,0 +1,162 @@
+//! One HTTP exchange: the unit every later stage (routes, aggregation, logs, store) consumes.
+//! Serializes to the per-request record of SPEC.md with OpenTelemetry attribute names.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::net::SocketAddr;
+
+/// Why a transaction is incomplete or failed below HTTP (SPEC `error.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorType {
+    /// No response within the configured timeout.
+    Timeout,
+    /// The connection was reset before the response completed.
+    ConnectionReset,
+    /// The connection closed before a response.
+    ConnectionClosed,
+    MalformedRequest,
+    MalformedResponse,
+    /// Bytes were lost; fields that could not be read are `None`.
+    CaptureGap,
+}
+
+impl ErrorType {
+    pub const ALL: [ErrorType; 6] = [
+        ErrorType::Timeout,
+        ErrorType::ConnectionReset,
+        ErrorType::ConnectionClosed,
+        ErrorType::MalformedRequest,
+        ErrorType::MalformedResponse,
+        ErrorType::CaptureGap,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Timeout => "timeout",
+            ErrorType::ConnectionReset => "connection_reset",
+            ErrorType::ConnectionClosed => "connection_closed",
+            ErrorType::MalformedRequest => "malformed_request",
+            ErrorType::MalformedResponse => "malformed_response",
+            ErrorType::CaptureGap => "capture_gap",
+        }
+    }
+}
+
+/// One request and its response (if any), as the server saw them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Transaction {
+    /// First request byte, nanoseconds since the UNIX epoch.
+    pub start_ns: u64,
+    pub method: Option<String>,
+    /// Path without the query string, as sent (percent-encoding kept).
+    pub path: Option<String>,
+    /// Query string after redaction of configured keys, without the `?`.
+    pub query: Option<String>,
+    /// Route template (`/api/users/{id}`); set by the route stage, `None` from the engine.
+    pub route: Option<String>,
+    pub status: Option<u16>,
+    /// "1.0" or "1.1".
+    pub version: Option<&'static str>,
+    /// First request byte -> last response byte.
+    pub duration_ns: Option<u64>,
+    /// First request byte -> first response byte.
+    pub ttfb_ns: Option<u64>,
+    /// Request body bytes (after de-chunking framing, i.e. the message body length on the wire
+    /// minus chunk framing).
+    pub request_body_size: Option<u64>,
+    pub response_body_size: Option<u64>,
+    /// Full request message length on the wire (head + body), for byte accounting.
+    pub request_wire_bytes: u64,
+    /// Full response message length on the wire (head + body).
+    pub response_wire_bytes: u64,
+    pub client: Option<SocketAddr>,
+    pub server: Option<SocketAddr>,
+    /// `port-<server port>` unless configured otherwise.
+    pub service: String,
+    pub user_agent: Option<String>,
+    /// API consumer: `key:<short hash>`, `sub:<jwt sub>` or the client IP (SPEC "client").
+    pub client_id: Option<String>,
+    /// From X-Request-ID.
+    pub request_id: Option<String>,
+    /// From W3C traceparent.
+    pub trace_id: Option<String>,
+    /// Parent span id from W3C traceparent.
+    pub parent_span_id: Option<String>,
+    pub error: Option<ErrorType>,
+}
+
+impl Transaction {
+    /// Duration in seconds, as logged.
+    pub fn duration_s(&self) -> Option<f64> {
+        self.duration_ns.map(|ns| ns as f64 / 1e9)
+    }
+
+    /// True when the server answered with 5xx or the exchange failed below HTTP.
+    pub fn is_failure(&self) -> bool {
+        self.error.is_some() || self.status.is_some_and(|s| s >= 500)
+    }
+}
+
+impl Serialize for Transaction {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(22))?;
+        m.serialize_entry("timestamp", &crate::time::rfc3339_micros(self.start_ns))?;
+        m.serialize_entry("http.request.method", &self.method)?;
+        m.serialize_entry("url.path", &self.path)?;
+        m.serialize_entry("url.query", &self.query)?;
+        m.serialize_entry("http.route", &self.route)?;
+        m.serialize_entry("http.response.status_code", &self.status)?;
+        m.serialize_entry("network.protocol.version", &self.version)?;
+        m.serialize_entry("duration_s", &self.duration_s())?;
+        m.serialize_entry("ttfb_s", &self.ttfb_ns.map(|ns| ns as f64 / 1e9))?;
+        m.serialize_entry("http.request.body.size", &self.request_body_size)?;
+        m.serialize_entry("http.response.body.size", &self.response_body_size)?;
+        m.serialize_entry("client.address", &self.client.map(|a| a.ip()))?;
+        m.serialize_entry("client.port", &self.client.map(|a| a.port()))?;
+        m.serialize_entry("server.address", &self.server.map(|a| a.ip()))?;
+        m.serialize_entry("server.port", &self.server.map(|a| a.port()))?;
+        m.serialize_entry("service.name", &self.service)?;
+        m.serialize_entry("user_agent.original", &self.user_agent)?;
+        m.serialize_entry("client.id", &self.client_id)?;
+        m.serialize_entry("request.id", &self.request_id)?;
+        m.serialize_entry("trace.id", &self.trace_id)?;
+        m.serialize_entry("span.parent_id", &self.parent_span_id)?;
+        m.serialize_entry("error.type", &self.error.map(ErrorType::as_str))?;
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_with_otel_names_in_spec_order() {
+        let t = Transaction {
+            start_ns: 1_795_585_921_123_456_000,
+            method: Some("GET".into()),
+            path: Some("/api/users/42".into()),
+            query: Some("fields=name&token=REDACTED".into()),
+            route: Some("/api/users/{id}".into()),
+            status: Some(200),
+            version: Some("1.1"),
+            duration_ns: Some(412_000),
+            ttfb_ns: Some(380_000),
+            request_body_size: Some(0),
+            response_body_size: Some(11),
+            client: Some("127.0.0.1:51234".parse().expect("addr")),
+            server: Some("127.0.0.1:18080".parse().expect("addr")),
+            service: "port-18080".into(),
+            user_agent: Some("curl/7.88.1".into()),
+            client_id: Some("client-42".into()),
+            request_id: Some("req-abc-123".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&t).expect("serializes");
+        assert!(json.starts_with(
+            r#"{"timestamp":"2026-11-25T05:52:01.123456Z","http.request.method":"GET","url.path":"/api/users/42""#
+        ));
+        assert!(json.contains(r#""duration_s":0.000412,"ttfb_s":0.00038,"#));
+        assert!(json.contains(r#""client.address":"127.0.0.1","client.port":51234"#));
+        assert!(json.ends_with(r#""trace.id":null,"span.parent_id":null,"error.type":null}"#));
+    }
+}

@@ -1,0 +1,91 @@
+//! Command line. Every flag also has an `APITAP_*` environment variable and a key in the TOML
+//! config file; precedence is flag > environment > file > default (see `config`).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "apitap", version, about = "HTTP API monitoring from the kernel, with eBPF")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Live capture (root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON).
+    Run(RunArgs),
+    /// Run the pipeline over a pcap/pcapng file; no privileges needed.
+    Replay(ReplayArgs),
+    /// Report what this kernel supports and what would attach; exit 1 if capture cannot work.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// TOML config file.
+    #[arg(short = 'c', long, env = "APITAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Interfaces to attach to (default: every interface that is up, lo included, and new ones).
+    #[arg(short = 'i', long = "interface", env = "APITAP_INTERFACES", value_delimiter = ',', num_args = 1..)]
+    pub interfaces: Vec<String>,
+    /// Server ports (default: discover listening TCP ports and follow changes).
+    #[arg(short = 'p', long = "port", env = "APITAP_PORTS", value_delimiter = ',', num_args = 1..)]
+    pub ports: Vec<u16>,
+    /// Address of the metrics, health and API endpoint [default: 127.0.0.1:9464].
+    #[arg(long, env = "APITAP_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Per-request JSON lines: a file path, or - for stdout [default: off].
+    #[arg(long, env = "APITAP_LOG")]
+    pub log: Option<String>,
+    /// Redis URL of a shared usage store [default: the embedded store in --data-dir].
+    #[arg(long, env = "APITAP_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Directory of the embedded store and generated token [default: /var/lib/apitap].
+    #[arg(long, env = "APITAP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Bearer token required on /api/* [default: generated and stored in --data-dir].
+    #[arg(long, env = "APITAP_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Payload bytes copied per segment by the kernel [default: 4096, max 8192].
+    #[arg(long, env = "APITAP_SNAP_LEN")]
+    pub snap_len: Option<u32>,
+    /// Ring buffer size in bytes, a power of two [default: 16777216].
+    #[arg(long, env = "APITAP_RING_BYTES")]
+    pub ring_bytes: Option<u32>,
+    /// Agent log format: text or json [default: text].
+    #[arg(long, env = "APITAP_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Webhook that receives alert notifications as JSON.
+    #[arg(long, env = "APITAP_ALERT_WEBHOOK")]
+    pub alert_webhook: Option<String>,
+    /// Alertmanager base URL (alerts are POSTed to /api/v2/alerts).
+    #[arg(long, env = "APITAP_ALERTMANAGER_URL")]
+    pub alertmanager_url: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReplayArgs {
+    /// Capture file (pcap or pcapng).
+    pub file: PathBuf,
+    /// TOML config file (routes, client header, redaction keys ...).
+    #[arg(short = 'c', long, env = "APITAP_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Server ports (default: inferred from handshakes and request lines).
+    #[arg(short = 'p', long = "port", value_delimiter = ',', num_args = 1..)]
+    pub ports: Vec<u16>,
+    /// Write transactions here instead of stdout (- for stdout).
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Write the final Prometheus exposition to this file.
+    #[arg(long)]
+    pub metrics_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct CheckArgs {
+    /// Interfaces to test (default: every interface that is up).
+    #[arg(short = 'i', long = "interface", value_delimiter = ',', num_args = 1..)]
+    pub interfaces: Vec<String>,
+}

@@ -1,0 +1,28 @@
+//! `apitap`: parse, init tracing, run.
+
+mod capture;
+mod check;
+mod cli;
+mod config;
+mod replay;
+mod run;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Run(args) => run::main(args),
+        cli::Command::Replay(args) => replay::main(args),
+        cli::Command::Check(args) => check::main(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // One clear line, never a panic or a backtrace.
+            eprintln!("apitap: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

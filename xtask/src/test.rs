@@ -1,0 +1,88 @@
+//! `cargo xtask test`: everything CI checks, in order, stopping at the first failure.
+
+use anyhow::{Result, bail};
+use std::process::Command;
+
+use crate::build;
+use crate::cmd::{self, step};
+use crate::toolchain;
+
+/// Fuzz targets in fuzz/ (each runs for a bounded time in `xtask test` and `xtask fuzz`).
+const FUZZ_TARGETS: &[&str] = &["request_framing", "response_framing", "reassembly", "pcap_decode"];
+
+pub fn all(fuzz_seconds: u64) -> Result<()> {
+    step("checking the eBPF toolchain");
+    toolchain::ensure_rust_src()?;
+    toolchain::ensure_bpf_linker()?;
+
+    step("rustfmt");
+    cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;
+    for manifest in ["agent-ebpf/Cargo.toml", "fuzz/Cargo.toml"] {
+        cmd::run(cmd::cargo().args(["fmt", "--check", "--manifest-path", manifest]))?;
+    }
+
+    step("clippy, warnings denied");
+    cmd::run(cmd::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+
+    step("unit, golden and store tests (no root needed)");
+    cmd::run(cmd::cargo().args(["test", "--workspace", "--exclude", "apitap-e2e"]))?;
+
+    step("deployment files: manifests, chart, unit, promtool rules and tests, dashboard");
+    cmd::run(Command::new("bash").arg("deploy/check.sh"))?;
+
+    if fuzz_seconds == 0 {
+        eprintln!("    FUZZ SMOKE RUN SKIPPED (--fuzz-seconds 0)");
+    } else {
+        fuzz(fuzz_seconds)?;
+    }
+
+    integration(None)?;
+    step("all checks passed");
+    Ok(())
+}
+
+/// The root end-to-end tests, against the release agent.
+pub fn integration(filter: Option<&str>) -> Result<()> {
+    if !cmd::is_root() {
+        bail!(
+            "the end-to-end tests need root (network namespaces, tc, BPF): run `sudo -E cargo xtask integration-test`"
+        );
+    }
+    let bin = build::build(true)?;
+    step("end-to-end tests as root (network namespaces, real nginx, redis, curl, ab)");
+    let mut c = cmd::cargo();
+    c.env("APITAP_BIN", &bin)
+        .args(["test", "--package", "apitap-e2e", "--"]);
+    if let Some(f) = filter {
+        c.arg(f);
+    }
+    // Each test owns real servers and namespaces; one at a time keeps counts exact and the
+    // 2-core machine responsive.
+    c.arg("--test-threads=1");
+    cmd::run(&mut c)
+}
+
+/// Builds and runs every fuzz target for `seconds` each; any crash fails.
+pub fn fuzz(seconds: u64) -> Result<()> {
+    toolchain::ensure_cargo_fuzz()?;
+    for target in FUZZ_TARGETS {
+        step(&format!("fuzzing {target} for {seconds} s"));
+        cmd::run(
+            Command::new("cargo")
+                .current_dir(cmd::root().join("fuzz"))
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env_remove("CARGO_TARGET_DIR")
+                .args(["fuzz", "run", target, "--"])
+                .arg(format!("-max_total_time={seconds}"))
+                .arg("-rss_limit_mb=1024"),
+        )?;
+    }
+    Ok(())
+}

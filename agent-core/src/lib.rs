@@ -7,6 +7,8 @@
 //! ```
 //! `pcap` feeds the same path from capture files (`apitap replay`).
 
+pub mod aggregate;
+pub mod export;
 pub mod segment;
 pub mod time;
 pub mod transaction;

@@ -8,6 +8,9 @@
 //! `pcap` feeds the same path from capture files (`apitap replay`).
 
 pub mod aggregate;
+pub mod engine;
+pub mod flow;
+pub mod identity;
 pub mod export;
 pub mod segment;
 pub mod time;

@@ -1,0 +1,3 @@
+//! Flow table and per-direction TCP reassembly.
+
+pub mod stats;

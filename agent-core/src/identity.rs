@@ -1,0 +1,202 @@
+//! Who is calling (`client.id`), request correlation (`request.id`, W3C trace context) and
+//! redaction of secrets in query strings.
+//!
+//! Nothing here ever returns a credential: an API key becomes `key:` + the first 12 hex digits
+//! of its SHA-256, a bearer token becomes its (unverified) JWT `sub` claim, and query values of
+//! configured keys become `REDACTED`.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+
+/// Longest `sub:` value kept (characters after `sub:`).
+pub const MAX_SUB_CHARS: usize = 64;
+/// Longest `request.id` kept.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Longest `user_agent.original` kept.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+/// Replacement for a redacted query value.
+pub const REDACTED: &str = "REDACTED";
+
+/// How the API consumer is identified and what is redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityConfig {
+    /// Header carrying an API key (compared case-insensitively), default `x-api-key`.
+    pub client_id_header: String,
+    /// Use the first address of X-Forwarded-For as the client IP.
+    pub trust_forwarded_for: bool,
+    /// Query keys whose values are replaced by `REDACTED` (case-insensitive).
+    pub redact_keys: Vec<String>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            client_id_header: "x-api-key".into(),
+            trust_forwarded_for: false,
+            redact_keys: ["token", "key", "api_key", "apikey", "password", "secret", "access_token"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+/// True for headers whose values must never be stored anywhere.
+pub fn is_secret_header(name: &str, cfg: &IdentityConfig) -> bool {
+    ["authorization", "proxy-authorization", "cookie", "set-cookie"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+        || name.eq_ignore_ascii_case(&cfg.client_id_header)
+}
+
+/// `key:` + the first 12 hex digits of SHA-256(value).
+pub fn api_key_id(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    let mut id = String::with_capacity(16);
+    id.push_str("key:");
+    for b in &digest[..6] {
+        id.push(hex_digit(b >> 4));
+        id.push(hex_digit(b & 0x0f));
+    }
+    id
+}
+
+fn hex_digit(v: u8) -> char {
+    char::from(b"0123456789abcdef"[usize::from(v & 0x0f)])
+}
+
+/// `sub:<claim>` from `Authorization: Bearer <jwt>`, decoded but not verified.
+pub fn jwt_subject(authorization: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(authorization).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut parts = token.trim().split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = match claims.get("sub")? {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    if sub.is_empty() {
+        return None;
+    }
+    Some(format!("sub:{}", bounded(&sub, MAX_SUB_CHARS)))
+}
+
+/// The first address of an X-Forwarded-For value, if it is an IP address (a port or IPv6
+/// brackets are accepted and dropped).
+pub fn forwarded_for_ip(value: &[u8]) -> Option<IpAddr> {
+    let first = std::str::from_utf8(value).ok()?.split(',').next()?.trim();
+    if let Ok(ip) = first.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = first.parse::<std::net::SocketAddr>() {
+        return Some(sa.ip());
+    }
+    first.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+/// W3C traceparent → (trace id, parent span id), lowercase hex, validated.
+pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
+    let v = std::str::from_utf8(value).ok()?.trim();
+    let b = v.as_bytes();
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let (version, trace, parent, flags) = (&v[0..2], &v[3..35], &v[36..52], &v[53..55]);
+    let hex = |s: &str| s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    if !(hex(version) && hex(trace) && hex(parent) && hex(flags)) || version == "ff" {
+        return None;
+    }
+    // Version 00 is exactly 55 characters; later versions may append `-...` fields.
+    if (version == "00" && b.len() != 55) || (b.len() > 55 && b[55] != b'-') {
+        return None;
+    }
+    if trace.bytes().all(|c| c == b'0') || parent.bytes().all(|c| c == b'0') {
+        return None;
+    }
+    Some((trace.to_owned(), parent.to_owned()))
+}
+
+/// Header text kept for a record: lossy UTF-8, control characters dropped, at most `max` chars.
+pub fn bounded_header(value: &[u8], max: usize) -> Option<String> {
+    let text = String::from_utf8_lossy(value);
+    let clean: String = text.trim().chars().filter(|c| !c.is_control()).take(max).collect();
+    (!clean.is_empty()).then_some(clean)
+}
+
+fn bounded(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Replaces the values of configured keys in a query string by `REDACTED`. Keys are compared
+/// case-insensitively after percent-decoding; everything else is kept byte for byte.
+pub fn redact_query(query: &str, keys: &[String]) -> String {
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() && is_redacted_key(k, keys) => {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
+/// True when the query string holds any key that would be redacted (fast path check).
+pub fn needs_redaction(query: &str, keys: &[String]) -> bool {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .any(|(k, v)| !v.is_empty() && is_redacted_key(k, keys))
+}
+
+fn is_redacted_key(raw: &str, keys: &[String]) -> bool {
+    if !raw.contains('%') && !raw.contains('+') {
+        return keys.iter().any(|k| k.eq_ignore_ascii_case(raw));
+    }
+    let decoded = percent_decode(raw);
+    keys.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(&decoded))
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match b[i] {
+            b'%' => match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}

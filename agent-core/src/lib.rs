@@ -12,6 +12,7 @@ pub mod engine;
 pub mod flow;
 pub mod identity;
 pub mod export;
+pub mod route;
 pub mod segment;
 pub mod time;
 pub mod transaction;

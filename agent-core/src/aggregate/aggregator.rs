@@ -1,0 +1,432 @@
+//! The aggregator: one owner, no locks. `record()` is the hot path (a few hash look-ups on
+//! interned ids, no allocation once a series exists); `snapshot()` copies everything out into
+//! an immutable [`Snapshot`](super::Snapshot).
+
+use super::budget::Budget;
+use super::clients::ClientTable;
+use super::config::AggregateConfig;
+use super::histogram::{DURATION_BUCKETS, Histogram, SIZE_BUCKETS};
+use super::sketch::DdSketch;
+use super::window::Windows;
+use crate::route::method_index;
+use crate::transaction::{ErrorType, Transaction};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// Endpoint label of collapsed series.
+pub const OTHER: &str = "other";
+/// Endpoint label of a transaction without a route (no path could be read, e.g. a capture
+/// gap or a malformed request line).
+pub const UNKNOWN_ENDPOINT: &str = "unknown";
+/// Client label when neither a client id nor an address is known.
+pub const UNKNOWN_CLIENT: &str = "unknown";
+/// Id of `OTHER` in the endpoint-name table.
+pub(super) const OTHER_NAME: u32 = 0;
+
+/// Metrics with a series budget, i.e. the values of `apitap_series_collapsed_total{metric}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budgeted {
+    Requests,
+    Duration,
+    RequestSize,
+    ResponseSize,
+    Errors,
+    RateLimits,
+    AuthFailures,
+    ClientRequests,
+    Services,
+}
+
+impl Budgeted {
+    pub const ALL: [Budgeted; 9] = [
+        Budgeted::Requests,
+        Budgeted::Duration,
+        Budgeted::RequestSize,
+        Budgeted::ResponseSize,
+        Budgeted::Errors,
+        Budgeted::RateLimits,
+        Budgeted::AuthFailures,
+        Budgeted::ClientRequests,
+        Budgeted::Services,
+    ];
+
+    /// The `metric` label value.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Budgeted::Requests => "api_requests_total",
+            Budgeted::Duration => "api_request_duration_seconds",
+            Budgeted::RequestSize => "api_request_size_bytes",
+            Budgeted::ResponseSize => "api_response_size_bytes",
+            Budgeted::Errors => "api_errors_total",
+            Budgeted::RateLimits => "api_rate_limit_hits_total",
+            Budgeted::AuthFailures => "api_auth_failures_total",
+            Budgeted::ClientRequests => "api_client_requests_total",
+            Budgeted::Services => "service",
+        }
+    }
+}
+
+/// Everything kept per (service, method, endpoint).
+#[derive(Clone, Debug)]
+pub(super) struct Row {
+    pub service: u32,
+    pub method: u8,
+    pub name: u32,
+    pub count: u64,
+    pub errors: u64,
+    pub client_errors: u64,
+    pub rate_limited: u64,
+    pub auth_failures: u64,
+    /// `api_requests_total` per status (0 = no status).
+    pub statuses: Vec<(u16, u64)>,
+    pub duration: Histogram,
+    pub request_size: Histogram,
+    pub response_size: Histogram,
+    pub latency: DdSketch,
+}
+
+impl Row {
+    fn new(service: u32, method: u8, name: u32) -> Row {
+        Row {
+            service,
+            method,
+            name,
+            count: 0,
+            errors: 0,
+            client_errors: 0,
+            rate_limited: 0,
+            auth_failures: 0,
+            statuses: Vec::new(),
+            duration: Histogram::new(DURATION_BUCKETS),
+            request_size: Histogram::new(SIZE_BUCKETS),
+            response_size: Histogram::new(SIZE_BUCKETS),
+            latency: DdSketch::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct ServiceState {
+    pub name: Box<str>,
+    pub requests: u64,
+    pub active_connections: u64,
+    pub windows: Windows,
+}
+
+/// Index of an `error_type` label: 0 is `server_error`, then `ErrorType::ALL` in order.
+pub(super) fn error_label(i: u8) -> &'static str {
+    match i {
+        0 => "server_error",
+        i => ErrorType::ALL
+            .get(usize::from(i) - 1)
+            .map_or("unknown", |e| e.as_str()),
+    }
+}
+
+fn error_index(e: ErrorType) -> u8 {
+    ErrorType::ALL
+        .iter()
+        .position(|&x| x == e)
+        .map_or(0, |i| i as u8 + 1)
+}
+
+/// Records transactions and builds snapshots. Owned by one task.
+#[derive(Debug)]
+pub struct Aggregator {
+    cfg: AggregateConfig,
+    pub(super) services: Vec<ServiceState>,
+    service_index: HashMap<Box<str>, u32>,
+    pub(super) names: Vec<Box<str>>,
+    name_index: HashMap<Box<str>, u32>,
+    pub(super) rows: Vec<Row>,
+    row_index: HashMap<(u32, u8, u32), u32>,
+    /// (service, endpoint name, error label) -> count.
+    pub(super) errors: HashMap<(u32, u32, u8), u64>,
+    /// (service, endpoint name, client uid) -> 429 count.
+    pub(super) rate_limits: HashMap<(u32, u32, u32), u64>,
+    /// (service, endpoint name, client uid, status) -> 401/403 count.
+    pub(super) auth: HashMap<(u32, u32, u32, u16), u64>,
+    /// (service, client uid) -> requests.
+    pub(super) client_requests: HashMap<(u32, u32), u64>,
+    pub(super) clients: ClientTable,
+    budgets: [Budget; 9],
+    pub(super) collapsed: [u64; 9],
+    pub(super) latest_ns: u64,
+    client_buf: String,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Aggregator::new(AggregateConfig::default())
+    }
+}
+
+impl Aggregator {
+    pub fn new(cfg: AggregateConfig) -> Aggregator {
+        let budget = |b: Budgeted| match b {
+            Budgeted::Services => Budget::new(cfg.max_services),
+            _ => Budget::new(cfg.series_budget),
+        };
+        Aggregator {
+            budgets: Budgeted::ALL.map(budget),
+            clients: ClientTable::new(cfg.top_clients),
+            cfg,
+            services: Vec::new(),
+            service_index: HashMap::new(),
+            names: vec![OTHER.into()],
+            name_index: HashMap::from([(Box::<str>::from(OTHER), OTHER_NAME)]),
+            rows: Vec::new(),
+            row_index: HashMap::new(),
+            errors: HashMap::new(),
+            rate_limits: HashMap::new(),
+            auth: HashMap::new(),
+            client_requests: HashMap::new(),
+            collapsed: [0; 9],
+            latest_ns: 0,
+            client_buf: String::new(),
+        }
+    }
+
+    pub fn config(&self) -> &AggregateConfig {
+        &self.cfg
+    }
+
+    /// Latest transaction start seen (the clock replay snapshots use).
+    pub fn latest_ns(&self) -> u64 {
+        self.latest_ns
+    }
+
+    /// Observations collapsed into `other` so far, per budgeted metric.
+    pub fn collapsed(&self, metric: Budgeted) -> u64 {
+        self.collapsed[metric as usize]
+    }
+
+    /// Sets `api_active_connections{service}` (the engine's live connection count).
+    pub fn set_active_connections(&mut self, service: &str, connections: u64) {
+        let svc = self.service_id(service);
+        self.services[svc as usize].active_connections = connections;
+    }
+
+    /// Accounts one transaction (its `route` already set by the route stage).
+    pub fn record(&mut self, tx: &Transaction) {
+        self.latest_ns = self.latest_ns.max(tx.start_ns);
+        let svc = self.service_id(&tx.service);
+        let method = method_index(tx.method.as_deref());
+        let endpoint = tx.route.as_deref().unwrap_or(UNKNOWN_ENDPOINT);
+        let failure = tx.is_failure();
+        let duration = tx.duration_s();
+        let status = tx.status.unwrap_or(0);
+
+        let (row_id, name) = self.row_id(svc, method, endpoint, tx);
+        let row = &mut self.rows[row_id as usize];
+        row.count += 1;
+        row.errors += u64::from(failure);
+        row.client_errors += u64::from((400..500).contains(&status));
+        row.rate_limited += u64::from(status == 429);
+        row.auth_failures += u64::from(status == 401 || status == 403);
+        if let Some(d) = duration {
+            row.duration.observe(d);
+            row.latency.add(d);
+        }
+        if let Some(b) = tx.request_body_size {
+            row.request_size.observe(b as f64);
+        }
+        if let Some(b) = tx.response_body_size {
+            row.response_size.observe(b as f64);
+        }
+        self.count_status(row_id, status);
+
+        if status >= 500 {
+            self.count_error(svc, name, 0);
+        }
+        if let Some(e) = tx.error {
+            self.count_error(svc, name, error_index(e));
+        }
+
+        self.count_client(tx, svc, name, status, failure);
+
+        let service = &mut self.services[svc as usize];
+        service.requests += 1;
+        service.windows.record(tx.start_ns, failure, duration);
+    }
+
+    fn service_id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.service_index.get(name) {
+            return id;
+        }
+        let name = if self.budgets[Budgeted::Services as usize].admit() {
+            name
+        } else {
+            self.collapsed[Budgeted::Services as usize] += 1;
+            if let Some(&id) = self.service_index.get(OTHER) {
+                return id;
+            }
+            OTHER
+        };
+        let id = self.services.len() as u32;
+        self.services.push(ServiceState {
+            name: name.into(),
+            requests: 0,
+            active_connections: 0,
+            windows: Windows::default(),
+        });
+        self.service_index.insert(name.into(), id);
+        id
+    }
+
+    /// The row for (service, method, endpoint), or the service/method's `other` row when the
+    /// budget is spent; returns the row and the endpoint name id it records under. Rows are the
+    /// label sets of the three histograms, so they share one budget (the duration one) and a
+    /// collapsed row counts one collapse per histogram that had an observation.
+    fn row_id(&mut self, svc: u32, method: u8, endpoint: &str, tx: &Transaction) -> (u32, u32) {
+        let name = self.name_index.get(endpoint).copied();
+        if let Some(n) = name
+            && let Some(&r) = self.row_index.get(&(svc, method, n))
+        {
+            return (r, n);
+        }
+        let name = if self.budgets[Budgeted::Duration as usize].admit() {
+            name.unwrap_or_else(|| {
+                let id = self.names.len() as u32;
+                self.names.push(endpoint.into());
+                self.name_index.insert(endpoint.into(), id);
+                id
+            })
+        } else {
+            self.collapsed[Budgeted::Duration as usize] += u64::from(tx.duration_ns.is_some());
+            self.collapsed[Budgeted::RequestSize as usize] +=
+                u64::from(tx.request_body_size.is_some());
+            self.collapsed[Budgeted::ResponseSize as usize] +=
+                u64::from(tx.response_body_size.is_some());
+            OTHER_NAME
+        };
+        if let Some(&r) = self.row_index.get(&(svc, method, name)) {
+            return (r, name);
+        }
+        let id = self.rows.len() as u32;
+        self.rows.push(Row::new(svc, method, name));
+        self.row_index.insert((svc, method, name), id);
+        (id, name)
+    }
+
+    fn count_status(&mut self, row_id: u32, status: u16) {
+        let row = &mut self.rows[row_id as usize];
+        if let Some(s) = row.statuses.iter_mut().find(|s| s.0 == status) {
+            s.1 += 1;
+            return;
+        }
+        if row.name == OTHER_NAME || self.budgets[Budgeted::Requests as usize].admit() {
+            row.statuses.push((status, 1));
+            return;
+        }
+        self.collapsed[Budgeted::Requests as usize] += 1;
+        let (svc, method) = (row.service, row.method);
+        let other = match self.row_index.get(&(svc, method, OTHER_NAME)) {
+            Some(&r) => r,
+            None => {
+                // The histograms' budget is not involved: this row only carries the status.
+                let id = self.rows.len() as u32;
+                self.rows.push(Row::new(svc, method, OTHER_NAME));
+                self.row_index.insert((svc, method, OTHER_NAME), id);
+                id
+            }
+        };
+        let row = &mut self.rows[other as usize];
+        match row.statuses.iter_mut().find(|s| s.0 == status) {
+            Some(s) => s.1 += 1,
+            None => row.statuses.push((status, 1)),
+        }
+    }
+
+    fn count_error(&mut self, svc: u32, name: u32, label: u8) {
+        bump(
+            &mut self.errors,
+            (svc, name, label),
+            (svc, OTHER_NAME, label),
+            &mut self.budgets[Budgeted::Errors as usize],
+            &mut self.collapsed[Budgeted::Errors as usize],
+        );
+    }
+
+    fn count_client(&mut self, tx: &Transaction, svc: u32, name: u32, status: u16, failure: bool) {
+        let mut buf = std::mem::take(&mut self.client_buf);
+        let client: &str = match (&tx.client_id, &tx.client) {
+            (Some(id), _) => id,
+            (None, Some(addr)) => {
+                buf.clear();
+                let _ = write!(buf, "{}", addr.ip());
+                &buf
+            }
+            (None, None) => UNKNOWN_CLIENT,
+        };
+        let slot = self.clients.observe(client, tx.start_ns);
+        self.client_buf = buf;
+        for uid in self.clients.take_evicted() {
+            self.forget_client(uid);
+        }
+        let counts = self.clients.counts_mut(slot);
+        counts.count += 1;
+        counts.errors += u64::from(failure);
+        counts.rate_limited += u64::from(status == 429);
+        counts.auth_failures += u64::from(status == 401 || status == 403);
+        let uid = self.clients.uid(slot);
+        bump(
+            &mut self.client_requests,
+            (svc, uid),
+            (svc, 0),
+            &mut self.budgets[Budgeted::ClientRequests as usize],
+            &mut self.collapsed[Budgeted::ClientRequests as usize],
+        );
+        if status == 429 {
+            bump(
+                &mut self.rate_limits,
+                (svc, name, uid),
+                (svc, OTHER_NAME, 0),
+                &mut self.budgets[Budgeted::RateLimits as usize],
+                &mut self.collapsed[Budgeted::RateLimits as usize],
+            );
+        }
+        if status == 401 || status == 403 {
+            bump(
+                &mut self.auth,
+                (svc, name, uid, status),
+                (svc, OTHER_NAME, 0, status),
+                &mut self.budgets[Budgeted::AuthFailures as usize],
+                &mut self.collapsed[Budgeted::AuthFailures as usize],
+            );
+        }
+    }
+
+    /// Drops the series of an evicted client and gives their budget back.
+    fn forget_client(&mut self, uid: u32) {
+        let before = self.client_requests.len();
+        self.client_requests.retain(|k, _| k.1 != uid);
+        self.budgets[Budgeted::ClientRequests as usize]
+            .release(before - self.client_requests.len());
+        let before = self.rate_limits.len();
+        self.rate_limits.retain(|k, _| k.2 != uid);
+        self.budgets[Budgeted::RateLimits as usize].release(before - self.rate_limits.len());
+        let before = self.auth.len();
+        self.auth.retain(|k, _| k.2 != uid);
+        self.budgets[Budgeted::AuthFailures as usize].release(before - self.auth.len());
+    }
+}
+
+/// Increments `key`, admitting it under `budget`, or else `other` (always admitted) while
+/// counting the collapse. A key equal to `other` is never charged to the budget.
+fn bump<K: std::hash::Hash + Eq + Copy>(
+    map: &mut HashMap<K, u64>,
+    key: K,
+    other: K,
+    budget: &mut Budget,
+    collapsed: &mut u64,
+) {
+    if let Some(v) = map.get_mut(&key) {
+        *v += 1;
+    } else if key == other || budget.admit() {
+        map.insert(key, 1);
+    } else {
+        *collapsed += 1;
+        *map.entry(other).or_insert(0) += 1;
+    }
+}

@@ -1,0 +1,308 @@
+//! Aggregator behaviour: counts, labels, budgets, clients, windows.
+
+use super::*;
+use crate::transaction::{ErrorType, Transaction};
+use rstest::rstest;
+
+const T0: u64 = 1_795_585_921_000_000_000;
+
+fn tx(method: &str, route: &str, status: Option<u16>, ms: u64) -> Transaction {
+    Transaction {
+        start_ns: T0,
+        method: Some(method.into()),
+        path: Some(route.into()),
+        route: Some(route.into()),
+        status,
+        duration_ns: Some(ms * 1_000_000),
+        request_body_size: Some(0),
+        response_body_size: Some(100),
+        client: Some("127.0.0.1:50000".parse().expect("addr")),
+        service: "port-8080".into(),
+        client_id: Some("key:abc".into()),
+        ..Default::default()
+    }
+}
+
+fn scalar(s: &Snapshot, family: &str, want: &[(&str, &str)]) -> Option<f64> {
+    let f = s.series.get(family)?;
+    f.samples
+        .iter()
+        .find(|x| {
+            want.iter()
+                .all(|(k, v)| x.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+                && x.labels.len() == want.len()
+        })
+        .and_then(|x| match x.value {
+            SampleValue::Scalar(v) => Some(v),
+            SampleValue::Histogram(_) => None,
+        })
+}
+
+#[rstest]
+fn endpoint_stats_count_errors_and_quantiles() {
+    let mut a = Aggregator::default();
+    for ms in 1..=100 {
+        a.record(&tx(
+            "GET",
+            "/api/users/{id}",
+            Some(if ms <= 10 { 500 } else { 200 }),
+            ms,
+        ));
+    }
+    let s = a.snapshot(T0);
+    let e = &s.endpoints[0];
+    assert_eq!((e.count, e.errors, e.client_errors), (100, 10, 0));
+    assert!((e.error_rate - 0.1).abs() < 1e-12);
+    assert!((e.avg_s - 0.0505).abs() < 1e-9);
+    for (got, want) in [(e.p50_s, 0.050), (e.p95_s, 0.095), (e.p99_s, 0.099)] {
+        assert!((got - want).abs() / want <= 0.01, "{got} vs {want}");
+    }
+}
+
+#[rstest]
+#[case::ok_response("200", Some(200), None)]
+#[case::no_status_is_empty_label("", None, Some(ErrorType::Timeout))]
+fn requests_total_uses_status_code_as_label(
+    #[case] label: &str,
+    #[case] status: Option<u16>,
+    #[case] error: Option<ErrorType>,
+) {
+    let mut a = Aggregator::default();
+    a.record(&Transaction {
+        error,
+        ..tx("POST", "/x", status, 1)
+    });
+    let s = a.snapshot(T0);
+    let want = [
+        ("service", "port-8080"),
+        ("method", "POST"),
+        ("endpoint", "/x"),
+        ("status", label),
+    ];
+    assert_eq!(scalar(&s, "api_requests_total", &want), Some(1.0));
+}
+
+#[rstest]
+#[case::server_error(Some(503), None, "server_error")]
+#[case::timeout(None, Some(ErrorType::Timeout), "timeout")]
+#[case::capture_gap(Some(200), Some(ErrorType::CaptureGap), "capture_gap")]
+fn errors_total_labels_error_type(
+    #[case] status: Option<u16>,
+    #[case] error: Option<ErrorType>,
+    #[case] label: &str,
+) {
+    let mut a = Aggregator::default();
+    a.record(&Transaction {
+        error,
+        ..tx("GET", "/x", status, 1)
+    });
+    let s = a.snapshot(T0);
+    let want = [
+        ("service", "port-8080"),
+        ("endpoint", "/x"),
+        ("error_type", label),
+    ];
+    assert_eq!(scalar(&s, "api_errors_total", &want), Some(1.0));
+    assert_eq!(s.services[0].availability_5m, 0.0);
+}
+
+#[rstest]
+fn rate_limits_and_auth_failures_carry_client_and_status() {
+    let mut a = Aggregator::default();
+    a.record(&tx("GET", "/x", Some(429), 1));
+    a.record(&tx("GET", "/x", Some(401), 1));
+    a.record(&tx("GET", "/x", Some(403), 1));
+    let s = a.snapshot(T0);
+    let base = [
+        ("service", "port-8080"),
+        ("endpoint", "/x"),
+        ("client", "key:abc"),
+    ];
+    assert_eq!(scalar(&s, "api_rate_limit_hits_total", &base), Some(1.0));
+    let auth = |st| [base[0], base[1], base[2], ("status", st)];
+    assert_eq!(
+        scalar(&s, "api_auth_failures_total", &auth("401")),
+        Some(1.0)
+    );
+    assert_eq!(
+        scalar(&s, "api_auth_failures_total", &auth("403")),
+        Some(1.0)
+    );
+    assert_eq!(
+        (s.clients[0].rate_limited, s.clients[0].auth_failures),
+        (1, 2)
+    );
+    assert_eq!(s.endpoints[0].client_errors, 3);
+}
+
+#[rstest]
+fn client_falls_back_to_ip_then_unknown() {
+    let mut a = Aggregator::default();
+    a.record(&Transaction {
+        client_id: None,
+        ..tx("GET", "/x", Some(200), 1)
+    });
+    a.record(&Transaction {
+        client_id: None,
+        client: None,
+        ..tx("GET", "/x", Some(200), 1)
+    });
+    let names: Vec<String> = a
+        .snapshot(T0)
+        .clients
+        .into_iter()
+        .map(|c| c.client)
+        .collect();
+    assert_eq!(names, ["127.0.0.1", "unknown"]);
+}
+
+#[rstest]
+fn endpoints_beyond_budget_collapse_to_other_and_are_counted() {
+    let mut a = Aggregator::new(AggregateConfig {
+        series_budget: 3,
+        ..Default::default()
+    });
+    for i in 0..5 {
+        a.record(&tx("GET", &format!("/e{i}"), Some(200), 1));
+    }
+    let s = a.snapshot(T0);
+    let names: Vec<&str> = s.endpoints.iter().map(|e| e.endpoint.as_str()).collect();
+    assert_eq!(names, ["other", "/e0", "/e1", "/e2"]);
+    assert_eq!(s.endpoints[0].count, 2);
+    for (metric, n) in [
+        ("api_request_duration_seconds", 2.0),
+        ("api_request_size_bytes", 2.0),
+        ("api_requests_total", 0.0),
+    ] {
+        assert_eq!(
+            scalar(&s, "apitap_series_collapsed_total", &[("metric", metric)]),
+            Some(n)
+        );
+    }
+    assert_eq!(
+        s.series
+            .get("api_request_duration_seconds")
+            .map(|f| f.samples.len()),
+        Some(4)
+    );
+}
+
+#[rstest]
+fn statuses_beyond_budget_collapse_into_the_other_endpoint() {
+    let mut a = Aggregator::new(AggregateConfig {
+        series_budget: 2,
+        ..Default::default()
+    });
+    for status in [200, 201, 202, 202] {
+        a.record(&tx("GET", "/x", Some(status), 1));
+    }
+    let s = a.snapshot(T0);
+    let other = [
+        ("service", "port-8080"),
+        ("method", "GET"),
+        ("endpoint", "other"),
+        ("status", "202"),
+    ];
+    assert_eq!(scalar(&s, "api_requests_total", &other), Some(2.0));
+    assert_eq!(
+        scalar(
+            &s,
+            "apitap_series_collapsed_total",
+            &[("metric", "api_requests_total")]
+        ),
+        Some(2.0)
+    );
+    // The histogram series of /x is untouched.
+    assert_eq!(
+        s.endpoints
+            .iter()
+            .find(|e| e.endpoint == "/x")
+            .map(|e| e.count),
+        Some(4)
+    );
+}
+
+#[rstest]
+fn clients_beyond_top_k_are_other() {
+    let mut a = Aggregator::new(AggregateConfig {
+        top_clients: 2,
+        ..Default::default()
+    });
+    for c in ["a", "b", "c", "d", "a"] {
+        a.record(&Transaction {
+            client_id: Some(c.into()),
+            ..tx("GET", "/x", Some(200), 1)
+        });
+    }
+    let s = a.snapshot(T0);
+    let clients: Vec<(&str, u64)> = s
+        .clients
+        .iter()
+        .map(|c| (c.client.as_str(), c.count))
+        .collect();
+    assert_eq!(clients, [("a", 2), ("other", 2), ("b", 1)]);
+    let other = [("service", "port-8080"), ("client", "other")];
+    assert_eq!(scalar(&s, "api_client_requests_total", &other), Some(2.0));
+}
+
+#[rstest]
+fn availability_is_one_without_traffic_and_per_window_with_it() {
+    let mut a = Aggregator::default();
+    a.set_active_connections("port-9090", 3);
+    a.record(&tx("GET", "/x", Some(500), 1));
+    a.record(&tx("GET", "/x", Some(200), 1));
+    let later = T0 + 10 * 60 * 1_000_000_000;
+    let s = a.snapshot(later);
+    let idle = s.service("port-9090").expect("service row");
+    assert_eq!((idle.availability_5m, idle.active_connections), (1.0, 3));
+    let busy = s.service("port-8080").expect("service row");
+    assert_eq!(
+        (
+            busy.availability_5m,
+            busy.availability_1h,
+            busy.availability_24h
+        ),
+        (1.0, 0.5, 0.5)
+    );
+    let ratio = |w| {
+        scalar(
+            &s,
+            "api_availability_ratio",
+            &[("service", "port-8080"), ("window", w)],
+        )
+    };
+    assert_eq!((ratio("5m"), ratio("1h")), (Some(1.0), Some(0.5)));
+}
+
+#[rstest]
+fn missing_route_and_odd_method_are_bounded_labels() {
+    let mut a = Aggregator::default();
+    a.record(&Transaction {
+        route: None,
+        method: Some("BREW".into()),
+        ..tx("GET", "/x", None, 1)
+    });
+    let e = &a.snapshot(T0).endpoints[0];
+    assert_eq!(
+        (e.method.as_str(), e.endpoint.as_str()),
+        ("OTHER", UNKNOWN_ENDPOINT)
+    );
+}
+
+#[rstest]
+fn top_endpoints_and_clients_are_sorted_by_count() {
+    let mut a = Aggregator::default();
+    for (route, n) in [("/a", 1), ("/b", 3), ("/c", 2)] {
+        for _ in 0..n {
+            a.record(&tx("GET", route, Some(200), 1));
+        }
+    }
+    let s = a.snapshot(T0);
+    let top: Vec<&str> = s
+        .top_endpoints(2)
+        .iter()
+        .map(|e| e.endpoint.as_str())
+        .collect();
+    assert_eq!(top, ["/b", "/c"]);
+    assert_eq!(s.top_clients(5).len(), 1);
+}

@@ -18,8 +18,14 @@ fn labels<const N: usize>(pairs: [(&str, &str); N]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A family with its samples sorted by label values (stable output from hash maps).
 fn family(name: &str, help: &str, kind: FamilyKind, mut samples: Vec<Sample>) -> MetricFamily {
     samples.sort_by(|a, b| a.labels.cmp(&b.labels));
+    unsorted(name, help, kind, samples)
+}
+
+/// A family in the given sample order.
+fn unsorted(name: &str, help: &str, kind: FamilyKind, samples: Vec<Sample>) -> MetricFamily {
     MetricFamily {
         name: name.into(),
         help: help.into(),
@@ -278,13 +284,13 @@ impl Aggregator {
                     Counter,
                     client_requests,
                 ),
-                family(
+                unsorted(
                     "api_availability_ratio",
                     "Share of requests without a 5xx or an error over the window (1 when there was no traffic).",
                     Gauge,
                     availability,
                 ),
-                family(
+                unsorted(
                     "apitap_series_collapsed_total",
                     "Observations recorded under endpoint or client \"other\" because a metric's series budget was spent.",
                     Counter,

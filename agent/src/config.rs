@@ -1,15 +1,28 @@
 //! The agent's configuration: one serde struct with documented defaults, built from the TOML
 //! file, the environment and the flags (flag > environment > file > default), validated once.
+//!
+//! Every problem is reported on one line. A problem in the file names the file and the line
+//! (`/etc/apitap.toml:12: store.flush_interval_ms: must be 10-3600000`); a problem in a flag or
+//! environment value names the flag.
 
-use anyhow::{Context, Result, bail};
+mod locate;
+mod sections;
+mod validate;
+
+pub use sections::{
+    AlertsConfig, ClientsConfig, EndpointOverride, EngineConfig, HealthConfig, RedactConfig,
+    RoutesConfig, StoreConfig, Thresholds,
+};
+pub use validate::Invalid;
+
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::cli::RunArgs;
 
 /// Resolved configuration of `apitap run`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Interfaces to attach to; empty means every interface that is up, and new ones.
@@ -22,9 +35,9 @@ pub struct Config {
     pub log: Option<String>,
     /// Shared usage store; None uses the embedded store.
     pub redis_url: Option<String>,
-    /// Embedded store and generated token.
+    /// Embedded store, learned routes and generated token.
     pub data_dir: PathBuf,
-    /// Bearer token for /api/*.
+    /// Bearer token for /api/*; None generates one in `data_dir`.
     pub api_token: Option<String>,
     /// Payload bytes copied per segment.
     pub snap_len: u32,
@@ -32,6 +45,13 @@ pub struct Config {
     pub ring_bytes: u32,
     /// "text" or "json".
     pub log_format: String,
+    pub routes: RoutesConfig,
+    pub clients: ClientsConfig,
+    pub redact: RedactConfig,
+    pub engine: EngineConfig,
+    pub store: StoreConfig,
+    pub alerts: AlertsConfig,
+    pub health: HealthConfig,
 }
 
 impl Default for Config {
@@ -47,78 +67,138 @@ impl Default for Config {
             snap_len: agent_common::DEFAULT_SNAP_LEN,
             ring_bytes: agent_common::DEFAULT_RING_BYTES,
             log_format: "text".into(),
+            routes: RoutesConfig::default(),
+            clients: ClientsConfig::default(),
+            redact: RedactConfig::default(),
+            engine: EngineConfig::default(),
+            store: StoreConfig::default(),
+            alerts: AlertsConfig::default(),
+            health: HealthConfig::default(),
         }
     }
+}
+
+/// Why the configuration was refused; `Display` is the one line shown to the user.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    /// Syntax, type or unknown-key error, or an invalid value written in the file.
+    #[error("{path}:{line}: {message}", path = .path.display())]
+    File {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A problem the file does not locate (no span).
+    #[error("{path}: {message}", path = .path.display())]
+    FileNoLine { path: PathBuf, message: String },
+    /// An invalid value given by a flag or its environment variable.
+    #[error("{source_name}: {message}")]
+    Flag {
+        source_name: String,
+        message: String,
+    },
 }
 
 impl Config {
     /// Builds the configuration of `apitap run` from its flags (which clap already merged with
     /// the environment) and the optional config file.
-    pub fn from_run_args(args: &RunArgs) -> Result<Config> {
+    pub fn from_run_args(args: &RunArgs) -> Result<Config, ConfigError> {
         let mut cfg = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<Config>(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
-            }
+            Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        if !args.interfaces.is_empty() {
-            cfg.interfaces = args.interfaces.clone();
-        }
-        if !args.ports.is_empty() {
-            cfg.ports = args.ports.clone();
-        }
-        if let Some(v) = args.listen {
-            cfg.listen = v;
-        }
-        if let Some(v) = &args.log {
-            cfg.log = Some(v.clone());
-        }
-        if let Some(v) = &args.redis_url {
-            cfg.redis_url = Some(v.clone());
-        }
-        if let Some(v) = &args.data_dir {
-            cfg.data_dir = v.clone();
-        }
-        if let Some(v) = &args.api_token {
-            cfg.api_token = Some(v.clone());
-        }
-        if let Some(v) = args.snap_len {
-            cfg.snap_len = v;
-        }
-        if let Some(v) = args.ring_bytes {
-            cfg.ring_bytes = v;
-        }
-        if let Some(v) = &args.log_format {
-            cfg.log_format = v.clone();
-        }
-        cfg.validate()?;
+        cfg.apply_flags(args);
+        cfg.validate().map_err(|inv| ConfigError::Flag {
+            source_name: validate::flag_of(&inv.key),
+            message: inv.to_string(),
+        })?;
         Ok(cfg)
     }
 
-    /// Checks values once, with one clear message per problem.
-    pub fn validate(&self) -> Result<()> {
-        if self.ports.contains(&0) {
-            bail!("invalid port 0: server ports are 1-65535");
+    /// Reads, parses and validates a config file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses and validates the text of a config file; `path` names it in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let cfg = toml::from_str::<Config>(text).map_err(|e| {
+            let message = e.message().replace('\n', " ");
+            match e.span() {
+                Some(span) => ConfigError::File {
+                    path: path.to_path_buf(),
+                    line: locate::line_of(text, span.start),
+                    message,
+                },
+                None => ConfigError::FileNoLine {
+                    path: path.to_path_buf(),
+                    message,
+                },
+            }
+        })?;
+        cfg.validate()
+            .map_err(|inv| match locate::key_line(text, &inv.key) {
+                Some(line) => ConfigError::File {
+                    path: path.to_path_buf(),
+                    line,
+                    message: inv.to_string(),
+                },
+                None => ConfigError::FileNoLine {
+                    path: path.to_path_buf(),
+                    message: inv.to_string(),
+                },
+            })?;
+        Ok(cfg)
+    }
+
+    /// Flags (and their environment variables) win over the file.
+    fn apply_flags(&mut self, args: &RunArgs) {
+        if !args.interfaces.is_empty() {
+            self.interfaces = args.interfaces.clone();
         }
-        if self.snap_len == 0 || self.snap_len > agent_common::MAX_SNAP_LEN {
-            bail!(
-                "invalid snap length {}: must be 1-{}",
-                self.snap_len,
-                agent_common::MAX_SNAP_LEN
-            );
+        if !args.ports.is_empty() {
+            self.ports = args.ports.clone();
         }
-        if !self.ring_bytes.is_power_of_two() || self.ring_bytes < 4096 {
-            bail!(
-                "invalid ring buffer size {}: must be a power of two of at least 4096",
-                self.ring_bytes
-            );
+        if let Some(v) = args.listen {
+            self.listen = v;
         }
-        if self.log_format != "text" && self.log_format != "json" {
-            bail!("invalid log format {:?}: expected text or json", self.log_format);
+        let strings = [
+            (&args.log, &mut self.log),
+            (&args.redis_url, &mut self.redis_url),
+            (&args.api_token, &mut self.api_token),
+            (&args.alert_webhook, &mut self.alerts.webhook),
+            (&args.alertmanager_url, &mut self.alerts.alertmanager_url),
+        ];
+        for (flag, slot) in strings {
+            if let Some(v) = flag {
+                *slot = Some(v.clone());
+            }
         }
-        Ok(())
+        if let Some(v) = &args.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = args.snap_len {
+            self.snap_len = v;
+        }
+        if let Some(v) = args.ring_bytes {
+            self.ring_bytes = v;
+        }
+        if let Some(v) = &args.log_format {
+            self.log_format = v.clone();
+        }
+    }
+
+    /// Checks values once; the first problem is returned with the key it concerns.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        validate::config(self)
     }
 }
+
+#[cfg(test)]
+mod tests;

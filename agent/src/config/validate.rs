@@ -1,0 +1,299 @@
+//! Value checks of a parsed [`Config`]. Each failure carries the dotted key it concerns so the
+//! caller can point at the file line (or at the flag that set it).
+
+use super::{Config, EndpointOverride, Thresholds};
+
+/// One invalid value: its dotted key (`store.flush_interval_ms`, `ports.0`) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct Invalid {
+    pub key: String,
+    pub message: String,
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+    Invalid {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn check(ok: bool, key: impl Into<String>, message: impl Into<String>) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, message))
+    }
+}
+
+/// The flag (and environment variable) behind a top-level key, for errors not from the file.
+pub fn flag_of(key: &str) -> String {
+    let top = key.split('.').next().unwrap_or(key);
+    let (flag, env) = match top {
+        "interfaces" => ("--interface", "APITAP_INTERFACES"),
+        "ports" => ("--port", "APITAP_PORTS"),
+        "listen" => ("--listen", "APITAP_LISTEN"),
+        "log" => ("--log", "APITAP_LOG"),
+        "redis_url" => ("--redis-url", "APITAP_REDIS_URL"),
+        "data_dir" => ("--data-dir", "APITAP_DATA_DIR"),
+        "api_token" => ("--api-token", "APITAP_API_TOKEN"),
+        "snap_len" => ("--snap-len", "APITAP_SNAP_LEN"),
+        "ring_bytes" => ("--ring-bytes", "APITAP_RING_BYTES"),
+        "log_format" => ("--log-format", "APITAP_LOG_FORMAT"),
+        _ if key == "alerts.webhook" => ("--alert-webhook", "APITAP_ALERT_WEBHOOK"),
+        _ if key == "alerts.alertmanager_url" => ("--alertmanager-url", "APITAP_ALERTMANAGER_URL"),
+        _ => return format!("invalid configuration ({key})"),
+    };
+    format!("invalid {flag} (or {env})")
+}
+
+pub fn config(c: &Config) -> Result<(), Invalid> {
+    top_level(c)?;
+    sections(c)?;
+    alerts(c)?;
+    health(c)
+}
+
+fn top_level(c: &Config) -> Result<(), Invalid> {
+    for (i, iface) in c.interfaces.iter().enumerate() {
+        let ok = !iface.is_empty() && iface.len() < 16 && !iface.contains(['/', ' ']);
+        check(
+            ok,
+            format!("interfaces.{i}"),
+            format!("invalid interface name {iface:?}"),
+        )?;
+    }
+    if let Some(i) = c.ports.iter().position(|p| *p == 0) {
+        return Err(invalid(
+            format!("ports.{i}"),
+            "invalid port 0: server ports are 1-65535",
+        ));
+    }
+    let max = agent_common::MAX_SNAP_LEN;
+    check(
+        c.snap_len != 0 && c.snap_len <= max,
+        "snap_len",
+        format!("invalid snap length {}: must be 1-{max}", c.snap_len),
+    )?;
+    check(
+        c.ring_bytes.is_power_of_two() && c.ring_bytes >= 4096,
+        "ring_bytes",
+        format!(
+            "invalid ring buffer size {}: must be a power of two of at least 4096",
+            c.ring_bytes
+        ),
+    )?;
+    check(
+        c.log_format == "text" || c.log_format == "json",
+        "log_format",
+        format!(
+            "invalid log format {:?}: expected text or json",
+            c.log_format
+        ),
+    )?;
+    if let Some(log) = &c.log {
+        check(!log.is_empty(), "log", "empty log path (use - for stdout)")?;
+    }
+    if let Some(url) = &c.redis_url {
+        let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme));
+        check(
+            ok,
+            "redis_url",
+            "expected a redis://, rediss:// or unix:// URL",
+        )?;
+    }
+    check(
+        !c.data_dir.as_os_str().is_empty(),
+        "data_dir",
+        "empty data directory",
+    )?;
+    if let Some(token) = &c.api_token {
+        let ok = token.len() >= 8 && token.bytes().all(|b| b.is_ascii_graphic());
+        check(
+            ok,
+            "api_token",
+            "the API token needs at least 8 visible ASCII characters",
+        )?;
+    }
+    Ok(())
+}
+
+fn sections(c: &Config) -> Result<(), Invalid> {
+    for (i, pattern) in c.routes.patterns.iter().enumerate() {
+        check(
+            pattern.starts_with('/'),
+            format!("routes.patterns.{i}"),
+            "a route pattern starts with /",
+        )?;
+    }
+    check(
+        c.routes.max_distinct_values >= 1,
+        "routes.max_distinct_values",
+        "must be at least 1",
+    )?;
+    let header_ok = !c.clients.header.is_empty()
+        && c.clients
+            .header
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    check(header_ok, "clients.header", "expected an HTTP header name")?;
+    check(c.clients.top_k >= 1, "clients.top_k", "must be at least 1")?;
+    for (i, key) in c.redact.query_keys.iter().enumerate() {
+        check(
+            !key.is_empty(),
+            format!("redact.query_keys.{i}"),
+            "empty query key",
+        )?;
+    }
+    let e = &c.engine;
+    check(
+        e.request_timeout_ms >= 1,
+        "engine.request_timeout_ms",
+        "must be at least 1",
+    )?;
+    check(
+        e.idle_flow_timeout_ms >= 1,
+        "engine.idle_flow_timeout_ms",
+        "must be at least 1",
+    )?;
+    check(e.max_flows >= 1, "engine.max_flows", "must be at least 1")?;
+    check(
+        e.max_reassembly_bytes >= 1,
+        "engine.max_reassembly_bytes",
+        "must be at least 1",
+    )?;
+    check(
+        e.series_budget >= 1,
+        "engine.series_budget",
+        "must be at least 1",
+    )?;
+    let s = &c.store;
+    check(
+        (10..=3_600_000).contains(&s.flush_interval_ms),
+        "store.flush_interval_ms",
+        "must be 10-3600000",
+    )?;
+    check(
+        s.max_pending >= 1,
+        "store.max_pending",
+        "must be at least 1",
+    )?;
+    check(
+        s.retry_initial_ms >= 1,
+        "store.retry_initial_ms",
+        "must be at least 1",
+    )?;
+    check(
+        s.retry_max_ms >= s.retry_initial_ms,
+        "store.retry_max_ms",
+        "must be at least store.retry_initial_ms",
+    )?;
+    check(
+        (1..=3650).contains(&s.daily_retention_days),
+        "store.daily_retention_days",
+        "must be 1-3650",
+    )?;
+    check(
+        (1..=365).contains(&s.hourly_retention_days),
+        "store.hourly_retention_days",
+        "must be 1-365",
+    )
+}
+
+fn alerts(c: &Config) -> Result<(), Invalid> {
+    let a = &c.alerts;
+    thresholds("alerts", &a.thresholds())?;
+    check(
+        a.window_secs >= 1,
+        "alerts.window_secs",
+        "must be at least 1",
+    )?;
+    check(
+        a.repeat_interval_secs >= 1,
+        "alerts.repeat_interval_secs",
+        "must be at least 1",
+    )?;
+    for (key, url) in [
+        ("alerts.webhook", &a.webhook),
+        ("alerts.alertmanager_url", &a.alertmanager_url),
+    ] {
+        if let Some(url) = url {
+            let ok = url.starts_with("http://") || url.starts_with("https://");
+            check(ok, key, "expected an http:// or https:// URL")?;
+        }
+    }
+    for (i, o) in a.endpoints.iter().enumerate() {
+        endpoint_override(&format!("alerts.endpoints.{i}"), o, &a.thresholds())?;
+    }
+    Ok(())
+}
+
+fn endpoint_override(prefix: &str, o: &EndpointOverride, base: &Thresholds) -> Result<(), Invalid> {
+    check(
+        o.endpoint.starts_with('/'),
+        format!("{prefix}.endpoint"),
+        "an endpoint starts with /",
+    )?;
+    thresholds(prefix, &o.apply(base))
+}
+
+fn thresholds(prefix: &str, t: &Thresholds) -> Result<(), Invalid> {
+    for (name, v) in [
+        ("error_rate_warning", t.error_rate_warning),
+        ("error_rate_critical", t.error_rate_critical),
+    ] {
+        check(
+            (0.0..=1.0).contains(&v),
+            format!("{prefix}.{name}"),
+            "an error rate is 0-1",
+        )?;
+    }
+    let ordered = [
+        (
+            "error_rate_critical",
+            t.error_rate_warning <= t.error_rate_critical,
+        ),
+        ("p95_critical_ms", t.p95_warning_ms <= t.p95_critical_ms),
+        ("rpm_critical", t.rpm_warning <= t.rpm_critical),
+    ];
+    for (name, ok) in ordered {
+        check(
+            ok,
+            format!("{prefix}.{name}"),
+            "the critical threshold is below the warning one",
+        )?;
+    }
+    Ok(())
+}
+
+fn health(c: &Config) -> Result<(), Invalid> {
+    let h = &c.health;
+    let all = [
+        ("disk_free_warning_percent", h.disk_free_warning_percent),
+        ("disk_free_critical_percent", h.disk_free_critical_percent),
+        ("memory_used_warning_percent", h.memory_used_warning_percent),
+        (
+            "memory_used_critical_percent",
+            h.memory_used_critical_percent,
+        ),
+    ];
+    for (name, v) in all {
+        check(
+            (0.0..=100.0).contains(&v),
+            format!("health.{name}"),
+            "a percentage is 0-100",
+        )?;
+    }
+    check(
+        h.disk_free_critical_percent <= h.disk_free_warning_percent,
+        "health.disk_free_critical_percent",
+        "critical free space must not exceed the warning level",
+    )?;
+    check(
+        h.memory_used_warning_percent <= h.memory_used_critical_percent,
+        "health.memory_used_critical_percent",
+        "critical memory use must not be below the warning level",
+    )
+}

@@ -1,5 +1,182 @@
-//! Route templates: the `endpoint` label and `http.route`.
+//! Route templates: the `endpoint` label and the log's `http.route`.
+//!
+//! Order of precedence for a request path (query and fragment never take part):
+//! 1. explicit patterns from the config (`/api/users/{id}`, `/static/*`);
+//! 2. paths imported from an OpenAPI document ([`Router::add_openapi_str`]);
+//! 3. the learned tree ([`learned`]): identifier-looking segments and positions with too many
+//!    distinct values become `{id}`.
+//!
+//! Requests the server did not recognise (status 400, 404, 405, 414, or a malformed request)
+//! are only *matched* against the learned tree, never learned from, so a scanner walking
+//! thousands of random paths cannot fill or collapse it; when nothing matches their endpoint
+//! is [`UNMATCHED`]. A transaction without a path keeps `route = None` (the aggregator labels
+//! it `unknown`).
 
+pub mod classify;
+pub mod learned;
 pub mod method;
+pub mod openapi;
+pub mod pattern;
 
 pub use method::{METHODS, method_index, normalize_method};
+
+use crate::export::{MetricKind, SelfMetric};
+use crate::transaction::{ErrorType, Transaction};
+use learned::LearnedTree;
+use pattern::{PatternSet, segments};
+use serde::Deserialize;
+
+/// Endpoint of an unrecognised request that matches no known template.
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RouteError {
+    #[error("invalid route pattern `{pattern}`: {reason}")]
+    InvalidPattern { pattern: String, reason: String },
+    #[error("OpenAPI document: {0}")]
+    OpenApi(String),
+    #[error("learned routes state: {0}")]
+    State(String),
+}
+
+/// Route settings (`[routes]` in the agent's config).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Explicit patterns, checked first: `{name}` matches one segment, a final `*` any tail.
+    pub patterns: Vec<String>,
+    /// OpenAPI 3 document (YAML or JSON) whose `paths` become patterns; the agent reads the
+    /// file and passes its text to [`Router::add_openapi_str`].
+    pub openapi: Option<String>,
+    /// Distinct literal values a path position may take before it collapses to `{id}`
+    /// (default 50).
+    pub max_distinct_segment_values: usize,
+    /// Bound on learned-tree nodes (default 10,000).
+    pub max_nodes: usize,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        RouteConfig {
+            patterns: Vec::new(),
+            openapi: None,
+            max_distinct_segment_values: 50,
+            max_nodes: 10_000,
+        }
+    }
+}
+
+/// Sets `Transaction::route`. Owned by the pipeline task that routes (learning mutates it).
+#[derive(Debug, Clone)]
+pub struct Router {
+    config: PatternSet,
+    openapi: PatternSet,
+    learned: LearnedTree,
+    unmatched: u64,
+}
+
+impl Router {
+    /// A router with the config's patterns (the OpenAPI file, if any, is added by the caller).
+    pub fn new(cfg: &RouteConfig) -> Result<Router, RouteError> {
+        let mut config = PatternSet::default();
+        for p in &cfg.patterns {
+            config.add(p)?;
+        }
+        Ok(Router {
+            config,
+            openapi: PatternSet::default(),
+            learned: LearnedTree::new(cfg.max_distinct_segment_values, cfg.max_nodes),
+            unmatched: 0,
+        })
+    }
+
+    /// A router with default settings and the paths of this OpenAPI document.
+    pub fn from_openapi_str(text: &str) -> Result<Router, RouteError> {
+        let mut r = Router::new(&RouteConfig::default())?;
+        r.add_openapi_str(text)?;
+        Ok(r)
+    }
+
+    /// Adds the paths of an OpenAPI document; returns how many patterns were added.
+    pub fn add_openapi_str(&mut self, text: &str) -> Result<usize, RouteError> {
+        let patterns = openapi::patterns(text)?;
+        for p in &patterns {
+            self.openapi.add(p)?;
+        }
+        Ok(patterns.len())
+    }
+
+    /// Sets `tx.route` from `tx.path` (see the module doc for the rules).
+    pub fn route(&mut self, tx: &mut Transaction) {
+        let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414))
+            && tx.error != Some(ErrorType::MalformedRequest);
+        tx.route = tx.path.as_deref().map(|p| self.template(p, learn));
+    }
+
+    /// The template for `path`; with `learn`, the learned tree may grow.
+    pub fn template(&mut self, path: &str, learn: bool) -> String {
+        let segs: Vec<&str> = segments(path).collect();
+        if let Some(t) = self.config.find(&segs).or_else(|| self.openapi.find(&segs)) {
+            return t.to_string();
+        }
+        match self.learned.template(&segs, learn) {
+            Some(t) => t,
+            None => {
+                self.unmatched += 1;
+                UNMATCHED.to_string()
+            }
+        }
+    }
+
+    /// Learned templates to persist (`{"version":1,"templates":[…],"collapsed":[…]}`).
+    pub fn learned_state(&self) -> serde_json::Value {
+        self.learned.state()
+    }
+
+    /// Restores learned templates saved by [`learned_state`](Self::learned_state); returns how
+    /// many templates were loaded.
+    pub fn load_state(&mut self, state: &serde_json::Value) -> Result<usize, RouteError> {
+        self.learned.load(state).map_err(RouteError::State)
+    }
+
+    /// `apitap_route_*` figures: learned nodes, node-bound hits, collapses, unmatched requests.
+    pub fn self_metrics(&self) -> Vec<SelfMetric> {
+        let s = self.learned.stats();
+        let m = |name: &str, help: &str, kind, value: f64| SelfMetric {
+            name: name.into(),
+            help: help.into(),
+            kind,
+            labels: Vec::new(),
+            value,
+        };
+        vec![
+            m(
+                "apitap_route_learned_nodes",
+                "Nodes in the learned route tree.",
+                MetricKind::Gauge,
+                s.nodes as f64,
+            ),
+            m(
+                "apitap_route_node_limit_hits_total",
+                "Path segments that found the learned route tree full.",
+                MetricKind::Counter,
+                s.node_limit_hits as f64,
+            ),
+            m(
+                "apitap_route_collapses_total",
+                "Path positions collapsed to {id} for having too many distinct values.",
+                MetricKind::Counter,
+                s.collapses as f64,
+            ),
+            m(
+                "apitap_route_unmatched_total",
+                "Unrecognised requests (e.g. 404) that matched no known route.",
+                MetricKind::Counter,
+                self.unmatched as f64,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests;

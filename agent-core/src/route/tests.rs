@@ -1,0 +1,135 @@
+//! Router precedence, learning policy, persistence.
+
+use super::*;
+use rstest::rstest;
+
+fn tx(path: &str, status: Option<u16>) -> Transaction {
+    Transaction {
+        path: Some(path.into()),
+        status,
+        ..Default::default()
+    }
+}
+
+fn routed(r: &mut Router, path: &str, status: Option<u16>) -> Option<String> {
+    let mut t = tx(path, status);
+    r.route(&mut t);
+    t.route
+}
+
+const OPENAPI: &str =
+    "openapi: 3.0.0\npaths:\n  /v2/items/{itemId}: {}\n  /api/users/{userId}: {}\n";
+
+#[rstest]
+#[case::config_pattern_first("/api/users/42", "/api/users/{id}")]
+#[case::openapi_next("/v2/items/abc", "/v2/items/{itemId}")]
+#[case::learned_last("/shop/cart/991", "/shop/cart/{id}")]
+#[case::query_never_reaches_endpoint("/shop/cart/991?token=x", "/shop/cart/{id}")]
+fn routes_by_precedence(#[case] path: &str, #[case] want: &str) {
+    let cfg = RouteConfig {
+        patterns: vec!["/api/users/{id}".into()],
+        ..Default::default()
+    };
+    let mut r = Router::new(&cfg).expect("valid config");
+    assert_eq!(r.add_openapi_str(OPENAPI), Ok(2));
+    assert_eq!(routed(&mut r, path, Some(200)).as_deref(), Some(want));
+}
+
+#[rstest]
+fn from_openapi_str_uses_document_paths() {
+    let mut r = Router::from_openapi_str(OPENAPI).expect("valid document");
+    assert_eq!(
+        routed(&mut r, "/api/users/7", Some(200)).as_deref(),
+        Some("/api/users/{userId}")
+    );
+}
+
+#[rstest]
+fn not_found_requests_do_not_learn() {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    assert_eq!(
+        routed(&mut r, "/wp-login.php", Some(404)).as_deref(),
+        Some(UNMATCHED)
+    );
+    assert_eq!(
+        routed(&mut r, "/users/1", Some(200)).as_deref(),
+        Some("/users/{id}")
+    );
+    assert_eq!(
+        routed(&mut r, "/users/ghost", Some(404)).as_deref(),
+        Some("/users/{id}")
+    );
+    assert_eq!(
+        r.learned_state()["templates"],
+        serde_json::json!(["/users/{id}"])
+    );
+}
+
+#[rstest]
+fn scanner_cannot_collapse_real_routes() {
+    let cfg = RouteConfig {
+        max_distinct_segment_values: 5,
+        ..Default::default()
+    };
+    let mut r = Router::new(&cfg).expect("valid");
+    routed(&mut r, "/health", Some(200));
+    for i in 0..100 {
+        routed(&mut r, &format!("/probe-{i}.php"), Some(404));
+    }
+    assert_eq!(
+        routed(&mut r, "/health", Some(200)).as_deref(),
+        Some("/health")
+    );
+}
+
+#[rstest]
+fn missing_path_leaves_route_unset() {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    let mut t = Transaction::default();
+    r.route(&mut t);
+    assert_eq!(t.route, None);
+}
+
+#[rstest]
+fn learned_templates_survive_a_restart() {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    routed(&mut r, "/orders/5/lines", Some(200));
+    let saved = r.learned_state();
+    let mut again = Router::new(&RouteConfig::default()).expect("valid");
+    assert_eq!(again.load_state(&saved), Ok(1));
+    assert_eq!(
+        routed(&mut again, "/orders/6/lines", Some(404)).as_deref(),
+        Some("/orders/{id}/lines")
+    );
+}
+
+#[rstest]
+fn invalid_config_pattern_is_an_error() {
+    let cfg = RouteConfig {
+        patterns: vec!["users/{id}".into()],
+        ..Default::default()
+    };
+    assert!(matches!(
+        Router::new(&cfg),
+        Err(RouteError::InvalidPattern { .. })
+    ));
+}
+
+#[rstest]
+fn config_rejects_unknown_keys() {
+    assert!(serde_json::from_str::<RouteConfig>(r#"{"pattern": []}"#).is_err());
+    let c: RouteConfig = serde_json::from_str(r#"{"max_nodes": 10}"#).expect("parses");
+    assert_eq!((c.max_nodes, c.max_distinct_segment_values), (10, 50));
+}
+
+#[rstest]
+fn self_metrics_report_unmatched() {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    routed(&mut r, "/nope", Some(404));
+    let m = r.self_metrics();
+    let unmatched = m
+        .iter()
+        .find(|m| m.name == "apitap_route_unmatched_total")
+        .map(|m| m.value);
+    assert_eq!(unmatched, Some(1.0));
+}

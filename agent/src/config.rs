@@ -200,5 +200,20 @@ impl Config {
     }
 }
 
+impl StoreConfig {
+    /// The store's tuning from this section.
+    pub fn options(&self) -> crate::store::StoreOptions {
+        use std::time::Duration;
+        crate::store::StoreOptions {
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            max_pending: self.max_pending as usize,
+            retry_initial: Duration::from_millis(self.retry_initial_ms),
+            retry_max: Duration::from_millis(self.retry_max_ms),
+            daily_retention_days: self.daily_retention_days,
+            hourly_retention_days: self.hourly_retention_days,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod replay;
 mod run;
+mod store;
 
 use clap::Parser;
 use std::process::ExitCode;

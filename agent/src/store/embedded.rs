@@ -1,0 +1,172 @@
+//! The embedded usage store: one redb file in the data directory, with tables for the daily
+//! endpoint, daily client and hourly endpoint counters, pruned to their retention on flush.
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::key::{UsageKey, UsageKind};
+use super::pending::Batch;
+use super::{StoreError, Usage};
+
+const DAILY: TableDefinition<(&str, &str), u64> = TableDefinition::new("daily_endpoint");
+const DAILY_CLIENT: TableDefinition<(&str, &str), u64> = TableDefinition::new("daily_client");
+const HOURLY: TableDefinition<(&str, u8, &str), u64> = TableDefinition::new("hourly_endpoint");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const ROUTES_KEY: &str = "routes";
+
+/// File name of the store inside the data directory.
+pub const FILE_NAME: &str = "usage.redb";
+
+#[derive(Clone)]
+pub struct Embedded {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Embedded(e.into().to_string())
+}
+
+impl Embedded {
+    /// Opens (creating the directory and file when missing) `<dir>/usage.redb`.
+    pub fn open(dir: &Path) -> Result<Embedded, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::DataDir {
+            dir: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let txn = db.begin_write().map_err(db_err)?;
+        txn.open_table(DAILY).map_err(db_err)?;
+        txn.open_table(DAILY_CLIENT).map_err(db_err)?;
+        txn.open_table(HOURLY).map_err(db_err)?;
+        txn.open_table(META).map_err(db_err)?;
+        txn.commit().map_err(db_err)?;
+        Ok(Embedded {
+            db: Arc::new(db),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Adds a batch in one transaction and prunes dates older than the cutoffs
+    /// (`YYYY-MM-DD`, kept when `date >= cutoff`).
+    pub fn write(
+        &self,
+        batch: &Batch,
+        daily_cutoff: &str,
+        hourly_cutoff: &str,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut daily = txn.open_table(DAILY).map_err(db_err)?;
+            let mut clients = txn.open_table(DAILY_CLIENT).map_err(db_err)?;
+            let mut hourly = txn.open_table(HOURLY).map_err(db_err)?;
+            for (key, n) in batch {
+                match key {
+                    UsageKey::Daily { date, field } => {
+                        let k = (date.as_str(), field.as_str());
+                        let old = daily.get(k).map_err(db_err)?.map_or(0, |v| v.value());
+                        daily.insert(k, old.saturating_add(*n)).map_err(db_err)?;
+                    }
+                    UsageKey::DailyClient { date, client } => {
+                        let k = (date.as_str(), client.as_str());
+                        let old = clients.get(k).map_err(db_err)?.map_or(0, |v| v.value());
+                        clients.insert(k, old.saturating_add(*n)).map_err(db_err)?;
+                    }
+                    UsageKey::Hourly { date, hour, field } => {
+                        let k = (date.as_str(), *hour, field.as_str());
+                        let old = hourly.get(k).map_err(db_err)?.map_or(0, |v| v.value());
+                        hourly.insert(k, old.saturating_add(*n)).map_err(db_err)?;
+                    }
+                }
+            }
+            daily
+                .retain(|(date, _), _| date >= daily_cutoff)
+                .map_err(db_err)?;
+            clients
+                .retain(|(date, _), _| date >= daily_cutoff)
+                .map_err(db_err)?;
+            hourly
+                .retain(|(date, _, _), _| date >= hourly_cutoff)
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    /// Daily counts of `kind` for `dates` (missing dates are absent from the result).
+    pub fn usage(&self, kind: UsageKind, dates: &[String]) -> Result<Usage, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = match kind {
+            UsageKind::Endpoints => txn.open_table(DAILY),
+            UsageKind::Clients => txn.open_table(DAILY_CLIENT),
+        }
+        .map_err(db_err)?;
+        let mut out: Usage = BTreeMap::new();
+        for date in dates {
+            let range = table.range((date.as_str(), "")..).map_err(db_err)?;
+            for entry in range {
+                let (k, v) = entry.map_err(db_err)?;
+                let (d, field) = k.value();
+                if d != date {
+                    break;
+                }
+                out.entry(date.clone())
+                    .or_default()
+                    .insert(field.to_string(), v.value());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Hourly counts of one date, by hour then field (for tests and future endpoints).
+    pub fn hourly(&self, date: &str) -> Result<BTreeMap<u8, BTreeMap<String, u64>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(HOURLY).map_err(db_err)?;
+        let mut out: BTreeMap<u8, BTreeMap<String, u64>> = BTreeMap::new();
+        for entry in table.range((date, 0u8, "")..).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            let (d, hour, field) = k.value();
+            if d != date {
+                break;
+            }
+            out.entry(hour)
+                .or_default()
+                .insert(field.to_string(), v.value());
+        }
+        Ok(out)
+    }
+
+    /// A read transaction, as the liveness probe of /health.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        txn.open_table(META).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn save_routes(&self, json: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(META)
+            .map_err(db_err)?
+            .insert(ROUTES_KEY, json)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
+    }
+
+    pub fn load_routes(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(META).map_err(db_err)?;
+        Ok(table
+            .get(ROUTES_KEY)
+            .map_err(db_err)?
+            .map(|v| v.value().to_string()))
+    }
+}

@@ -21,9 +21,12 @@
 
 use std::collections::HashMap;
 
+use crate::flow::Flow;
 pub use crate::flow::stats::{EngineStats, ParseErrorReason};
+use crate::flow::table::{FlowKey, FlowTable};
+use crate::http::{Ctx, HttpConn};
 pub use crate::identity::IdentityConfig;
-use crate::{Segment, Transaction};
+use crate::{ErrorType, Segment, Transaction};
 
 const SECOND_NS: u64 = 1_000_000_000;
 
@@ -93,11 +96,18 @@ impl EngineConfig {
 pub struct Engine {
     cfg: EngineConfig,
     stats: EngineStats,
+    flows: FlowTable<Flow>,
+    next_sweep_ns: u64,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
-        Engine { cfg, stats: EngineStats::default() }
+        Engine {
+            cfg,
+            stats: EngineStats::default(),
+            flows: FlowTable::default(),
+            next_sweep_ns: 0,
+        }
     }
 
     /// The configuration in use.
@@ -107,19 +117,155 @@ impl Engine {
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
     pub fn ingest(&mut self, seg: &Segment<'_>, out: &mut Vec<Transaction>) {
-        let _ = (seg, out);
-        // Work in progress: the flow table is being wired in.
+        let st = &mut self.stats;
+        st.segments += 1;
+        st.payload_bytes += u64::from(seg.payload_len);
+        st.uncopied_bytes += u64::from(seg.uncopied_len());
+        let key = FlowKey {
+            client: seg.client,
+            server: seg.server,
+        };
+        let idx = match self.flows.find(&key) {
+            Some(idx) => {
+                self.flows.touch(idx);
+                idx
+            }
+            None => {
+                // A bare ACK, FIN or RST of a connection we do not track carries nothing.
+                if seg.payload_len == 0 && !seg.flags.syn() {
+                    return;
+                }
+                self.open_flow(key, seg, out)
+            }
+        };
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out,
+        };
+        let Some(flow) = self.flows.get_mut(idx) else {
+            return;
+        };
+        flow.ingest(seg, &mut cx, &mut self.stats);
+        let closed = flow.is_closed();
+        self.account(idx);
+        if closed {
+            self.drop_flow(idx);
+            self.stats.flows_closed += 1;
+        }
+        self.enforce_total_budget(out);
+    }
+
+    fn open_flow(&mut self, key: FlowKey, seg: &Segment<'_>, out: &mut Vec<Transaction>) -> u32 {
+        while self.flows.len() >= self.cfg.max_flows.max(1) {
+            let Some(oldest) = self.flows.oldest() else {
+                break;
+            };
+            self.evict(oldest, ErrorType::CaptureGap, out);
+            self.stats.flows_evicted_budget += 1;
+        }
+        let fresh = seg.flags.syn();
+        let service = self.cfg.service_name(key.server.port());
+        let http = HttpConn::new(
+            key.client,
+            key.server,
+            service,
+            fresh,
+            self.cfg.max_head_bytes,
+        );
+        self.stats.flows_opened += 1;
+        let idx = self.flows.insert(key, Flow::new(http, seg.ts_ns));
+        self.stats.flows_tracked = self.flows.len() as u64;
+        idx
+    }
+
+    /// Refreshes the buffered-bytes gauge after a flow changed.
+    fn account(&mut self, idx: u32) {
+        if let Some(flow) = self.flows.get_mut(idx) {
+            let now = flow.buffered_now();
+            self.stats.buffered_bytes =
+                (self.stats.buffered_bytes + now as u64).saturating_sub(flow.buffered as u64);
+            flow.buffered = now;
+        }
+    }
+
+    fn drop_flow(&mut self, idx: u32) {
+        if let Some(flow) = self.flows.remove(idx) {
+            self.stats.buffered_bytes = self
+                .stats
+                .buffered_bytes
+                .saturating_sub(flow.buffered as u64);
+        }
+        self.stats.flows_tracked = self.flows.len() as u64;
+    }
+
+    fn evict(&mut self, idx: u32, error: ErrorType, out: &mut Vec<Transaction>) {
+        let mut cx = Ctx {
+            cfg: &self.cfg,
+            out,
+        };
+        if let Some(flow) = self.flows.get_mut(idx) {
+            flow.terminate(error, &mut cx, &mut self.stats);
+        }
+        self.drop_flow(idx);
+    }
+
+    fn enforce_total_budget(&mut self, out: &mut Vec<Transaction>) {
+        while self.stats.buffered_bytes > self.cfg.total_budget_bytes as u64 {
+            let Some(oldest) = self.flows.oldest() else {
+                break;
+            };
+            self.evict(oldest, ErrorType::CaptureGap, out);
+            self.stats.flows_evicted_budget += 1;
+        }
     }
 
     /// Advance time (timeouts, idle eviction). Call on a tick and with each segment's time.
+    /// Timeouts are swept at most every `sweep_interval_ns`, so a record may come that much
+    /// after its deadline.
     pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
-        let _ = (now_ns, out);
+        if now_ns < self.next_sweep_ns {
+            return;
+        }
+        self.next_sweep_ns = now_ns.saturating_add(self.cfg.sweep_interval_ns);
+        // Idle flows sit at the old end of the LRU list.
+        while let Some(oldest) = self.flows.oldest() {
+            let idle = self
+                .flows
+                .get_mut(oldest)
+                .is_some_and(|f| now_ns.saturating_sub(f.last_seen_ns) >= self.cfg.idle_timeout_ns);
+            if !idle {
+                break;
+            }
+            self.evict(oldest, ErrorType::Timeout, out);
+            self.stats.flows_evicted_idle += 1;
+        }
+        for idx in self.flows.indices() {
+            let mut cx = Ctx {
+                cfg: &self.cfg,
+                out,
+            };
+            let Some(flow) = self.flows.get_mut(idx) else {
+                continue;
+            };
+            flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx, &mut self.stats);
+            flow.http.expire(
+                now_ns,
+                self.cfg.request_timeout_ns,
+                &mut cx,
+                &mut self.stats,
+            );
+            self.account(idx);
+        }
     }
 
-    /// End of input (replay EOF or shutdown): every request still pending becomes a record with
-    /// `connection_closed`, and the flow table is emptied.
+    /// End of input (replay EOF or shutdown): held out-of-order data is forced through (the
+    /// missing bytes count as gaps), every request still pending becomes a record with
+    /// `connection_closed` (a close-delimited response in progress completes normally), and
+    /// the flow table is emptied.
     pub fn finish(&mut self, out: &mut Vec<Transaction>) {
-        let _ = out;
+        for idx in self.flows.indices() {
+            self.evict(idx, ErrorType::ConnectionClosed, out);
+        }
     }
 
     /// Cumulative counters.
@@ -128,7 +274,15 @@ impl Engine {
     }
 
     /// Open connections per service (feeds `api_active_connections`), sorted by service.
+    /// Flows found not to speak HTTP are left out.
     pub fn active_connections(&self) -> Vec<(String, u64)> {
-        Vec::new()
+        let mut counts: HashMap<&str, u64> = HashMap::new();
+        for flow in self.flows.values().filter(|f| f.http.is_http()) {
+            *counts.entry(flow.http.service()).or_default() += 1;
+        }
+        let mut v: Vec<(String, u64)> =
+            counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        v.sort();
+        v
     }
 }

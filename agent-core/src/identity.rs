@@ -34,19 +34,32 @@ impl Default for IdentityConfig {
         IdentityConfig {
             client_id_header: "x-api-key".into(),
             trust_forwarded_for: false,
-            redact_keys: ["token", "key", "api_key", "apikey", "password", "secret", "access_token"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            redact_keys: [
+                "token",
+                "key",
+                "api_key",
+                "apikey",
+                "password",
+                "secret",
+                "access_token",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         }
     }
 }
 
 /// True for headers whose values must never be stored anywhere.
 pub fn is_secret_header(name: &str, cfg: &IdentityConfig) -> bool {
-    ["authorization", "proxy-authorization", "cookie", "set-cookie"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
         || name.eq_ignore_ascii_case(&cfg.client_id_header)
 }
 
@@ -114,7 +127,10 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
         return None;
     }
     let (version, trace, parent, flags) = (&v[0..2], &v[3..35], &v[36..52], &v[53..55]);
-    let hex = |s: &str| s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    };
     if !(hex(version) && hex(trace) && hex(parent) && hex(flags)) || version == "ff" {
         return None;
     }
@@ -131,7 +147,12 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
 /// Header text kept for a record: lossy UTF-8, control characters dropped, at most `max` chars.
 pub fn bounded_header(value: &[u8], max: usize) -> Option<String> {
     let text = String::from_utf8_lossy(value);
-    let clean: String = text.trim().chars().filter(|c| !c.is_control()).take(max).collect();
+    let clean: String = text
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect();
     (!clean.is_empty()).then_some(clean)
 }
 
@@ -175,7 +196,8 @@ fn is_redacted_key(raw: &str, keys: &[String]) -> bool {
         return keys.iter().any(|k| k.eq_ignore_ascii_case(raw));
     }
     let decoded = percent_decode(raw);
-    keys.iter().any(|k| k.as_bytes().eq_ignore_ascii_case(&decoded))
+    keys.iter()
+        .any(|k| k.as_bytes().eq_ignore_ascii_case(&decoded))
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -185,7 +207,10 @@ fn percent_decode(s: &str) -> Vec<u8> {
     while i < b.len() {
         let hex = |c: u8| char::from(c).to_digit(16);
         match b[i] {
-            b'%' => match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            b'%' => match (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(h), Some(l)) => {
                     out.push((h * 16 + l) as u8);
                     i += 3;

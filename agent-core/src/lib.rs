@@ -8,6 +8,7 @@
 //! `pcap` feeds the same path from capture files (`apitap replay`).
 
 pub mod aggregate;
+pub mod http;
 pub mod engine;
 pub mod flow;
 pub mod identity;

@@ -1,0 +1,311 @@
+//! Per-direction TCP reassembly by sequence number (wrapping `u32` arithmetic).
+//!
+//! In-order payload is handed on without copying. Segments ahead of the next expected byte
+//! wait (copied) within the reorder window; the first copy of a byte wins and differing
+//! overlaps are counted. Bytes that will not come are reported as [`Piece::Missing`] with
+//! `lost: true` when the reorder window or the flow budget overflows, when the peer
+//! acknowledges them, after the gap timeout, or at the end of the flow. Bytes the capture saw
+//! but did not copy are `lost: false`.
+
+use crate::engine::EngineStats;
+
+/// What the HTTP layer receives, in stream order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Data(&'a [u8]),
+    /// `len` bytes of stream whose content is unknown: lost (never seen) or not copied.
+    Missing {
+        len: u32,
+        lost: bool,
+    },
+    /// FIN reached in sequence: the direction is over.
+    End,
+}
+
+/// Receives reassembled pieces with the timestamp of the segment that carried them.
+pub trait PieceSink {
+    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64, stats: &mut EngineStats);
+}
+
+#[derive(Debug)]
+struct Held {
+    seq: u32,
+    /// True length in sequence space.
+    len: u32,
+    /// Copied prefix (may be shorter than `len`).
+    data: Vec<u8>,
+    ts_ns: u64,
+}
+
+/// One direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    next: Option<u32>,
+    held: Vec<Held>,
+    held_bytes: usize,
+    fin: Option<u32>,
+    ended: bool,
+    /// Timestamp of the last delivered segment (used when a flush has no segment of its own).
+    last_ts_ns: u64,
+}
+
+/// Signed distance from `from` to `to` in sequence space.
+fn dist(from: u32, to: u32) -> i64 {
+    i64::from(to.wrapping_sub(from) as i32)
+}
+
+impl Reassembler {
+    /// Bytes held out of order (counted against the budgets).
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    /// The peer acknowledged bytes up to `ack` that never reached us (within `window`).
+    pub fn acked_hole(&self, ack: u32, window: u32) -> bool {
+        match self.next {
+            Some(n) if !self.ended => {
+                let d = dist(n, ack);
+                d > 0 && d <= i64::from(window) && self.fin.is_none_or(|f| dist(f, ack) <= 0)
+            }
+            _ => false,
+        }
+    }
+
+    /// Timestamp of the oldest held segment.
+    pub fn oldest_held_ns(&self) -> Option<u64> {
+        self.held.iter().map(|h| h.ts_ns).min()
+    }
+
+    /// FIN delivered: nothing more comes this way.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The SYN gives the initial sequence number.
+    pub fn syn(&mut self, isn: u32) {
+        if self.next.is_none() {
+            self.next = Some(isn.wrapping_add(1));
+        }
+    }
+
+    /// Takes one segment's payload (`seq` of its first byte) and FIN flag.
+    #[allow(clippy::too_many_arguments)]
+    pub fn push(
+        &mut self,
+        seq: u32,
+        payload_len: u32,
+        payload: &[u8],
+        fin: bool,
+        ts_ns: u64,
+        window: u32,
+        limit: usize,
+        stats: &mut EngineStats,
+        sink: &mut impl PieceSink,
+    ) {
+        let payload = &payload[..payload.len().min(payload_len as usize)];
+        let next = *self.next.get_or_insert(seq);
+        if self.ended {
+            stats.retransmit_bytes += u64::from(payload_len);
+            return;
+        }
+        if fin && self.fin.is_none() {
+            self.fin = Some(seq.wrapping_add(payload_len));
+        }
+        if payload_len > 0 {
+            let off = dist(next, seq);
+            if off <= 0 && self.held.is_empty() {
+                self.deliver(seq, payload_len, payload, ts_ns, stats, sink);
+            } else if off > i64::from(window) {
+                self.flush(None, stats, sink);
+                let next = self.next.unwrap_or(seq);
+                let hole = dist(next, seq);
+                if hole > 0 {
+                    self.lose(hole as u32, ts_ns, stats, sink);
+                }
+                self.deliver(seq, payload_len, payload, ts_ns, stats, sink);
+            } else {
+                if off > 0 {
+                    stats.out_of_order_segments += 1;
+                }
+                self.hold(seq, payload_len, payload, ts_ns, stats);
+                self.drain(stats, sink);
+                if self.held_bytes > limit {
+                    self.flush(None, stats, sink);
+                }
+            }
+        }
+        self.check_fin(ts_ns, stats, sink);
+    }
+
+    /// Gives up waiting: bytes before each held segment (and before `upto`, when given) are
+    /// reported lost. With `upto`, only data before that sequence number is forced.
+    pub fn flush(&mut self, upto: Option<u32>, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+        let Some(mut next) = self.next else { return };
+        if self.ended {
+            return;
+        }
+        while let Some(first) = self.held.first() {
+            if upto.is_some_and(|u| dist(first.seq, u) <= 0) {
+                break;
+            }
+            let hole = dist(next, first.seq);
+            if hole > 0 {
+                let ts = first.ts_ns;
+                self.lose(hole as u32, ts, stats, sink);
+            }
+            self.drain(stats, sink);
+            next = self.next.unwrap_or(next);
+        }
+        if let Some(u) = upto {
+            let target = match self.fin {
+                Some(f) if dist(f, u) > 0 => f,
+                _ => u,
+            };
+            let hole = dist(next, target);
+            if hole > 0 {
+                let ts = self.held.first().map_or(0, |h| h.ts_ns);
+                self.lose(hole as u32, ts, stats, sink);
+                self.drain(stats, sink);
+            }
+        }
+        self.check_fin(0, stats, sink);
+    }
+
+    /// End of the flow: held data is forced out and, when a FIN was seen, the end delivered.
+    pub fn close(&mut self, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+        self.flush(None, stats, sink);
+        if let (Some(f), Some(n)) = (self.fin, self.next)
+            && !self.ended
+            && dist(n, f) > 0
+        {
+            self.lose(dist(n, f) as u32, 0, stats, sink);
+            self.check_fin(0, stats, sink);
+        }
+    }
+
+    fn lose(&mut self, len: u32, ts_ns: u64, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+        let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
+        stats.gaps += 1;
+        stats.gap_bytes += u64::from(len);
+        if let Some(n) = self.next.as_mut() {
+            *n = n.wrapping_add(len);
+        }
+        sink.piece(Piece::Missing { len, lost: true }, ts_ns, stats);
+    }
+
+    /// Delivers a segment that starts at or before `next`, trimming what was already seen.
+    fn deliver(
+        &mut self,
+        seq: u32,
+        len: u32,
+        data: &[u8],
+        ts_ns: u64,
+        stats: &mut EngineStats,
+        sink: &mut impl PieceSink,
+    ) {
+        let next = self.next.unwrap_or(seq);
+        self.last_ts_ns = self.last_ts_ns.max(ts_ns);
+        let back = (-dist(next, seq)).max(0) as u64;
+        if back >= u64::from(len) {
+            stats.retransmit_bytes += u64::from(len);
+            return;
+        }
+        let back = back as u32;
+        stats.retransmit_bytes += u64::from(back);
+        let copied = &data[(back as usize).min(data.len())..];
+        let fresh = len - back;
+        self.next = Some(next.wrapping_add(fresh));
+        if !copied.is_empty() {
+            sink.piece(Piece::Data(copied), ts_ns, stats);
+        }
+        let uncopied = fresh - copied.len() as u32;
+        if uncopied > 0 {
+            sink.piece(
+                Piece::Missing {
+                    len: uncopied,
+                    lost: false,
+                },
+                ts_ns,
+                stats,
+            );
+        }
+    }
+
+    /// Delivers held segments that became contiguous.
+    fn drain(&mut self, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+        while let Some(first) = self.held.first() {
+            let next = self.next.unwrap_or(first.seq);
+            if dist(next, first.seq) > 0 {
+                break;
+            }
+            let h = self.held.remove(0);
+            self.held_bytes -= h.data.len();
+            self.deliver(h.seq, h.len, &h.data, h.ts_ns, stats, sink);
+        }
+    }
+
+    /// Stores the parts of a segment not already held (first copy wins), counting conflicts.
+    fn hold(&mut self, seq: u32, len: u32, data: &[u8], ts_ns: u64, stats: &mut EngineStats) {
+        let next = self.next.unwrap_or(seq);
+        let rel = |s: u32| dist(next, s);
+        let (start, end) = (rel(seq), rel(seq) + i64::from(len));
+        let mut cursor = start;
+        let mut fresh: Vec<(i64, i64)> = Vec::new();
+        for h in &self.held {
+            let (hs, he) = (rel(h.seq), rel(h.seq) + i64::from(h.len));
+            if he <= cursor {
+                continue;
+            }
+            if hs >= end {
+                break;
+            }
+            if hs > cursor {
+                fresh.push((cursor, hs));
+            }
+            let (os, oe) = (cursor.max(hs), end.min(he));
+            stats.retransmit_bytes += (oe - os) as u64;
+            for i in os..oe {
+                let a = data.get((i - start) as usize);
+                let b = h.data.get((i - hs) as usize);
+                if let (Some(a), Some(b)) = (a, b)
+                    && a != b
+                {
+                    stats.overlap_conflicts += 1;
+                }
+            }
+            cursor = oe;
+        }
+        if cursor < end {
+            fresh.push((cursor, end));
+        }
+        for (s, e) in fresh {
+            let lo = ((s - start) as usize).min(data.len());
+            let hi = ((e - start) as usize).min(data.len());
+            let piece = Held {
+                seq: next.wrapping_add(s as u32),
+                len: (e - s) as u32,
+                data: data[lo..hi].to_vec(),
+                ts_ns,
+            };
+            self.held_bytes += piece.data.len();
+            let at = self.held.partition_point(|h| rel(h.seq) < s);
+            self.held.insert(at, piece);
+        }
+    }
+
+    fn check_fin(&mut self, ts_ns: u64, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+        if let (Some(f), Some(n)) = (self.fin, self.next)
+            && !self.ended
+            && self.held.is_empty()
+            && dist(n, f) <= 0
+        {
+            self.ended = true;
+            let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
+            sink.piece(Piece::End, ts_ns, stats);
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The flow table: a hash map into a slab whose slots form an intrusive least-recently-used
+//! list, so lookup, touch, insert and eviction are O(1) and allocation-free once warm.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// The oriented 4-tuple of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug)]
+struct Slot<F> {
+    key: FlowKey,
+    val: Option<F>,
+    /// Towards the most recently used end.
+    newer: u32,
+    /// Towards the least recently used end.
+    older: u32,
+}
+
+/// Slab of flows with LRU order.
+#[derive(Debug)]
+pub struct FlowTable<F> {
+    map: HashMap<FlowKey, u32>,
+    slots: Vec<Slot<F>>,
+    free: Vec<u32>,
+    newest: u32,
+    oldest: u32,
+}
+
+impl<F> Default for FlowTable<F> {
+    fn default() -> Self {
+        FlowTable {
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            newest: NIL,
+            oldest: NIL,
+        }
+    }
+}
+
+impl<F> FlowTable<F> {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    pub fn get_mut(&mut self, idx: u32) -> Option<&mut F> {
+        self.slots.get_mut(idx as usize)?.val.as_mut()
+    }
+
+    pub fn key(&self, idx: u32) -> Option<FlowKey> {
+        let slot = self.slots.get(idx as usize)?;
+        slot.val.as_ref().map(|_| slot.key)
+    }
+
+    /// The least recently used flow.
+    pub fn oldest(&self) -> Option<u32> {
+        (self.oldest != NIL).then_some(self.oldest)
+    }
+
+    /// Marks a flow most recently used.
+    pub fn touch(&mut self, idx: u32) {
+        if self.newest != idx {
+            self.unlink(idx);
+            self.link_newest(idx);
+        }
+    }
+
+    /// Inserts a new flow (the key must not be present) as most recently used.
+    pub fn insert(&mut self, key: FlowKey, val: F) -> u32 {
+        let slot = Slot {
+            key,
+            val: Some(val),
+            newer: NIL,
+            older: NIL,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(key, idx);
+        self.link_newest(idx);
+        idx
+    }
+
+    pub fn remove(&mut self, idx: u32) -> Option<F> {
+        let val = self.slots.get_mut(idx as usize)?.val.take()?;
+        self.unlink(idx);
+        let key = self.slots[idx as usize].key;
+        self.map.remove(&key);
+        self.free.push(idx);
+        Some(val)
+    }
+
+    /// Indices of all flows (a snapshot, so the table may be changed while walking it).
+    pub fn indices(&self) -> Vec<u32> {
+        self.map.values().copied().collect()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &F> {
+        self.slots.iter().filter_map(|s| s.val.as_ref())
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (newer, older) = {
+            let s = &self.slots[idx as usize];
+            (s.newer, s.older)
+        };
+        match newer {
+            NIL => self.newest = older,
+            n => self.slots[n as usize].older = older,
+        }
+        match older {
+            NIL => self.oldest = newer,
+            o => self.slots[o as usize].newer = newer,
+        }
+        let s = &mut self.slots[idx as usize];
+        s.newer = NIL;
+        s.older = NIL;
+    }
+
+    fn link_newest(&mut self, idx: u32) {
+        let old_newest = self.newest;
+        {
+            let s = &mut self.slots[idx as usize];
+            s.newer = NIL;
+            s.older = old_newest;
+        }
+        if old_newest != NIL {
+            self.slots[old_newest as usize].newer = idx;
+        }
+        self.newest = idx;
+        if self.oldest == NIL {
+            self.oldest = idx;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn key(port: u16) -> FlowKey {
+        FlowKey {
+            client: SocketAddr::from(([127, 0, 0, 1], port)),
+            server: SocketAddr::from(([127, 0, 0, 1], 80)),
+        }
+    }
+
+    #[rstest]
+    fn least_recently_used_is_oldest_after_touches() {
+        let mut t = FlowTable::default();
+        let a = t.insert(key(1), 'a');
+        let b = t.insert(key(2), 'b');
+        let c = t.insert(key(3), 'c');
+        assert_eq!(t.oldest(), Some(a));
+        t.touch(a);
+        assert_eq!(t.oldest(), Some(b));
+        assert_eq!(t.remove(b), Some('b'));
+        assert_eq!(t.oldest(), Some(c));
+        let d = t.insert(key(4), 'd');
+        assert_eq!(d, b, "slot reused");
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.find(&key(2)), None);
+        assert_eq!(t.find(&key(4)), Some(d));
+    }
+}

@@ -1,0 +1,414 @@
+//! One direction's message framing: finds heads, walks bodies, resynchronises after loss.
+//! What the messages mean (pairing, records) is up to a [`Handler`].
+
+use super::chunked::ChunkDecoder;
+use super::head::BodyKind;
+use super::startline;
+use crate::engine::{EngineStats, ParseErrorReason};
+use crate::flow::reassembly::Piece;
+
+/// The message being read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsgMeta {
+    /// Timestamp of the segment carrying the first byte.
+    pub start_ts: u64,
+    /// Head bytes (start line through the empty line).
+    pub head_len: u64,
+    /// Body bytes on the wire (with chunk framing).
+    pub body_wire: u64,
+    /// Decoded body length.
+    pub body_size: u64,
+    /// Some body bytes were lost (framing survived).
+    pub lost_body: bool,
+}
+
+/// What the first bytes at a message boundary look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartVerdict {
+    Parse,
+    Resync,
+    /// Not HTTP: stop parsing this flow.
+    Stop,
+}
+
+/// Why framing was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// Bytes missing (lost, or not copied where they were needed).
+    Gap,
+    /// The message broke the syntax (head too large, bad chunk).
+    Malformed,
+}
+
+/// What to do after a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadVerdict {
+    Body(BodyKind),
+    /// A 1xx interim response, or a message with nothing more to read: next message.
+    Done,
+    /// Stop parsing this direction (upgrade, tunnel, not HTTP).
+    Stop,
+    /// Unparseable: find the next start line.
+    Resync,
+}
+
+pub trait Handler {
+    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict;
+    fn on_head(
+        &mut self,
+        head: &[u8],
+        meta: &MsgMeta,
+        ts: u64,
+        stats: &mut EngineStats,
+    ) -> HeadVerdict;
+    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut EngineStats);
+    /// Framing was lost (gap, uncopied head bytes, bad chunk); `partial` holds head bytes read.
+    fn on_lost(
+        &mut self,
+        why: Loss,
+        in_head: bool,
+        partial: &[u8],
+        meta: &MsgMeta,
+        ts: u64,
+        stats: &mut EngineStats,
+    );
+    /// The direction ended (FIN) with a message in progress (`in_message`).
+    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut EngineStats);
+    /// Set when the handler wants this direction to stop parsing.
+    fn stopped(&self) -> bool;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// At a message boundary.
+    Start,
+    Head,
+    Length(u64),
+    Chunked(ChunkDecoder),
+    Close,
+    Resync,
+    Stopped,
+}
+
+/// Framing state of one direction.
+#[derive(Debug)]
+pub struct Framer {
+    state: State,
+    buf: Vec<u8>,
+    /// Where the next head-end / start-line search begins in `buf`.
+    scan: usize,
+    meta: MsgMeta,
+    /// Looking for a request line (else a status line) when resynchronising.
+    request_side: bool,
+    max_head: usize,
+}
+
+impl Framer {
+    pub fn new(request_side: bool, max_head: usize) -> Framer {
+        Framer {
+            state: State::Start,
+            buf: Vec::new(),
+            scan: 0,
+            meta: MsgMeta::default(),
+            request_side,
+            max_head,
+        }
+    }
+
+    /// Bytes buffered (partial head or resync window).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.state == State::Stopped
+    }
+
+    /// A message has started and not finished.
+    pub fn in_message(&self) -> bool {
+        !matches!(self.state, State::Start | State::Resync | State::Stopped)
+    }
+
+    pub fn in_close_delimited_body(&self) -> bool {
+        self.state == State::Close
+    }
+
+    pub fn meta(&self) -> &MsgMeta {
+        &self.meta
+    }
+
+    pub fn stop(&mut self) {
+        self.state = State::Stopped;
+        self.buf = Vec::new();
+    }
+
+    /// Start resynchronising (counted).
+    pub fn resync(&mut self, stats: &mut EngineStats) {
+        stats.resyncs += 1;
+        self.state = State::Resync;
+        self.buf.clear();
+        self.scan = 0;
+    }
+
+    pub fn feed(
+        &mut self,
+        piece: Piece<'_>,
+        ts: u64,
+        h: &mut impl Handler,
+        stats: &mut EngineStats,
+    ) {
+        match piece {
+            Piece::Data(d) => self.data(d, ts, h, stats),
+            Piece::Missing { len, lost } => self.missing(u64::from(len), lost, ts, h, stats),
+            Piece::End => self.end(ts, h, stats),
+        }
+        if h.stopped() && self.state != State::Stopped {
+            self.stop();
+        }
+    }
+
+    fn begin(&mut self, ts: u64) {
+        self.meta = MsgMeta {
+            start_ts: ts,
+            ..MsgMeta::default()
+        };
+        self.state = State::Head;
+        self.scan = 0;
+    }
+
+    fn data(&mut self, mut d: &[u8], ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+        while !d.is_empty() {
+            if h.stopped() {
+                return;
+            }
+            match &mut self.state {
+                State::Stopped => return,
+                State::Start => match h.on_start(d, stats) {
+                    StartVerdict::Parse => self.begin(ts),
+                    StartVerdict::Resync => self.resync(stats),
+                    StartVerdict::Stop => {
+                        self.stop();
+                        return;
+                    }
+                },
+                State::Head => d = self.head_data(d, ts, h, stats),
+                State::Length(left) => {
+                    let n = (*left).min(d.len() as u64);
+                    *left -= n;
+                    self.meta.body_wire += n;
+                    self.meta.body_size += n;
+                    d = &d[n as usize..];
+                    if *left == 0 {
+                        self.complete(ts, h, stats);
+                    }
+                }
+                State::Chunked(dec) => match dec.feed(d) {
+                    Ok(n) => {
+                        self.meta.body_wire += n as u64;
+                        self.meta.body_size = dec.body_len();
+                        let done = dec.is_done();
+                        d = &d[n..];
+                        if done {
+                            self.complete(ts, h, stats);
+                        }
+                    }
+                    Err(_) => {
+                        stats.parse_error(ParseErrorReason::BadChunk);
+                        h.on_lost(Loss::Malformed, false, &[], &self.meta, ts, stats);
+                        self.resync(stats);
+                    }
+                },
+                State::Close => {
+                    self.meta.body_wire += d.len() as u64;
+                    self.meta.body_size += d.len() as u64;
+                    return;
+                }
+                State::Resync => d = self.resync_data(d, ts, h, stats),
+            }
+        }
+    }
+
+    /// Head bytes: parses straight from `d` when the whole head is there, else buffers.
+    fn head_data<'d>(
+        &mut self,
+        d: &'d [u8],
+        ts: u64,
+        h: &mut impl Handler,
+        stats: &mut EngineStats,
+    ) -> &'d [u8] {
+        if self.buf.is_empty()
+            && let Some(end) = startline::find_head_end(d, 0)
+            && end <= self.max_head
+        {
+            self.on_head(&d[..end], ts, h, stats);
+            return &d[end..];
+        }
+        let room = self.max_head - self.buf.len().min(self.max_head);
+        let take = d.len().min(room);
+        let from = self.scan.min(self.buf.len()).saturating_sub(2);
+        self.buf.extend_from_slice(&d[..take]);
+        match startline::find_head_end(&self.buf, from) {
+            Some(end) => {
+                let used = take - (self.buf.len() - end);
+                self.buf.truncate(end);
+                let head = std::mem::take(&mut self.buf);
+                self.on_head(&head, ts, h, stats);
+                self.buf = head;
+                self.buf.clear();
+                &d[used..]
+            }
+            None if self.buf.len() >= self.max_head => {
+                stats.parse_error(ParseErrorReason::HeadTooLarge);
+                let partial = std::mem::take(&mut self.buf);
+                h.on_lost(Loss::Malformed, true, &partial, &self.meta, ts, stats);
+                self.buf = partial;
+                self.resync(stats);
+                &d[take..]
+            }
+            None => {
+                self.scan = self.buf.len();
+                &d[take..]
+            }
+        }
+    }
+
+    fn on_head(&mut self, head: &[u8], ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+        self.meta.head_len = head.len() as u64;
+        match h.on_head(head, &self.meta, ts, stats) {
+            HeadVerdict::Body(BodyKind::None) | HeadVerdict::Done => self.complete(ts, h, stats),
+            HeadVerdict::Body(BodyKind::Length(n)) => self.state = State::Length(n),
+            HeadVerdict::Body(BodyKind::Chunked) => {
+                self.state = State::Chunked(ChunkDecoder::default())
+            }
+            HeadVerdict::Body(BodyKind::Close) => self.state = State::Close,
+            HeadVerdict::Stop => self.stop(),
+            HeadVerdict::Resync => self.resync(stats),
+        }
+    }
+
+    fn complete(&mut self, ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+        self.state = State::Start;
+        h.on_complete(&self.meta, ts, stats);
+    }
+
+    fn resync_data<'d>(
+        &mut self,
+        d: &'d [u8],
+        ts: u64,
+        h: &mut impl Handler,
+        stats: &mut EngineStats,
+    ) -> &'d [u8] {
+        let from = self.scan.saturating_sub(24);
+        self.buf.extend_from_slice(d);
+        let found = if self.request_side {
+            startline::find_request_line(&self.buf, from)
+        } else {
+            startline::find_status_line(&self.buf, from)
+        };
+        match found {
+            Some(start) => {
+                self.buf.drain(..start);
+                self.begin(ts);
+                // Let the head logic see the buffered bytes as fresh input.
+                let pending = std::mem::take(&mut self.buf);
+                let rest = self.head_data(&pending, ts, h, stats);
+                let rest = rest.to_vec();
+                if !rest.is_empty() {
+                    self.data(&rest, ts, h, stats);
+                }
+                &[]
+            }
+            None => {
+                let keep = self.max_head.min(self.buf.len());
+                let cut = self.buf.len() - keep;
+                self.buf.drain(..cut);
+                self.scan = self.buf.len();
+                &[]
+            }
+        }
+    }
+
+    fn missing(
+        &mut self,
+        mut len: u64,
+        lost: bool,
+        ts: u64,
+        h: &mut impl Handler,
+        stats: &mut EngineStats,
+    ) {
+        while len > 0 {
+            match &mut self.state {
+                State::Stopped => return,
+                State::Resync => {
+                    self.buf.clear();
+                    self.scan = 0;
+                    return;
+                }
+                State::Start | State::Head => {
+                    if self.state == State::Start {
+                        self.meta = MsgMeta {
+                            start_ts: ts,
+                            ..MsgMeta::default()
+                        };
+                    }
+                    if !lost {
+                        stats.gaps += 1;
+                    }
+                    let in_head = self.state == State::Head;
+                    let partial = std::mem::take(&mut self.buf);
+                    h.on_lost(Loss::Gap, in_head, &partial, &self.meta, ts, stats);
+                    self.buf = partial;
+                    self.resync(stats);
+                    return;
+                }
+                State::Length(left) => {
+                    let n = (*left).min(len);
+                    *left -= n;
+                    len -= n;
+                    self.meta.body_wire += n;
+                    self.meta.body_size += n;
+                    self.meta.lost_body |= lost;
+                    if *left == 0 {
+                        self.complete(ts, h, stats);
+                    }
+                }
+                State::Chunked(dec) => {
+                    let n = dec.skip(len);
+                    self.meta.body_wire += n;
+                    self.meta.body_size = dec.body_len();
+                    self.meta.lost_body |= lost;
+                    len -= n;
+                    if len > 0 {
+                        if !lost {
+                            stats.gaps += 1;
+                        }
+                        h.on_lost(Loss::Gap, false, &[], &self.meta, ts, stats);
+                        self.resync(stats);
+                        return;
+                    }
+                }
+                State::Close => {
+                    self.meta.body_wire += len;
+                    self.meta.body_size += len;
+                    self.meta.lost_body |= lost;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+        match self.state {
+            State::Close => {
+                self.state = State::Start;
+                h.on_complete(&self.meta, ts, stats);
+            }
+            State::Head | State::Length(_) | State::Chunked(_) => {
+                h.on_end(true, &self.meta, ts, stats)
+            }
+            State::Start | State::Resync => h.on_end(false, &self.meta, ts, stats),
+            State::Stopped => return,
+        }
+        self.stop();
+    }
+}

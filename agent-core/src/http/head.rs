@@ -1,0 +1,234 @@
+//! Message heads: httparse for the syntax, then the framing decision of RFC 9112 §6 and the
+//! few header values a [`Transaction`](crate::Transaction) keeps.
+
+use crate::engine::{EngineConfig, ParseErrorReason};
+use crate::identity;
+
+/// How the body of a message is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+    /// Until the server closes the connection (responses only).
+    Close,
+}
+
+/// What a request head says, besides the transaction fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub method: String,
+    pub target: String,
+    pub minor_version: u8,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub trace: Option<(String, String)>,
+    /// `key:…` or `sub:…` (the IP fallback is applied by the caller).
+    pub client_id: Option<String>,
+    pub forwarded_for: Option<std::net::IpAddr>,
+    pub upgrade: bool,
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHead {
+    pub info: RequestInfo,
+    pub body: BodyKind,
+    /// Transfer-Encoding and Content-Length together (framed as chunked, still flagged).
+    pub te_with_cl: bool,
+}
+
+/// A parsed response head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub minor_version: u8,
+    pub te_with_cl: bool,
+    /// Framing as if the request were a plain GET (the caller applies HEAD / CONNECT).
+    pub body: BodyKind,
+}
+
+/// Calls `f` with a header slice large enough for `head` (stack for common sizes).
+fn with_headers<'h, R>(
+    head: &'h [u8],
+    max: usize,
+    f: impl FnOnce(&mut [httparse::Header<'h>]) -> R,
+) -> Result<R, ParseErrorReason> {
+    let lines = memchr::memchr_iter(b'\n', head).count();
+    // Start line and the final empty line are not headers.
+    if lines.saturating_sub(2) > max {
+        return Err(ParseErrorReason::TooManyHeaders);
+    }
+    if lines <= 24 {
+        let mut h = [httparse::EMPTY_HEADER; 24];
+        Ok(f(&mut h))
+    } else {
+        let mut h = vec![httparse::EMPTY_HEADER; lines];
+        Ok(f(&mut h))
+    }
+}
+
+#[derive(Default)]
+struct Framing {
+    chunked: bool,
+    te_other: bool,
+    length: Option<u64>,
+}
+
+fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, ParseErrorReason> {
+    let mut f = Framing::default();
+    let mut te_seen = false;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te_seen = true;
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(&[]);
+            f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            for part in h.value.split(|b| *b == b',') {
+                let part = part.trim_ascii();
+                if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
+                    return Err(ParseErrorReason::InvalidContentLength);
+                }
+                let v = part.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                match f.length {
+                    Some(prev) if prev != v => {
+                        return Err(ParseErrorReason::ConflictingContentLength);
+                    }
+                    _ => f.length = Some(v),
+                }
+            }
+        }
+    }
+    f.te_other = te_seen && !f.chunked;
+    Ok(f)
+}
+
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Parses a complete request head (`head` ends with the empty line).
+pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, ParseErrorReason> {
+    with_headers(head, cfg.max_headers, |headers| {
+        let mut req = httparse::Request::new(headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) | Err(_) => return Err(ParseErrorReason::RequestHead),
+        }
+        let f = framing(req.headers)?;
+        let te_with_cl = (f.chunked || f.te_other) && f.length.is_some();
+        let body = if f.te_other {
+            return Err(ParseErrorReason::UnsupportedTransferEncoding);
+        } else if f.chunked {
+            BodyKind::Chunked
+        } else {
+            f.length
+                .filter(|n| *n > 0)
+                .map_or(BodyKind::None, BodyKind::Length)
+        };
+        let mut info = RequestInfo {
+            method: req.method.unwrap_or_default().to_owned(),
+            target: req.path.unwrap_or_default().to_owned(),
+            minor_version: req.version.unwrap_or(1),
+            ..RequestInfo::default()
+        };
+        let id = &cfg.identity;
+        let mut key_id = None;
+        let mut sub_id = None;
+        let mut connection_upgrade = false;
+        let mut upgrade = false;
+        for h in req.headers.iter() {
+            let n = h.name;
+            if n.eq_ignore_ascii_case(&id.client_id_header) {
+                if key_id.is_none() && !h.value.trim_ascii().is_empty() {
+                    key_id = Some(identity::api_key_id(h.value.trim_ascii()));
+                }
+            } else if n.eq_ignore_ascii_case("authorization") {
+                if sub_id.is_none() {
+                    sub_id = identity::jwt_subject(h.value);
+                }
+            } else if n.eq_ignore_ascii_case("user-agent") {
+                info.user_agent = identity::bounded_header(h.value, identity::MAX_USER_AGENT_CHARS);
+            } else if n.eq_ignore_ascii_case("x-request-id") {
+                info.request_id = identity::bounded_header(h.value, identity::MAX_REQUEST_ID_CHARS);
+            } else if n.eq_ignore_ascii_case("traceparent") {
+                info.trace = identity::parse_traceparent(h.value);
+            } else if n.eq_ignore_ascii_case("x-forwarded-for") {
+                if id.trust_forwarded_for && info.forwarded_for.is_none() {
+                    info.forwarded_for = identity::forwarded_for_ip(h.value);
+                }
+            } else if n.eq_ignore_ascii_case("connection") {
+                connection_upgrade |= has_token(h.value, b"upgrade");
+            } else if n.eq_ignore_ascii_case("upgrade") {
+                upgrade = true;
+            }
+        }
+        info.client_id = key_id.or(sub_id);
+        info.upgrade = upgrade && connection_upgrade;
+        Ok(RequestHead {
+            info,
+            body,
+            te_with_cl,
+        })
+    })?
+}
+
+/// Parses a complete response head.
+pub fn parse_response(head: &[u8], cfg: &EngineConfig) -> Result<ResponseHead, ParseErrorReason> {
+    with_headers(head, cfg.max_headers, |headers| {
+        let mut resp = httparse::Response::new(headers);
+        match resp.parse(head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            Ok(httparse::Status::Partial) | Err(_) => return Err(ParseErrorReason::ResponseHead),
+        }
+        let status = resp.code.unwrap_or(0);
+        let f = framing(resp.headers)?;
+        let te_with_cl = (f.chunked || f.te_other) && f.length.is_some();
+        let body = if (100..200).contains(&status) || status == 204 || status == 304 {
+            BodyKind::None
+        } else if f.chunked {
+            BodyKind::Chunked
+        } else if f.te_other {
+            BodyKind::Close
+        } else {
+            match f.length {
+                Some(0) => BodyKind::None,
+                Some(n) => BodyKind::Length(n),
+                None => BodyKind::Close,
+            }
+        };
+        Ok(ResponseHead {
+            status,
+            minor_version: resp.version.unwrap_or(1),
+            te_with_cl,
+            body,
+        })
+    })?
+}
+
+/// Splits a request target into (path, query) and applies redaction to the query.
+pub fn split_target(target: &str, keys: &[String]) -> (String, Option<String>) {
+    // Absolute form: drop scheme and authority.
+    let rest = match target.find("://") {
+        Some(i) if !target[..i].contains('/') => {
+            let after = &target[i + 3..];
+            after.find(['/', '?']).map_or("/", |j| &after[j..])
+        }
+        _ => target,
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    let path = if path.is_empty() { "/" } else { path };
+    let query = query.map(|q| {
+        if identity::needs_redaction(q, keys) {
+            identity::redact_query(q, keys)
+        } else {
+            q.to_owned()
+        }
+    });
+    (path.to_owned(), query)
+}

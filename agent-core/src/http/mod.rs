@@ -1,0 +1,196 @@
+//! HTTP/1.x over one TCP connection: framing per direction ([`framer`]), heads ([`head`]),
+//! chunked bodies ([`chunked`]) and FIFO pairing of requests with responses (here and in
+//! [`pairing`]).
+
+pub mod chunked;
+pub mod framer;
+pub mod head;
+mod pairing;
+pub mod startline;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use crate::engine::{EngineConfig, EngineStats};
+use crate::flow::reassembly::Piece;
+use crate::{Direction, ErrorType, Transaction};
+use framer::Framer;
+use pairing::{ReqSide, RespSide};
+
+/// What the engine hands the HTTP layer besides the bytes.
+pub struct Ctx<'a> {
+    pub cfg: &'a EngineConfig,
+    pub out: &'a mut Vec<Transaction>,
+}
+
+/// A request waiting for its response. `emitted` entries are tombstones of requests already
+/// recorded (timeout) whose late response must still be paired away.
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    tx: Transaction,
+    emitted: bool,
+    head_method: bool,
+    connect: bool,
+    upgrade: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Http,
+    /// Upgraded or tunnelled: bytes are no longer HTTP/1.x.
+    Tunnel,
+    NotHttp,
+}
+
+/// The response being read.
+#[derive(Debug, Default)]
+struct Response {
+    status: Option<u16>,
+    interim: bool,
+}
+
+/// State both directions share.
+#[derive(Debug)]
+struct Shared {
+    client: SocketAddr,
+    server: SocketAddr,
+    service: String,
+    /// The flow's start (SYN) was seen, so its first bytes are a message start.
+    fresh: bool,
+    request_bytes_seen: bool,
+    requests: u64,
+    responses: u64,
+    queue: VecDeque<Pending>,
+    next_id: u64,
+    /// Request whose body is being read.
+    cur_req: Option<u64>,
+    resp: Response,
+    /// Requests that may have been lost whole in a gap (their responses pair as capture_gap).
+    lost_requests: u32,
+    mode: Mode,
+}
+
+/// HTTP state of one connection.
+#[derive(Debug)]
+pub struct HttpConn {
+    req: Framer,
+    resp: Framer,
+    s: Shared,
+}
+
+impl HttpConn {
+    pub fn new(
+        client: SocketAddr,
+        server: SocketAddr,
+        service: String,
+        fresh: bool,
+        max_head: usize,
+    ) -> HttpConn {
+        HttpConn {
+            req: Framer::new(true, max_head),
+            resp: Framer::new(false, max_head),
+            s: Shared {
+                client,
+                server,
+                service,
+                fresh,
+                request_bytes_seen: false,
+                requests: 0,
+                responses: 0,
+                queue: VecDeque::new(),
+                next_id: 0,
+                cur_req: None,
+                resp: Response::default(),
+                lost_requests: 0,
+                mode: Mode::Http,
+            },
+        }
+    }
+
+    pub fn service(&self) -> &str {
+        &self.s.service
+    }
+
+    /// False once the flow was found not to speak HTTP/1.x.
+    pub fn is_http(&self) -> bool {
+        self.s.mode != Mode::NotHttp
+    }
+
+    /// Bytes buffered by both framers.
+    pub fn buffered(&self) -> usize {
+        self.req.buffered() + self.resp.buffered()
+    }
+
+    /// Requests not yet recorded.
+    pub fn pending(&self) -> usize {
+        self.s.queue.iter().filter(|p| !p.emitted).count()
+    }
+
+    pub fn feed(
+        &mut self,
+        dir: Direction,
+        piece: Piece<'_>,
+        ts: u64,
+        cx: &mut Ctx<'_>,
+        stats: &mut EngineStats,
+    ) {
+        match dir {
+            Direction::ToServer => {
+                let mut h = ReqSide { s: &mut self.s, cx };
+                self.req.feed(piece, ts, &mut h, stats);
+            }
+            Direction::ToClient => {
+                let mut h = RespSide { s: &mut self.s, cx };
+                self.resp.feed(piece, ts, &mut h, stats);
+            }
+        }
+        if self.s.mode != Mode::Http {
+            self.req.stop();
+            self.resp.stop();
+        }
+    }
+
+    /// Requests without a response head `timeout_ns` after their first byte become `timeout`
+    /// records (kept as tombstones so a late response still pairs with them).
+    pub fn expire(&mut self, now: u64, timeout_ns: u64, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+        let responding = self.resp.in_message();
+        for (i, p) in self.s.queue.iter_mut().enumerate() {
+            if p.emitted || (i == 0 && responding) || now.saturating_sub(p.tx.start_ns) < timeout_ns
+            {
+                continue;
+            }
+            p.emitted = true;
+            let mut tx = std::mem::take(&mut p.tx);
+            tx.error.get_or_insert(ErrorType::Timeout);
+            pairing::record(tx, cx, stats);
+        }
+    }
+
+    /// Ends the connection: a response in progress and every pending request are recorded
+    /// with `error` (a close-delimited response in progress completes normally unless
+    /// `error` is a reset).
+    pub fn close(&mut self, error: ErrorType, ts: u64, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+        if self.resp.in_close_delimited_body() && error != ErrorType::ConnectionReset {
+            let meta = *self.resp.meta();
+            let mut h = RespSide { s: &mut self.s, cx };
+            h.pair(&meta, ts, None, stats);
+        } else if self.resp.in_message() {
+            let meta = *self.resp.meta();
+            let mut h = RespSide { s: &mut self.s, cx };
+            h.pair(&meta, ts, Some(error), stats);
+        }
+        while let Some(p) = self.s.queue.pop_front() {
+            if !p.emitted {
+                let mut tx = p.tx;
+                tx.error.get_or_insert(error);
+                pairing::record(tx, cx, stats);
+            }
+        }
+        self.req.stop();
+        self.resp.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! The two [`Handler`]s: requests become pending transactions, responses complete the oldest
+//! one (HTTP/1.x answers in order).
+
+use super::framer::{Handler, HeadVerdict, Loss, MsgMeta, StartVerdict};
+use super::head::{self, BodyKind};
+use super::startline;
+use super::{Ctx, Mode, Pending, Shared};
+use crate::engine::{EngineStats, ParseErrorReason};
+use crate::{ErrorType, Transaction};
+
+/// Pushes a finished transaction.
+pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+    stats.transactions += 1;
+    cx.out.push(tx);
+}
+
+fn not_http(s: &mut Shared, stats: &mut EngineStats) -> StartVerdict {
+    if s.mode == Mode::Http {
+        s.mode = Mode::NotHttp;
+        stats.non_http_flows += 1;
+    }
+    StartVerdict::Stop
+}
+
+/// `(method, target)` from the first line of a (possibly partial or malformed) request head.
+fn request_line(head: &[u8]) -> Option<(String, String)> {
+    let line = &head[..memchr::memchr(b'\n', head)?];
+    let line = std::str::from_utf8(line).ok()?.trim_end();
+    let mut parts = line.split(' ');
+    let (m, t, v) = (parts.next()?, parts.next()?, parts.next()?);
+    (v.starts_with("HTTP/1.") && startline::plausible_request_start(line.as_bytes()))
+        .then(|| (m.to_owned(), t.to_owned()))
+}
+
+/// Status code from the first line of a partial response head.
+fn status_line(head: &[u8]) -> Option<u16> {
+    match head {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            b'1',
+            b'.',
+            _,
+            b' ',
+            a,
+            b,
+            c,
+            ..,
+        ] if a.is_ascii_digit() && b.is_ascii_digit() && c.is_ascii_digit() => {
+            Some(u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0'))
+        }
+        _ => None,
+    }
+}
+
+pub(super) struct ReqSide<'a, 'b> {
+    pub s: &'a mut Shared,
+    pub cx: &'a mut Ctx<'b>,
+}
+
+impl ReqSide<'_, '_> {
+    fn new_tx(&self, start_ns: u64) -> Transaction {
+        Transaction {
+            start_ns,
+            client: Some(self.s.client),
+            server: Some(self.s.server),
+            service: self.s.service.clone(),
+            client_id: Some(self.s.client.ip().to_string()),
+            ..Transaction::default()
+        }
+    }
+
+    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool, upgrade: bool) -> u64 {
+        let id = self.s.next_id;
+        self.s.next_id += 1;
+        self.s.requests += 1;
+        self.s.queue.push_back(Pending {
+            id,
+            tx,
+            emitted: false,
+            head_method,
+            connect,
+            upgrade,
+        });
+        id
+    }
+
+    /// A request that could not be read fully still pairs with its response.
+    fn placeholder(&mut self, head: &[u8], meta: &MsgMeta, error: ErrorType) {
+        let mut tx = self.new_tx(meta.start_ts);
+        if let Some((method, target)) = request_line(head) {
+            let (path, query) = head::split_target(&target, &self.cx.cfg.identity.redact_keys);
+            tx.method = Some(method);
+            tx.path = Some(path);
+            tx.query = query;
+        }
+        tx.error = Some(error);
+        tx.request_wire_bytes = head.len() as u64;
+        let head_method = tx.method.as_deref() == Some("HEAD");
+        self.push(tx, head_method, false, false);
+    }
+
+    fn current(&mut self) -> Option<&mut Pending> {
+        let id = self.s.cur_req?;
+        self.s
+            .queue
+            .iter_mut()
+            .rev()
+            .find(|p| p.id == id && !p.emitted)
+    }
+}
+
+impl Handler for ReqSide<'_, '_> {
+    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict {
+        if self.s.mode != Mode::Http {
+            return StartVerdict::Stop;
+        }
+        let first_bytes = !self.s.request_bytes_seen && self.s.responses == 0;
+        self.s.request_bytes_seen = true;
+        let plausible = startline::plausible_request_start(first);
+        if first_bytes && (startline::looks_like_tls(first) || (self.s.fresh && !plausible)) {
+            return not_http(self.s, stats);
+        }
+        if plausible {
+            StartVerdict::Parse
+        } else {
+            StartVerdict::Resync
+        }
+    }
+
+    fn on_head(
+        &mut self,
+        head: &[u8],
+        meta: &MsgMeta,
+        _ts: u64,
+        stats: &mut EngineStats,
+    ) -> HeadVerdict {
+        let parsed = match head::parse_request(head, self.cx.cfg) {
+            Ok(p) => p,
+            Err(reason) => {
+                if self.s.fresh && self.s.requests == 0 && request_line(head).is_none() {
+                    not_http(self.s, stats);
+                    return HeadVerdict::Stop;
+                }
+                stats.parse_error(reason);
+                self.placeholder(head, meta, ErrorType::MalformedRequest);
+                return HeadVerdict::Resync;
+            }
+        };
+        if parsed.te_with_cl {
+            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
+        }
+        let info = parsed.info;
+        let (path, query) = head::split_target(&info.target, &self.cx.cfg.identity.redact_keys);
+        let mut tx = self.new_tx(meta.start_ts);
+        if let Some(id) = info.client_id {
+            tx.client_id = Some(id);
+        } else if let Some(ip) = info.forwarded_for {
+            tx.client_id = Some(ip.to_string());
+        }
+        tx.path = Some(path);
+        tx.query = query;
+        tx.version = Some(if info.minor_version == 0 {
+            "1.0"
+        } else {
+            "1.1"
+        });
+        tx.user_agent = info.user_agent;
+        tx.request_id = info.request_id;
+        if let Some((trace, parent)) = info.trace {
+            tx.trace_id = Some(trace);
+            tx.parent_span_id = Some(parent);
+        }
+        tx.request_wire_bytes = meta.head_len;
+        tx.request_body_size = Some(0);
+        if let BodyKind::Length(n) = parsed.body {
+            tx.request_body_size = Some(n);
+            tx.request_wire_bytes += n;
+        }
+        let head_method = info.method == "HEAD";
+        let connect = info.method == "CONNECT";
+        tx.method = Some(info.method);
+        let id = self.push(tx, head_method, connect, info.upgrade);
+        self.s.cur_req = Some(id);
+        HeadVerdict::Body(parsed.body)
+    }
+
+    fn on_complete(&mut self, meta: &MsgMeta, _ts: u64, _stats: &mut EngineStats) {
+        if let Some(p) = self.current() {
+            p.tx.request_body_size = Some(meta.body_size);
+            p.tx.request_wire_bytes = meta.head_len + meta.body_wire;
+            if meta.lost_body {
+                p.tx.error.get_or_insert(ErrorType::CaptureGap);
+            }
+        }
+        self.s.cur_req = None;
+    }
+
+    fn on_lost(
+        &mut self,
+        why: Loss,
+        in_head: bool,
+        partial: &[u8],
+        meta: &MsgMeta,
+        _ts: u64,
+        _stats: &mut EngineStats,
+    ) {
+        let error = match why {
+            Loss::Gap => ErrorType::CaptureGap,
+            Loss::Malformed => ErrorType::MalformedRequest,
+        };
+        if in_head && !partial.is_empty() {
+            self.placeholder(partial, meta, error);
+        } else if in_head || self.s.cur_req.is_none() {
+            self.s.lost_requests = self.s.lost_requests.saturating_add(1);
+        } else if let Some(p) = self.current() {
+            p.tx.error.get_or_insert(error);
+        }
+        self.s.cur_req = None;
+    }
+
+    fn on_end(&mut self, _in_message: bool, _meta: &MsgMeta, _ts: u64, _stats: &mut EngineStats) {
+        // The client half-closed; pending requests still wait for their responses.
+        self.s.cur_req = None;
+    }
+
+    fn stopped(&self) -> bool {
+        self.s.mode != Mode::Http
+    }
+}
+
+pub(super) struct RespSide<'a, 'b> {
+    pub s: &'a mut Shared,
+    pub cx: &'a mut Ctx<'b>,
+}
+
+impl RespSide<'_, '_> {
+    /// Completes the oldest request with the response read so far.
+    pub(super) fn pair(
+        &mut self,
+        meta: &MsgMeta,
+        ts: u64,
+        error: Option<ErrorType>,
+        stats: &mut EngineStats,
+    ) {
+        let status = self.s.resp.status.take();
+        let Some(p) = self.s.queue.pop_front() else {
+            if self.s.lost_requests > 0 {
+                self.s.lost_requests -= 1;
+                let tx = Transaction {
+                    start_ns: meta.start_ts,
+                    status,
+                    client: Some(self.s.client),
+                    server: Some(self.s.server),
+                    service: self.s.service.clone(),
+                    client_id: Some(self.s.client.ip().to_string()),
+                    response_wire_bytes: meta.head_len + meta.body_wire,
+                    error: Some(ErrorType::CaptureGap),
+                    ..Transaction::default()
+                };
+                record(tx, self.cx, stats);
+            } else {
+                stats.orphan_responses += 1;
+            }
+            return;
+        };
+        if p.emitted {
+            stats.late_responses += 1;
+            return;
+        }
+        let mut tx = p.tx;
+        tx.status = status;
+        if meta.head_len > 0 {
+            tx.ttfb_ns = Some(meta.start_ts.saturating_sub(tx.start_ns));
+            tx.response_body_size = Some(meta.body_size);
+            tx.response_wire_bytes = meta.head_len + meta.body_wire;
+        }
+        tx.duration_ns = Some(ts.saturating_sub(tx.start_ns));
+        if let Some(e) = error {
+            tx.error.get_or_insert(e);
+        }
+        if meta.lost_body {
+            tx.error.get_or_insert(ErrorType::CaptureGap);
+        }
+        record(tx, self.cx, stats);
+    }
+}
+
+impl Handler for RespSide<'_, '_> {
+    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict {
+        if self.s.mode != Mode::Http {
+            return StartVerdict::Stop;
+        }
+        let first_bytes = self.s.responses == 0 && self.s.requests == 0;
+        if first_bytes
+            && (startline::looks_like_tls(first) || (self.s.fresh && !self.s.request_bytes_seen))
+        {
+            return not_http(self.s, stats);
+        }
+        if startline::plausible_status_start(first) {
+            StartVerdict::Parse
+        } else {
+            StartVerdict::Resync
+        }
+    }
+
+    fn on_head(
+        &mut self,
+        head: &[u8],
+        meta: &MsgMeta,
+        ts: u64,
+        stats: &mut EngineStats,
+    ) -> HeadVerdict {
+        let parsed = match head::parse_response(head, self.cx.cfg) {
+            Ok(p) => p,
+            Err(reason) => {
+                stats.parse_error(reason);
+                self.s.resp.status = status_line(head);
+                self.pair(meta, ts, Some(ErrorType::MalformedResponse), stats);
+                return HeadVerdict::Resync;
+            }
+        };
+        if parsed.te_with_cl {
+            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
+        }
+        self.s.responses += 1;
+        let status = parsed.status;
+        if (100..200).contains(&status) && status != 101 {
+            self.s.resp.interim = true;
+            return HeadVerdict::Done;
+        }
+        self.s.resp.status = Some(status);
+        let (head_method, connect, upgrade) =
+            self.s.queue.front().map_or((false, false, false), |p| {
+                (p.head_method, p.connect, p.upgrade)
+            });
+        let tunnel = (status == 101 && upgrade) || (connect && (200..300).contains(&status));
+        if tunnel {
+            self.pair(meta, ts, None, stats);
+            self.s.mode = Mode::Tunnel;
+            return HeadVerdict::Stop;
+        }
+        if head_method || connect {
+            return HeadVerdict::Body(BodyKind::None);
+        }
+        HeadVerdict::Body(parsed.body)
+    }
+
+    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut EngineStats) {
+        if std::mem::take(&mut self.s.resp.interim) {
+            return;
+        }
+        self.pair(meta, ts, None, stats);
+    }
+
+    fn on_lost(
+        &mut self,
+        why: Loss,
+        in_head: bool,
+        partial: &[u8],
+        meta: &MsgMeta,
+        ts: u64,
+        stats: &mut EngineStats,
+    ) {
+        let error = match why {
+            Loss::Gap => ErrorType::CaptureGap,
+            Loss::Malformed => ErrorType::MalformedResponse,
+        };
+        if in_head {
+            self.s.resp.status = status_line(partial);
+            self.s.resp.interim = false;
+        }
+        if std::mem::take(&mut self.s.resp.interim) {
+            return;
+        }
+        self.pair(meta, ts, Some(error), stats);
+    }
+
+    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut EngineStats) {
+        if in_message && !std::mem::take(&mut self.s.resp.interim) {
+            self.pair(meta, ts, Some(ErrorType::ConnectionClosed), stats);
+        }
+        // The server closed: nothing else will be answered.
+        while let Some(p) = self.s.queue.pop_front() {
+            if !p.emitted {
+                let mut tx = p.tx;
+                tx.error.get_or_insert(ErrorType::ConnectionClosed);
+                record(tx, self.cx, stats);
+            }
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.s.mode != Mode::Http
+    }
+}

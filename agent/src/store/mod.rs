@@ -78,7 +78,7 @@ pub struct StoreStats {
     pub writes: u64,
     /// Failed flushes.
     pub write_failures: u64,
-    /// Distinct keys waiting to be written.
+    /// Distinct keys waiting to be written, including the batch being written.
     pub pending: u64,
     /// Increments dropped because the pending bound was reached.
     pub dropped: u64,
@@ -109,6 +109,8 @@ struct Inner {
     pending: Mutex<Pending>,
     /// Serializes flushes so a batch is never written twice concurrently.
     flushing: tokio::sync::Mutex<()>,
+    /// Keys of the batch being written (taken out of `pending` for the duration).
+    in_flight: AtomicU64,
     writes: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -148,6 +150,7 @@ impl UsageStore {
                 pending: Mutex::new(Pending::new(options.max_pending)),
                 options,
                 flushing: tokio::sync::Mutex::new(()),
+                in_flight: AtomicU64::new(0),
                 writes: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -197,6 +200,9 @@ impl UsageStore {
         if batch.is_empty() {
             return Ok(0);
         }
+        self.inner
+            .in_flight
+            .store(batch.len() as u64, Ordering::Relaxed);
         let result = match &self.inner.backend {
             Backend::Embedded(db) => {
                 let db = db.clone();
@@ -228,6 +234,7 @@ impl UsageStore {
                 }
             },
         };
+        self.inner.in_flight.store(0, Ordering::Relaxed);
         let mut last_error = self
             .inner
             .last_error
@@ -323,7 +330,10 @@ impl UsageStore {
     pub fn stats(&self) -> StoreStats {
         let (pending, dropped) = {
             let p = self.pending();
-            (p.len() as u64, p.dropped())
+            (
+                p.len() as u64 + self.inner.in_flight.load(Ordering::Relaxed),
+                p.dropped(),
+            )
         };
         StoreStats {
             writes: self.inner.writes.load(Ordering::Relaxed),

@@ -12,6 +12,7 @@ pub mod http;
 pub mod engine;
 pub mod flow;
 pub mod identity;
+pub mod pcap;
 pub mod export;
 pub mod route;
 pub mod segment;

@@ -1,0 +1,168 @@
+//! [`CaptureReader`]: a streaming reader of classic pcap and pcapng files over any `Read`.
+//! It holds one packet in memory at a time and reuses its buffer.
+
+use std::io::Read;
+
+use super::classic::{self, ClassicHeader};
+use super::endian::Endian;
+use super::pcapng::{self, Interface};
+use super::source::Source;
+use super::PcapError;
+
+/// One captured packet, borrowed from the reader's buffer until the next call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawPacket<'a> {
+    /// Capture time in nanoseconds since the UNIX epoch.
+    pub ts_ns: u64,
+    /// The link-layer type (LINKTYPE_* number) of the interface.
+    pub linktype: u32,
+    /// Length on the wire; `data.len()` is smaller when the capture cut the packet.
+    pub orig_len: u32,
+    pub data: &'a [u8],
+}
+
+enum Format {
+    Classic(ClassicHeader),
+    Pcapng(Section),
+}
+
+/// State of the current pcapng section.
+struct Section {
+    endian: Endian,
+    interfaces: Vec<Interface>,
+    /// Simple Packet Blocks carry no time: they get the previous packet's.
+    last_ts_ns: u64,
+}
+
+/// Streaming pcap / pcapng reader.
+pub struct CaptureReader<R> {
+    src: Source<R>,
+    format: Format,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> CaptureReader<R> {
+    /// Reads the file header and detects the format.
+    pub fn new(input: R) -> Result<CaptureReader<R>, PcapError> {
+        let mut src = Source::new(input);
+        let mut buf = Vec::with_capacity(64 * 1024);
+        src.read_into(&mut buf, 0, 4, "file header", false)?;
+        let magic = Endian::Little.u32(&buf, 0);
+        let format = if let Some((endian, nanos)) = classic::magic(magic) {
+            src.read_into(&mut buf, 4, 20, "file header", false)?;
+            Format::Classic(classic::global_header(&buf, endian, nanos)?)
+        } else if magic == pcapng::SHB {
+            Format::Pcapng(read_section_header(&mut src, &mut buf, 4)?)
+        } else {
+            return Err(PcapError::UnknownFormat(magic));
+        };
+        Ok(CaptureReader { src, format, buf })
+    }
+
+    /// The next packet, `Ok(None)` at a clean end of file.
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, PcapError> {
+        let CaptureReader { src, format, buf } = self;
+        match format {
+            Format::Classic(hdr) => next_classic(src, buf, hdr),
+            Format::Pcapng(section) => next_pcapng(src, buf, section),
+        }
+    }
+}
+
+fn next_classic<'b, R: Read>(
+    src: &mut Source<R>,
+    buf: &'b mut Vec<u8>,
+    hdr: &ClassicHeader,
+) -> Result<Option<RawPacket<'b>>, PcapError> {
+    let at = src.offset();
+    if !src.read_into(buf, 0, 16, "record header", true)? {
+        return Ok(None);
+    }
+    let (ts_ns, incl, orig_len) = classic::record_header(buf, hdr, at)?;
+    src.read_into(buf, 0, incl as usize, "packet record", false)?;
+    Ok(Some(RawPacket { ts_ns, linktype: hdr.linktype, orig_len, data: buf }))
+}
+
+fn next_pcapng<'b, R: Read>(
+    src: &mut Source<R>,
+    buf: &'b mut Vec<u8>,
+    section: &mut Section,
+) -> Result<Option<RawPacket<'b>>, PcapError> {
+    loop {
+        let at = src.offset();
+        if !src.read_into(buf, 0, 8, "block header", true)? {
+            return Ok(None);
+        }
+        let kind = section.endian.u32(buf, 0);
+        if kind == pcapng::SHB {
+            *section = read_section_header(src, buf, 8)?;
+            continue;
+        }
+        let endian = section.endian;
+        let total = block_length(endian.u32(buf, 4), at)?;
+        src.read_into(buf, 8, total - 8, "block", false)?;
+        let body = 8..total - 4;
+        let corrupt = |reason: String| PcapError::Corrupt { offset: at, reason };
+        match kind {
+            pcapng::IDB => {
+                let iface = pcapng::interface(&buf[body], endian).map_err(corrupt)?;
+                section.interfaces.push(iface);
+            }
+            pcapng::EPB | pcapng::SPB | pcapng::OPB => {
+                let snap0 = section.interfaces.first().map_or(0, |i| i.snaplen);
+                let fields = pcapng::packet(kind, &buf[body], endian, snap0).map_err(corrupt)?;
+                let Some(iface) = section.interfaces.get(fields.interface as usize) else {
+                    return Err(corrupt(format!("packet on undeclared interface {}", fields.interface)));
+                };
+                let ts_ns = match fields.ts_units {
+                    Some(units) => iface
+                        .unit
+                        .to_ns(units)
+                        .saturating_add(iface.offset_s.saturating_mul(1_000_000_000)),
+                    None => section.last_ts_ns,
+                };
+                section.last_ts_ns = ts_ns;
+                let data = &buf[8 + fields.data.start..8 + fields.data.end];
+                let (linktype, orig_len) = (iface.linktype, fields.orig_len);
+                return Ok(Some(RawPacket { ts_ns, linktype, orig_len, data }));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Validates a pcapng block length (multiple of 4, at least 12 bytes, bounded).
+fn block_length(total: u32, at: u64) -> Result<usize, PcapError> {
+    if total < 12 || total % 4 != 0 || total > pcapng::MAX_BLOCK {
+        return Err(PcapError::Corrupt { offset: at, reason: format!("block length {total}") });
+    }
+    Ok(total as usize)
+}
+
+/// Reads a Section Header Block whose first `have` bytes are already in `buf`, and starts a
+/// new section: its byte order, no interfaces yet.
+fn read_section_header<R: Read>(
+    src: &mut Source<R>,
+    buf: &mut Vec<u8>,
+    have: usize,
+) -> Result<Section, PcapError> {
+    let at = src.offset() - have as u64;
+    if have < 12 {
+        src.read_into(buf, have, 12 - have, "section header", false)?;
+    }
+    let endian = match Endian::Little.u32(buf, 8) {
+        pcapng::BYTE_ORDER_MAGIC => Endian::Little,
+        m if m.swap_bytes() == pcapng::BYTE_ORDER_MAGIC => Endian::Big,
+        m => return Err(PcapError::Corrupt { offset: at, reason: format!("byte-order magic {m:#010x}") }),
+    };
+    let total = block_length(endian.u32(buf, 4), at)?;
+    if total < 28 {
+        return Err(PcapError::Corrupt { offset: at, reason: format!("section header length {total}") });
+    }
+    src.read_into(buf, 12, total - 12, "section header", false)?;
+    let (major, minor) = (endian.u16(buf, 12), endian.u16(buf, 14));
+    if major != 1 {
+        return Err(PcapError::UnsupportedVersion { major, minor });
+    }
+    Ok(Section { endian, interfaces: Vec::new(), last_ts_ns: 0 })
+}

@@ -6,7 +6,7 @@ use super::budget::Budget;
 use super::clients::ClientTable;
 use super::config::AggregateConfig;
 use super::histogram::{DURATION_BUCKETS, Histogram, SIZE_BUCKETS};
-use super::sketch::DdSketch;
+use super::sketch::{DdSketch, RELATIVE_ACCURACY};
 use super::window::Windows;
 use crate::route::method_index;
 use crate::transaction::{ErrorType, Transaction};
@@ -20,6 +20,10 @@ pub const OTHER: &str = "other";
 pub const UNKNOWN_ENDPOINT: &str = "unknown";
 /// Client label when neither a client id nor an address is known.
 pub const UNKNOWN_CLIENT: &str = "unknown";
+/// Bins per endpoint sketch: at 1 % accuracy 1,024 bins span a ratio of 8·10^8 (10 µs to
+/// over 2 hours) at full accuracy; faster values fold into the lowest bin. Worst case 8 KiB per
+/// (service, method, endpoint), so 16 MiB at the default budget of 2,000.
+const ROW_SKETCH_BINS: usize = 1024;
 /// Id of `OTHER` in the endpoint-name table.
 pub(super) const OTHER_NAME: u32 = 0;
 
@@ -100,7 +104,7 @@ impl Row {
             duration: Histogram::new(DURATION_BUCKETS),
             request_size: Histogram::new(SIZE_BUCKETS),
             response_size: Histogram::new(SIZE_BUCKETS),
-            latency: DdSketch::default(),
+            latency: DdSketch::new(RELATIVE_ACCURACY, ROW_SKETCH_BINS),
         }
     }
 }

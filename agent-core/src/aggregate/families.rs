@@ -227,6 +227,8 @@ impl Aggregator {
             .map(|&b| scalar(labels([("metric", b.metric())]), self.collapsed(b)))
             .collect();
 
+        let evictions = vec![scalar(Vec::new(), self.clients.evictions)];
+
         use FamilyKind::{Counter, Gauge, Histogram};
         MetricFamilies {
             families: vec![
@@ -295,6 +297,12 @@ impl Aggregator {
                     "Observations recorded under endpoint or client \"other\" because a metric's series budget was spent.",
                     Counter,
                     collapsed,
+                ),
+                unsorted(
+                    "apitap_clients_evicted_total",
+                    "Tracked clients displaced from the top-K by busier ones (their series end).",
+                    Counter,
+                    evictions,
                 ),
             ],
         }

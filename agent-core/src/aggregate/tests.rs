@@ -306,3 +306,42 @@ fn top_endpoints_and_clients_are_sorted_by_count() {
     assert_eq!(top, ["/b", "/c"]);
     assert_eq!(s.top_clients(5).len(), 1);
 }
+
+#[rstest]
+fn evicted_client_series_leave_the_exposition() {
+    let mut a = Aggregator::new(AggregateConfig {
+        top_clients: 1,
+        ..Default::default()
+    });
+    let from = |c: &str, at: u64| Transaction {
+        client_id: Some(c.into()),
+        start_ns: at,
+        ..tx("GET", "/x", Some(429), 1)
+    };
+    a.record(&from("quiet", T0));
+    for _ in 0..5 {
+        a.record(&from("busy", T0));
+    }
+    a.record(&from("busy", T0 + 60_000_000_000));
+    let s = a.snapshot(T0 + 60_000_000_000);
+    let series = |c| [("service", "port-8080"), ("client", c)];
+    assert_eq!(
+        scalar(&s, "api_client_requests_total", &series("quiet")),
+        None
+    );
+    assert_eq!(
+        scalar(&s, "api_client_requests_total", &series("busy")),
+        Some(1.0)
+    );
+    assert_eq!(
+        scalar(&s, "api_client_requests_total", &series("other")),
+        Some(5.0)
+    );
+    assert_eq!(scalar(&s, "apitap_clients_evicted_total", &[]), Some(1.0));
+    let limited = [
+        ("service", "port-8080"),
+        ("endpoint", "/x"),
+        ("client", "quiet"),
+    ];
+    assert_eq!(scalar(&s, "api_rate_limit_hits_total", &limited), None);
+}

@@ -90,8 +90,9 @@ impl DdSketch {
     }
 
     fn index_of(&self, value: f64) -> i32 {
-        // Values are finite and positive here; the cast saturates for absurd magnitudes.
-        (value.ln() / self.gamma_ln).ceil() as i32
+        // Positive here; +inf saturates the cast, and the clamp keeps index arithmetic far from
+        // i32 overflow (1e6 bins at 1 % is beyond any finite f64 anyway).
+        ((value.ln() / self.gamma_ln).ceil() as i32).clamp(-1_000_000, 1_000_000)
     }
 
     fn add_to_bin(&mut self, index: i32, n: u64) {
@@ -295,6 +296,18 @@ mod tests {
         assert!(s.bin_count() <= 64);
         // The top of the distribution keeps its accuracy.
         assert!((s.quantile(1.0) - 1e299).abs() / 1e299 <= 0.01);
+    }
+
+    #[rstest]
+    fn descending_input_and_infinities_stay_bounded() {
+        let mut s = DdSketch::new(RELATIVE_ACCURACY, 64);
+        for e in (-300..300).rev() {
+            s.add(10f64.powi(e));
+        }
+        s.add(f64::INFINITY);
+        s.add(f64::MIN_POSITIVE / 1e10);
+        assert!(s.bin_count() <= 64);
+        assert_eq!(s.count(), 602);
     }
 
     #[rstest]

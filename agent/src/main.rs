@@ -1,10 +1,13 @@
 //! `apitap`: parse, init tracing, run.
 
+mod alert;
 mod capture;
 mod check;
 mod cli;
 mod config;
+mod health;
 mod replay;
+mod reqlog;
 mod run;
 mod store;
 

@@ -1,0 +1,178 @@
+//! The agent under test: `apitap run` as a child process (optionally inside a namespace),
+//! SIGTERM on drop.
+
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+use crate::netns::Netns;
+use crate::{TempDir, run};
+
+/// The `apitap` binary: APITAP_BIN, else built now with cargo into this test's target dir.
+pub fn apitap_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("APITAP_BIN") {
+            return PathBuf::from(p);
+        }
+        // .../target/debug/deps/<test binary> -> .../target
+        let exe = std::env::current_exe().expect("test binary path");
+        let target = exe
+            .ancestors()
+            .nth(3)
+            .expect("test binary inside a target dir")
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(crate::repo_root())
+            .args(["build", "--package", "apitap", "--target-dir"])
+            .arg(&target)
+            .status()
+            .expect("cannot run cargo to build apitap");
+        assert!(
+            status.success(),
+            "building apitap failed; set APITAP_BIN to a built binary"
+        );
+        target.join("debug").join("apitap")
+    })
+    .clone()
+}
+
+pub struct Agent {
+    child: Option<Child>,
+    ns: Option<String>,
+    pub listen: String,
+    dir: TempDir,
+}
+
+impl Agent {
+    /// Starts `apitap run <args> --listen <listen>` (inside `ns` when given) and waits until
+    /// /metrics answers; fails with the agent's stderr if it exits first.
+    pub fn start(ns: Option<&Netns>, args: &[&str], listen: &str) -> Result<Agent> {
+        let dir = TempDir::new("agent")?;
+        let log = std::fs::File::create(dir.path().join("stderr.log"))?;
+        let bin = apitap_bin();
+        let bin = bin.to_str().context("binary path is not UTF-8")?;
+        let mut all = vec!["run"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--listen", listen]);
+        let mut cmd = match ns {
+            Some(ns) => ns.cmd(bin, &all),
+            None => {
+                let mut c = Command::new(bin);
+                c.args(&all);
+                c
+            }
+        };
+        cmd.env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        let mut agent = Agent {
+            child: Some(child),
+            ns: ns.map(|n| n.name.clone()),
+            listen: listen.to_string(),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = agent
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!("apitap exited early ({status}): {}", agent.stderr());
+            }
+            if agent.scrape().is_ok() {
+                return Ok(agent);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "apitap did not serve /metrics within 20 s: {}",
+                    agent.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    fn curl(&self, url: &str) -> Command {
+        let args = ["-sf", "--max-time", "5", url];
+        match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "curl"]).args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new("curl");
+                c.args(args);
+                c
+            }
+        }
+    }
+
+    /// GET /metrics, parsed.
+    pub fn scrape(&self) -> Result<Metrics> {
+        let out = run(&mut self.curl(&format!("http://{}/metrics", self.listen)))?;
+        Ok(Metrics::parse(&String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Scrapes until `done` holds (the reader drains on a timer) or `timeout` passes; returns
+    /// the last scrape either way.
+    pub fn scrape_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Metrics) -> bool,
+    ) -> Result<Metrics> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.scrape()?;
+            if done(&m) || Instant::now() > deadline {
+                return Ok(m);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then waits up to 10 s (SIGKILL after that).
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("agent already stopped");
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "apitap did not exit within 10 s of SIGTERM: {}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.terminate();
+        }
+    }
+}

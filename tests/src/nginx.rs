@@ -1,0 +1,141 @@
+//! A real nginx with its own config, temp dirs and an access log of
+//! `$request_length $bytes_sent $remote_port`, stopped on drop.
+
+use anyhow::{Context, Result, bail};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::netns::Netns;
+use crate::{TempDir, require_tool, run};
+
+/// Bytes of the `/big` response body: several 64 KiB GSO segments on lo.
+pub const BIG_BODY_BYTES: usize = 200_000;
+
+pub struct Nginx {
+    dir: TempDir,
+    ns: Option<String>,
+}
+
+/// One access log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub request_length: u64,
+    pub bytes_sent: u64,
+    pub remote_port: u16,
+}
+
+impl Nginx {
+    /// Starts nginx listening on each of `listen` (e.g. "192.0.2.1:80", "[2001:db8::1]:80"),
+    /// inside `ns` when given. Locations: `/` answers a short text, `/big` a 200 kB file,
+    /// `/status/404` and `/status/500`
+    /// those statuses, and PUT `/upload/NAME` stores a body (so nginx reads it and counts it in
+    /// `$request_length`; a `return` location would discard it uncounted).
+    pub fn start(ns: Option<&Netns>, listen: &[String]) -> Result<Nginx> {
+        require_tool("nginx", "nginx");
+        let dir = TempDir::new("nginx")?;
+        let d = dir.path().display().to_string();
+        std::fs::create_dir_all(dir.path().join("www/upload"))?;
+        std::fs::write(dir.path().join("www/big"), vec![b'x'; BIG_BODY_BYTES])?;
+        let listens: String = listen
+            .iter()
+            .map(|l| format!("    listen {l};\n"))
+            .collect();
+        let conf = format!(
+            "daemon on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n  log_format apitap '$request_length $bytes_sent $remote_port';\n\
+               access_log {d}/access.log apitap;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               keepalive_requests 100000;\n\
+               server {{\n{listens}    root {d}/www;\n\
+                 location = / {{ return 200 \"hello from nginx\\n\"; }}\n\
+                 location /big {{ }}\n\
+                 location /upload/ {{ dav_methods PUT; client_max_body_size 1m; }}\n\
+                 location = /status/404 {{ return 404 \"missing\\n\"; }}\n\
+                 location = /status/500 {{ return 500 \"broken\\n\"; }}\n\
+               }}\n}}\n"
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf)?;
+        let conf_arg = conf_path.display().to_string();
+        let args = ["-c", conf_arg.as_str(), "-p", d.as_str()];
+        match ns {
+            Some(ns) => run(&mut ns.cmd("nginx", &args))?,
+            None => run(Command::new("nginx").args(args))?,
+        };
+        let ngx = Nginx {
+            dir,
+            ns: ns.map(|n| n.name.clone()),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while ngx.pid().is_none() {
+            if Instant::now() > deadline {
+                bail!("nginx did not start: {}", ngx.error_log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(ngx)
+    }
+
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.path().join("nginx.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+
+    /// The namespace nginx runs in, if any.
+    pub fn netns(&self) -> Option<&str> {
+        self.ns.as_deref()
+    }
+
+    /// Every access log line so far.
+    pub fn access(&self) -> Result<Vec<Access>> {
+        let path = self.dir.path().join("access.log");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        text.lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() != 3 {
+                    bail!("unexpected access log line {l:?}");
+                }
+                Ok(Access {
+                    request_length: f[0].parse()?,
+                    bytes_sent: f[1].parse()?,
+                    remote_port: f[2].parse()?,
+                })
+            })
+            .collect()
+    }
+
+    /// (requests, sum of $request_length, sum of $bytes_sent).
+    pub fn totals(&self) -> Result<(usize, u64, u64)> {
+        let a = self.access()?;
+        Ok((
+            a.len(),
+            a.iter().map(|x| x.request_length).sum(),
+            a.iter().map(|x| x.bytes_sent).sum(),
+        ))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: signalling a pid we started; SIGTERM is nginx's fast shutdown.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            // SAFETY: signal 0 only probes for existence.
+            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}

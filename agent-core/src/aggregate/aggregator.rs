@@ -1,6 +1,8 @@
 //! The aggregator: one owner, no locks. `record()` is the hot path (a few hash look-ups on
 //! interned ids, no allocation once a series exists); `snapshot()` copies everything out into
-//! an immutable [`Snapshot`](super::Snapshot).
+//! an immutable [`Snapshot`](super::Snapshot). Maps use foldhash (randomly seeded per process,
+//! several times cheaper than SipHash on short keys); every map is bounded by a series budget
+//! or the top-K, which caps what a crafted-collision input could cost.
 
 use super::budget::Budget;
 use super::clients::ClientTable;
@@ -10,7 +12,7 @@ use super::sketch::{DdSketch, RELATIVE_ACCURACY};
 use super::window::Windows;
 use crate::route::method_index;
 use crate::transaction::{ErrorType, Transaction};
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::fmt::Write as _;
 
 /// Endpoint label of collapsed series.
@@ -178,7 +180,7 @@ impl Aggregator {
             services: Vec::new(),
             service_index: HashMap::new(),
             names: vec![OTHER.into()],
-            name_index: HashMap::from([(Box::<str>::from(OTHER), OTHER_NAME)]),
+            name_index: HashMap::from_iter([(Box::<str>::from(OTHER), OTHER_NAME)]),
             rows: Vec::new(),
             row_index: HashMap::new(),
             errors: HashMap::new(),

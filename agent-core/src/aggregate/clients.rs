@@ -11,7 +11,7 @@
 //! under `"other"` until it earns a slot again; the new client's counters start at zero.
 //! Memory: `K` tracked + `4·K` candidates, whatever the number of distinct clients.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 /// Label used for every client outside the tracked set.
 pub const OTHER: &str = "other";

@@ -13,7 +13,7 @@
 
 use super::classify::looks_like_id;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 const ID: &str = "{id}";
 

@@ -8,7 +8,7 @@
 //! beats `*`. The template reported is the pattern as written, normalized to single slashes.
 
 use super::RouteError;
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 #[derive(Debug, Default, Clone)]
 struct Node {

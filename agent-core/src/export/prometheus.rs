@@ -13,11 +13,14 @@ use crate::aggregate::snapshot::{
 };
 use std::fmt::Write as _;
 
-/// The whole exposition. Self-metrics are grouped by name after the snapshot's families; a
-/// self-metric whose name is already taken by a family of another kind is left out (a
-/// programming error of the contributor, never user input).
+/// The whole exposition. Self-metrics are grouped by name after the snapshot's families (or
+/// appended to a snapshot family of the same name and kind); a self-metric whose name is taken
+/// by a family of another kind is left out (a programming error of the contributor, never user
+/// input). The snapshot is read, never copied.
 pub fn render(snapshot: &Snapshot, self_metrics: &[SelfMetric], format: Format) -> String {
-    let mut families: Vec<MetricFamily> = snapshot.series.families.clone();
+    let families = &snapshot.series.families;
+    let mut appended: Vec<Vec<Sample>> = vec![Vec::new(); families.len()];
+    let mut extra: Vec<MetricFamily> = Vec::new();
     for m in self_metrics {
         let kind = match m.kind {
             MetricKind::Counter => FamilyKind::Counter,
@@ -32,10 +35,16 @@ pub fn render(snapshot: &Snapshot, self_metrics: &[SelfMetric], format: Format) 
                 .collect(),
             value: SampleValue::Scalar(m.value),
         };
-        match families.iter_mut().find(|f| f.name == name) {
+        if let Some(i) = families.iter().position(|f| f.name == name) {
+            if families[i].kind == kind {
+                appended[i].push(sample);
+            }
+            continue;
+        }
+        match extra.iter_mut().find(|f| f.name == name) {
             Some(f) if f.kind == kind => f.samples.push(sample),
             Some(_) => {}
-            None => families.push(MetricFamily {
+            None => extra.push(MetricFamily {
                 name,
                 help: m.help.clone(),
                 kind,
@@ -43,9 +52,20 @@ pub fn render(snapshot: &Snapshot, self_metrics: &[SelfMetric], format: Format) 
             }),
         }
     }
-    let mut out = String::with_capacity(64 * 1024);
-    for f in &families {
-        write_family(&mut out, f, format);
+    let lines: usize = families
+        .iter()
+        .flat_map(|f| &f.samples)
+        .map(|s| match &s.value {
+            SampleValue::Scalar(_) => 1,
+            SampleValue::Histogram(h) => h.bounds.len() + 3,
+        })
+        .sum();
+    let mut out = String::with_capacity((lines + self_metrics.len()) * 128 + 4096);
+    for (f, more) in families.iter().zip(&appended) {
+        write_family(&mut out, f, more, format);
+    }
+    for f in &extra {
+        write_family(&mut out, f, &[], format);
     }
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
@@ -53,7 +73,7 @@ pub fn render(snapshot: &Snapshot, self_metrics: &[SelfMetric], format: Format) 
     out
 }
 
-fn write_family(out: &mut String, f: &MetricFamily, format: Format) {
+fn write_family(out: &mut String, f: &MetricFamily, more: &[Sample], format: Format) {
     let om = format == Format::OpenMetrics;
     let (family_name, sample_name) = match (f.kind, om) {
         (FamilyKind::Counter, true) => {
@@ -69,7 +89,7 @@ fn write_family(out: &mut String, f: &MetricFamily, format: Format) {
     };
     let _ = writeln!(out, "# HELP {family_name} {}", escape_help(&f.help, om));
     let _ = writeln!(out, "# TYPE {family_name} {kind}");
-    for s in &f.samples {
+    for s in f.samples.iter().chain(more) {
         match &s.value {
             SampleValue::Scalar(v) => write_line(out, &sample_name, &s.labels, None, *v),
             SampleValue::Histogram(h) => write_histogram(out, &sample_name, &s.labels, h, om),

@@ -264,3 +264,34 @@ fn promtool_accepts_the_exposition() {
     );
     assert!(out.status.success(), "promtool: {report}");
 }
+
+#[rstest]
+fn self_metrics_join_a_family_of_their_kind_and_never_duplicate_type_lines() {
+    let (snap, _) = fixture();
+    let m = |name: &str, kind, svc: &str| SelfMetric {
+        name: name.into(),
+        help: "h".into(),
+        kind,
+        labels: vec![("service".into(), svc.into())],
+        value: 7.0,
+    };
+    let extra = [
+        m("api_active_connections", MetricKind::Gauge, "port-9"),
+        m("api_requests_total", MetricKind::Gauge, "wrong-kind"),
+        m("apitap bad-name", MetricKind::Counter, "x"),
+    ];
+    let text = render(&snap, &extra, Format::Prometheus);
+    let (types, lines) = parse(&text);
+    assert_eq!(text.matches("# TYPE api_active_connections ").count(), 1);
+    assert!(text.contains("api_active_connections{service=\"port-9\"} 7\n"));
+    assert!(!text.contains("wrong-kind"));
+    assert_eq!(
+        types.get("apitap_bad_name").map(String::as_str),
+        Some("counter")
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(n, _, v)| n == "apitap_bad_name" && *v == 7.0)
+    );
+}

@@ -345,3 +345,80 @@ fn evicted_client_series_leave_the_exposition() {
     ];
     assert_eq!(scalar(&s, "api_rate_limit_hits_total", &limited), None);
 }
+
+/// Sum of a family's samples (observation counts for histograms).
+fn family_sum(s: &Snapshot, name: &str) -> f64 {
+    s.series.get(name).map_or(0.0, |f| {
+        f.samples
+            .iter()
+            .map(|x| match x.value {
+                SampleValue::Scalar(v) => v,
+                SampleValue::Histogram(ref h) => h.count as f64,
+            })
+            .sum()
+    })
+}
+
+#[rstest]
+#[case::tight_budgets(AggregateConfig { series_budget: 7, top_clients: 3, max_services: 2 })]
+#[case::default_budgets(AggregateConfig::default())]
+fn collapsing_relabels_but_never_loses_counts(#[case] cfg: AggregateConfig) {
+    let budget = cfg.series_budget;
+    let mut a = Aggregator::new(cfg);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let n = 5_000;
+    let (mut failures, mut limited) = (0, 0);
+    for i in 0..n {
+        let status = [200, 201, 401, 403, 404, 429, 500, 503][next(8) as usize];
+        let error = (next(20) == 0).then_some(ErrorType::ConnectionReset);
+        failures += u64::from(status >= 500 || error.is_some());
+        limited += u64::from(status == 429);
+        a.record(&Transaction {
+            start_ns: T0 + i * 50_000_000,
+            service: format!("port-{}", 8000 + next(4)),
+            client_id: Some(format!("c{}", next(40))),
+            error,
+            ..tx(
+                ["GET", "POST", "PATCH"][next(3) as usize],
+                &format!("/e{}", next(60)),
+                Some(status),
+                next(900) + 1,
+            )
+        });
+    }
+    let s = a.snapshot(T0 + n * 50_000_000);
+    for family in [
+        "api_requests_total",
+        "api_client_requests_total",
+        "api_request_duration_seconds",
+        "api_request_size_bytes",
+        "api_response_size_bytes",
+    ] {
+        assert_eq!(family_sum(&s, family), n as f64, "{family}");
+    }
+    assert_eq!(family_sum(&s, "api_rate_limit_hits_total"), limited as f64);
+    assert_eq!(s.endpoints.iter().map(|e| e.count).sum::<u64>(), n);
+    assert_eq!(s.endpoints.iter().map(|e| e.errors).sum::<u64>(), failures);
+    assert_eq!(s.clients.iter().map(|c| c.count).sum::<u64>(), n);
+    assert_eq!(s.services.iter().map(|x| x.requests).sum::<u64>(), n);
+    // Budgets hold: real (non-"other") series per metric never exceed the budget.
+    for family in [
+        "api_requests_total",
+        "api_request_duration_seconds",
+        "api_errors_total",
+    ] {
+        let real = s.series.get(family).map_or(0, |f| {
+            f.samples
+                .iter()
+                .filter(|x| !x.labels.iter().any(|(_, v)| v == "other"))
+                .count()
+        });
+        assert!(real <= budget, "{family}: {real} > {budget}");
+    }
+}

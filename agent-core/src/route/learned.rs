@@ -12,8 +12,8 @@
 //! recognised (see `Router::route`); other requests are matched against what is known.
 
 use super::classify::looks_like_id;
-use serde_json::{Value, json};
 use foldhash::HashMap;
+use serde_json::{Value, json};
 
 const ID: &str = "{id}";
 

@@ -4,7 +4,7 @@
 //! several times cheaper than SipHash on short keys); every map is bounded by a series budget
 //! or the top-K, which caps what a crafted-collision input could cost.
 
-use super::budget::Budget;
+use super::budget::{Budget, Budgeted};
 use super::clients::ClientTable;
 use super::config::AggregateConfig;
 use super::histogram::{DURATION_BUCKETS, Histogram, SIZE_BUCKETS};
@@ -28,49 +28,6 @@ pub const UNKNOWN_CLIENT: &str = "unknown";
 const ROW_SKETCH_BINS: usize = 1024;
 /// Id of `OTHER` in the endpoint-name table.
 pub(super) const OTHER_NAME: u32 = 0;
-
-/// Metrics with a series budget, i.e. the values of `apitap_series_collapsed_total{metric}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Budgeted {
-    Requests,
-    Duration,
-    RequestSize,
-    ResponseSize,
-    Errors,
-    RateLimits,
-    AuthFailures,
-    ClientRequests,
-    Services,
-}
-
-impl Budgeted {
-    pub const ALL: [Budgeted; 9] = [
-        Budgeted::Requests,
-        Budgeted::Duration,
-        Budgeted::RequestSize,
-        Budgeted::ResponseSize,
-        Budgeted::Errors,
-        Budgeted::RateLimits,
-        Budgeted::AuthFailures,
-        Budgeted::ClientRequests,
-        Budgeted::Services,
-    ];
-
-    /// The `metric` label value.
-    pub fn metric(self) -> &'static str {
-        match self {
-            Budgeted::Requests => "api_requests_total",
-            Budgeted::Duration => "api_request_duration_seconds",
-            Budgeted::RequestSize => "api_request_size_bytes",
-            Budgeted::ResponseSize => "api_response_size_bytes",
-            Budgeted::Errors => "api_errors_total",
-            Budgeted::RateLimits => "api_rate_limit_hits_total",
-            Budgeted::AuthFailures => "api_auth_failures_total",
-            Budgeted::ClientRequests => "api_client_requests_total",
-            Budgeted::Services => "service",
-        }
-    }
-}
 
 /// Everything kept per (service, method, endpoint).
 #[derive(Clone, Debug)]

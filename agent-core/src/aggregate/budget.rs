@@ -7,6 +7,49 @@
 //! counts each such observation in `apitap_series_collapsed_total{metric}`. Collapse targets themselves
 //! are always admitted; their number is bounded by the other labels (service, method, status).
 
+/// Metrics with a series budget, i.e. the values of `apitap_series_collapsed_total{metric}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budgeted {
+    Requests,
+    Duration,
+    RequestSize,
+    ResponseSize,
+    Errors,
+    RateLimits,
+    AuthFailures,
+    ClientRequests,
+    Services,
+}
+
+impl Budgeted {
+    pub const ALL: [Budgeted; 9] = [
+        Budgeted::Requests,
+        Budgeted::Duration,
+        Budgeted::RequestSize,
+        Budgeted::ResponseSize,
+        Budgeted::Errors,
+        Budgeted::RateLimits,
+        Budgeted::AuthFailures,
+        Budgeted::ClientRequests,
+        Budgeted::Services,
+    ];
+
+    /// The `metric` label value.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Budgeted::Requests => "api_requests_total",
+            Budgeted::Duration => "api_request_duration_seconds",
+            Budgeted::RequestSize => "api_request_size_bytes",
+            Budgeted::ResponseSize => "api_response_size_bytes",
+            Budgeted::Errors => "api_errors_total",
+            Budgeted::RateLimits => "api_rate_limit_hits_total",
+            Budgeted::AuthFailures => "api_auth_failures_total",
+            Budgeted::ClientRequests => "api_client_requests_total",
+            Budgeted::Services => "service",
+        }
+    }
+}
+
 /// One metric's budget.
 #[derive(Clone, Debug, Default)]
 pub struct Budget {

@@ -1,7 +1,8 @@
 //! Building an immutable [`Snapshot`] (rows, clients, services and the metric families the
 //! exposition renders) from the aggregator's state.
 
-use super::aggregator::{Aggregator, Budgeted, error_label};
+use super::aggregator::{Aggregator, error_label};
+use super::budget::Budgeted;
 use super::clients::OTHER as OTHER_CLIENT;
 use super::snapshot::{
     ClientStats, EndpointStats, FamilyKind, MetricFamilies, MetricFamily, Sample, SampleValue,

@@ -45,7 +45,8 @@ pub mod window;
 #[cfg(test)]
 mod tests;
 
-pub use aggregator::{Aggregator, Budgeted, OTHER, UNKNOWN_CLIENT, UNKNOWN_ENDPOINT};
+pub use aggregator::{Aggregator, OTHER, UNKNOWN_CLIENT, UNKNOWN_ENDPOINT};
+pub use budget::Budgeted;
 pub use config::AggregateConfig;
 pub use sketch::DdSketch;
 pub use snapshot::{

@@ -226,6 +226,11 @@ check "rules-lint-and-coverage" "$PY" "$TOOLS/check_rules.py" "$PROM/rules/apita
 # ---- grafana and compose ------------------------------------------------------------------
 check "grafana-dashboard" "$PY" "$TOOLS/check_dashboard.py" "$DEPLOY/grafana/dashboards/apitap.json"
 check "compose-and-provisioning" "$PY" "$TOOLS/check_compose.py" "$DEPLOY/compose/docker-compose.yml"
+# With APITAP_EXPOSITION=FILE|URL (an agent's /metrics), the names the dashboard and rules
+# use are compared with what the agent really exposes.
+if [[ -n "${APITAP_EXPOSITION:-}" ]]; then
+    check "exposition-names" "$PY" "$TOOLS/check_exposition.py" "$APITAP_EXPOSITION"
+fi
 
 # ---- systemd ------------------------------------------------------------------------------
 UNIT="$DEPLOY/systemd/apitap.service"

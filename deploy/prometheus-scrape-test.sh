@@ -85,29 +85,32 @@ echo "scrape-test: prometheus (pid $prom_pid) on 127.0.0.1:$port scraping $schem
 deadline=$((SECONDS + timeout_s))
 wait_for() {
     local kind="$1" query_url="$2" out rc
-    while ((SECONDS < deadline)); do
+    while true; do
         if ! kill -0 "$prom_pid" 2>/dev/null; then
-            echo "scrape-test: prometheus exited:" >&2
-            cat "$work/prometheus.log" >&2
+            echo "prometheus exited: $(tail -n 3 "$work/prometheus.log")"
             return 1
         fi
         rc=0
         out="$(curl -fsS --max-time 2 "$query_url" 2>/dev/null | python3 "$DEPLOY/tools/prom_api.py" "$kind" 2>&1)" || rc=$?
         case "$rc" in
             0) echo "$out"; return 0 ;;
-            3) sleep 0.5 ;;
+            3) ;;
             *) echo "$out"; return 1 ;;
         esac
+        # Always one attempt, even when an earlier wait used up the time.
+        if ((SECONDS >= deadline)); then
+            echo "${out:-no answer}"
+            return 1
+        fi
+        sleep 0.5
     done
-    echo "${out:-no answer}"
-    return 1
 }
 
 failed=0
 if out="$(wait_for up "$api/query?query=up%7Bjob%3D%22apitap%22%7D")"; then
     echo "ok    scrape: $out"
 else
-    echo "FAIL  scrape: no successful scrape of $url within ${timeout_s}s ($out)" >&2
+    echo "FAIL  scrape: no successful scrape of $url within ${timeout_s}s ($out)"
     curl -fsS --max-time 2 "$api/targets" 2>/dev/null | python3 -c '
 import json, sys
 for t in json.load(sys.stdin)["data"]["activeTargets"]:
@@ -118,14 +121,14 @@ for metric in "${required[@]}"; do
     if out="$(wait_for query "$api/query?query=$metric")"; then
         echo "ok    query $metric: $out"
     else
-        echo "FAIL  query $metric: $out (waited up to ${timeout_s}s)" >&2
+        echo "FAIL  query $metric: $out (waited up to ${timeout_s}s)"
         failed=1
     fi
 done
 if out="$(wait_for rules "$api/rules")"; then
     echo "ok    rules: $out"
 else
-    echo "FAIL  rules: $out (waited up to ${timeout_s}s)" >&2
+    echo "FAIL  rules: $out (waited up to ${timeout_s}s)"
     failed=1
 fi
 exit "$failed"

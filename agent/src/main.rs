@@ -1,6 +1,7 @@
 //! `apitap`: parse, init tracing, run.
 
 mod alert;
+mod api;
 mod capture;
 mod check;
 mod cli;

@@ -3,7 +3,7 @@
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::key::{UsageKey, UsageKind};
@@ -22,7 +22,6 @@ pub const FILE_NAME: &str = "usage.redb";
 #[derive(Clone)]
 pub struct Embedded {
     db: Arc<Database>,
-    path: PathBuf,
 }
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
@@ -47,14 +46,7 @@ impl Embedded {
         txn.open_table(HOURLY).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
-        Ok(Embedded {
-            db: Arc::new(db),
-            path,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Embedded { db: Arc::new(db) })
     }
 
     /// Adds a batch in one transaction and prunes dates older than the cutoffs
@@ -127,7 +119,8 @@ impl Embedded {
         Ok(out)
     }
 
-    /// Hourly counts of one date, by hour then field (for tests and future endpoints).
+    /// Hourly counts of one date, by hour then field.
+    #[cfg(test)]
     pub fn hourly(&self, date: &str) -> Result<BTreeMap<u8, BTreeMap<String, u64>>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(HOURLY).map_err(db_err)?;

@@ -74,14 +74,6 @@ impl UsageKey {
         }
     }
 
-    pub fn date(&self) -> &str {
-        match self {
-            UsageKey::Daily { date, .. }
-            | UsageKey::DailyClient { date, .. }
-            | UsageKey::Hourly { date, .. } => date,
-        }
-    }
-
     pub fn is_hourly(&self) -> bool {
         matches!(self, UsageKey::Hourly { .. })
     }

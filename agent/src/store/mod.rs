@@ -187,11 +187,6 @@ impl UsageStore {
         }
     }
 
-    /// Adds `n` to one key (the flows of `record`, for callers that pre-aggregate).
-    pub fn add(&self, key: UsageKey, n: u64) {
-        self.pending().add(key, n);
-    }
-
     /// Writes everything pending; returns the number of keys written. On failure the batch is
     /// kept (bounded) for the next attempt and the error is remembered for /health.
     pub async fn flush(&self) -> Result<usize, StoreError> {
@@ -407,7 +402,8 @@ impl UsageStore {
         }
     }
 
-    /// The embedded backend, if this is one (tests and hourly reads).
+    /// The embedded backend, if this is one.
+    #[cfg(test)]
     pub fn as_embedded(&self) -> Option<&Embedded> {
         match &self.inner.backend {
             Backend::Embedded(db) => Some(db),

@@ -1,0 +1,419 @@
+//! The router end to end through tower's `oneshot`, with a real embedded store in a temporary
+//! directory: authentication, status codes, content types and body shapes.
+
+use super::*;
+use agent_core::aggregate::snapshot::{ClientStats, EndpointStats, ServiceStats};
+use agent_core::export::MetricKind;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::config::{HealthConfig, Thresholds};
+use crate::health::CaptureHealth;
+use crate::store::{StoreOptions, now_ns};
+
+const TOKEN: &str = "s3cret-token-for-tests";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: ApiState,
+    capture: Arc<CaptureHealth>,
+    snapshot_tx: watch::Sender<Arc<Snapshot>>,
+}
+
+fn snapshot() -> Snapshot {
+    let endpoint = |endpoint: &str, count, p95_s| EndpointStats {
+        service: "port-8080".into(),
+        method: "GET".into(),
+        endpoint: endpoint.into(),
+        count,
+        errors: 1,
+        error_rate: 1.0 / count as f64,
+        avg_s: 0.010,
+        p50_s: 0.008,
+        p95_s,
+        p99_s: 0.050,
+        ..EndpointStats::default()
+    };
+    Snapshot {
+        taken_ns: now_ns(),
+        endpoints: vec![
+            endpoint("/api/users/{id}", 40, 0.02),
+            endpoint("/api/orders", 60, 0.03),
+            endpoint("/", 5, 0.001),
+        ],
+        clients: vec![
+            ClientStats {
+                client: "key:aa".into(),
+                count: 70,
+                errors: 7,
+                ..ClientStats::default()
+            },
+            ClientStats {
+                client: "key:bb".into(),
+                count: 35,
+                ..ClientStats::default()
+            },
+        ],
+        services: vec![ServiceStats {
+            service: "port-8080".into(),
+            requests: 105,
+            ..ServiceStats::default()
+        }],
+        ..Snapshot::default()
+    }
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = UsageStore::embedded(dir.path(), StoreOptions::default()).expect("store");
+    let capture = Arc::new(CaptureHealth::new());
+    capture.set_ready(true);
+    capture.set_programs_attached(2);
+    let health = HealthInputs::new(
+        capture.clone(),
+        dir.path().to_path_buf(),
+        HealthConfig::default(),
+        Thresholds::default(),
+    );
+    let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(snapshot()));
+    let self_metrics: SelfMetrics = Arc::new(|| {
+        vec![SelfMetric {
+            name: "apitap_events_lost_total".into(),
+            help: "Events lost in the ring buffer.".into(),
+            kind: MetricKind::Counter,
+            labels: vec![],
+            value: 3.0,
+        }]
+    });
+    let state = ApiState {
+        snapshot: snapshot_rx,
+        self_metrics,
+        store,
+        health: Arc::new(health),
+        token: ApiToken::new(TOKEN),
+    };
+    Fixture {
+        _dir: dir,
+        state,
+        capture,
+        snapshot_tx,
+    }
+}
+
+async fn get(
+    f: &Fixture,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, header::HeaderMap, String) {
+    let mut request = Request::builder().uri(uri);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let request = request.body(Body::empty()).expect("request");
+    let response = router(f.state.clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8(body.to_vec()).expect("utf-8"),
+    )
+}
+
+async fn get_json(f: &Fixture, uri: &str) -> (StatusCode, Value) {
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, body) = get(f, uri, &[("authorization", &bearer)]).await;
+    (status, serde_json::from_str(&body).expect("JSON body"))
+}
+
+#[rstest::rstest]
+#[case::no_header(None, StatusCode::UNAUTHORIZED)]
+#[case::not_bearer(Some("Basic dXNlcjpwYXNz"), StatusCode::UNAUTHORIZED)]
+#[case::empty_bearer(Some("Bearer "), StatusCode::UNAUTHORIZED)]
+#[case::wrong_token(Some("Bearer nope"), StatusCode::FORBIDDEN)]
+#[case::token_prefix(Some("Bearer s3cret"), StatusCode::FORBIDDEN)]
+#[case::right_token(Some("Bearer s3cret-token-for-tests"), StatusCode::OK)]
+#[case::scheme_is_case_insensitive(Some("bearer s3cret-token-for-tests"), StatusCode::OK)]
+#[tokio::test]
+async fn api_needs_the_bearer_token(#[case] authorization: Option<&str>, #[case] want: StatusCode) {
+    let f = fixture();
+    let headers: Vec<(&str, &str)> = authorization
+        .map(|a| ("authorization", a))
+        .into_iter()
+        .collect();
+    for uri in [
+        "/api/v1/usage",
+        "/api/v1/usage/clients",
+        "/api/v1/endpoints",
+        "/api/v1/clients",
+    ] {
+        let (status, headers, body) = get(&f, uri, &headers).await;
+        assert_eq!(status, want, "{uri}: {body}");
+        if want == StatusCode::UNAUTHORIZED {
+            assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+            assert_eq!(body, r#"{"error":"missing bearer token"}"#);
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_api_paths_are_behind_auth_too() {
+    let f = fixture();
+    assert_eq!(
+        get(&f, "/api/v1/nothing", &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_json(&f, "/api/v1/nothing").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[rstest::rstest]
+#[case::days_zero("/api/v1/usage?days=0")]
+#[case::days_too_many("/api/v1/usage?days=31")]
+#[case::days_not_a_number("/api/v1/usage/clients?days=x")]
+#[case::top_zero("/api/v1/endpoints?top=0")]
+#[case::top_too_large("/api/v1/clients?top=1001")]
+#[case::unknown_parameter("/api/v1/endpoints?limit=3")]
+#[tokio::test]
+async fn bad_query_parameters_are_a_json_400(#[case] uri: &str) {
+    let (status, body) = get_json(&fixture(), uri).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn usage_reports_every_day_of_the_period() {
+    let f = fixture();
+    let now = now_ns();
+    let tx = agent_core::Transaction {
+        start_ns: now,
+        method: Some("GET".into()),
+        route: Some("/api/users/{id}".into()),
+        client_id: Some("key:aa".into()),
+        ..agent_core::Transaction::default()
+    };
+    for _ in 0..3 {
+        f.state.store.record(&tx);
+    }
+    f.state.store.flush().await.expect("flush");
+    f.state.store.record(&tx);
+    let today = agent_core::time::utc_date(now);
+
+    let (status, body) = get_json(&f, "/api/v1/usage?days=7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["period_days"], 7);
+    let by_date = body["usage_by_date"].as_object().expect("object");
+    assert_eq!(by_date.len(), 7);
+    assert_eq!(by_date[&today]["/api/users/{id}:GET"], 4);
+
+    let (_, body) = get_json(&f, "/api/v1/usage/clients").await;
+    assert_eq!(body["period_days"], 7, "7 days by default");
+    assert_eq!(body["usage_by_date"][&today]["key:aa"], 4);
+}
+
+#[tokio::test]
+async fn endpoints_and_clients_come_from_the_latest_snapshot() {
+    let f = fixture();
+    let (status, body) = get_json(&f, "/api/v1/endpoints?top=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = body["endpoints"].as_array().expect("array");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0]["endpoint"].as_str(), rows[0]["count"].as_u64()),
+        (Some("/api/orders"), Some(60))
+    );
+    assert_eq!(rows[1]["endpoint"], "/api/users/{id}");
+    assert!((rows[0]["p95_latency_ms"].as_f64().expect("p95") - 30.0).abs() < 1e-9);
+    for key in [
+        "error_rate",
+        "avg_latency_ms",
+        "p50_latency_ms",
+        "p99_latency_ms",
+        "service",
+        "method",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key} in {}", rows[0]);
+    }
+
+    let (_, body) = get_json(&f, "/api/v1/clients?top=1").await;
+    assert_eq!(body["clients"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["clients"][0]["client"], "key:aa");
+    assert!((body["clients"][0]["error_rate"].as_f64().expect("rate") - 0.1).abs() < 1e-9);
+
+    let mut next = snapshot();
+    next.clients.truncate(0);
+    f.snapshot_tx.send(Arc::new(next)).expect("receiver alive");
+    let (_, body) = get_json(&f, "/api/v1/clients").await;
+    assert_eq!(body["clients"], serde_json::json!([]));
+}
+
+#[rstest::rstest]
+#[case::no_accept(None, "text/plain; version=0.0.4; charset=utf-8")]
+#[case::prometheus_scraper(
+    Some(
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+    ),
+    "application/openmetrics-text; version=1.0.0; charset=utf-8"
+)]
+#[case::plain_text(Some("text/plain"), "text/plain; version=0.0.4; charset=utf-8")]
+#[tokio::test]
+async fn metrics_negotiate_the_content_type_without_auth(
+    #[case] accept: Option<&str>,
+    #[case] want: &str,
+) {
+    let f = fixture();
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let (status, headers, body) = get(&f, "/metrics", &headers).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], want);
+    assert!(body.contains("apitap_events_lost_total 3"), "{body}");
+    assert!(
+        body.contains("apitap_store_write_failures_total{backend=\"embedded\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("apitap_store_pending_increments{backend=\"embedded\"} 0"),
+        "{body}"
+    );
+    if want.starts_with("application/openmetrics-text") {
+        assert!(body.ends_with("# EOF\n"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn health_has_the_spec_shape() {
+    let f = fixture();
+    let (status, _, body) = get(&f, "/health", &[]).await;
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    let overall = body["status"].as_str().expect("status");
+    assert!(
+        ["healthy", "warning", "critical", "unhealthy"].contains(&overall),
+        "{body}"
+    );
+    assert_eq!(
+        status == StatusCode::OK,
+        overall == "healthy" || overall == "warning",
+        "{body}"
+    );
+    assert!(
+        body["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t.contains('T'))
+    );
+    let checks = &body["checks"];
+    assert_eq!(checks["capture"]["status"], "healthy");
+    assert_eq!(checks["capture"]["programs_attached"], 2);
+    assert_eq!(checks["store"]["status"], "healthy");
+    assert_eq!(checks["store"]["backend"], "embedded");
+    assert!(checks["store"]["response_time_ms"].as_f64().is_some());
+    assert!(checks["disk"]["free_percent"].as_f64().is_some());
+    assert!(checks["memory"]["used_percent"].as_f64().is_some());
+    assert_eq!(checks["service:port-8080"]["status"], "healthy");
+}
+
+#[tokio::test]
+async fn health_is_503_when_capture_is_down_or_a_service_is_critical() {
+    let f = fixture();
+    f.capture.set_programs_attached(0);
+    let (status, _, body) = get(&f, "/health", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains(r#""status":"unhealthy""#), "{body}");
+
+    f.capture.set_programs_attached(2);
+    let mut next = snapshot();
+    next.services[0].error_rate_5m = 0.5;
+    f.snapshot_tx.send(Arc::new(next)).expect("receiver alive");
+    let (status, _, body) = get(&f, "/health", &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(body["checks"]["service:port-8080"]["status"], "critical");
+}
+
+#[tokio::test]
+async fn probes_answer_without_auth() {
+    let f = fixture();
+    let (status, _, body) = get(&f, "/healthz", &[]).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"{"status":"alive"}"#)
+    );
+    assert_eq!(get(&f, "/readyz", &[]).await.0, StatusCode::OK);
+    f.capture.set_ready(false);
+    assert_eq!(
+        get(&f, "/readyz", &[]).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&f, "/nope", &[]).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn extra_v1_routes_share_the_token() {
+    let f = fixture();
+    let extra = Router::new().route("/alerts", axum::routing::get(|| async { "[]" }));
+    let app = router_with(f.state.clone(), extra);
+    let call = |auth: Option<&'static str>| {
+        let app = app.clone();
+        async move {
+            let mut req = Request::builder().uri("/api/v1/alerts");
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            app.oneshot(req.body(Body::empty()).expect("request"))
+                .await
+                .expect("infallible")
+                .status()
+        }
+    };
+    assert_eq!(call(None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(Some("Bearer s3cret-token-for-tests")).await,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn generated_token_is_private_and_reused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let first = ApiToken::resolve(None, &data_dir).expect("generated");
+    let path = data_dir.join(TOKEN_FILE);
+    let text = std::fs::read_to_string(&path).expect("token file");
+    let token = text.trim();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(first.matches(token.as_bytes()));
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let again = ApiToken::resolve(None, &data_dir).expect("reused");
+    assert!(again.matches(token.as_bytes()));
+    assert!(
+        !format!("{again:?}").contains(token),
+        "Debug never shows the token"
+    );
+}
+
+#[test]
+fn configured_token_wins_and_writes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = ApiToken::resolve(Some("configured-token"), dir.path()).expect("configured");
+    assert!(token.matches(b"configured-token"));
+    assert!(!dir.path().join(TOKEN_FILE).exists());
+}

@@ -417,3 +417,81 @@ fn configured_token_wins_and_writes_nothing() {
     assert!(token.matches(b"configured-token"));
     assert!(!dir.path().join(TOKEN_FILE).exists());
 }
+
+/// `curl` against the real listener: status, content type and auth over TCP.
+fn curl(url: &str, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code} %{content_type}",
+        ])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let (body, meta) = text.rsplit_once('\n').expect("status line");
+    (body.to_string(), meta.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_over_tcp_and_shuts_down() {
+    let f = fixture();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router(f.state.clone()), async move {
+        let _ = stopped.await;
+    }));
+    let results = tokio::task::spawn_blocking(move || {
+        let bearer = format!("Authorization: Bearer {TOKEN}");
+        [
+            curl(
+                &format!("{base}/metrics"),
+                &["-H", "Accept: application/openmetrics-text; version=1.0.0"],
+            ),
+            curl(&format!("{base}/api/v1/endpoints?top=1"), &[]),
+            curl(
+                &format!("{base}/api/v1/endpoints?top=1"),
+                &["-H", "Authorization: Bearer wrong"],
+            ),
+            curl(&format!("{base}/api/v1/endpoints?top=1"), &["-H", &bearer]),
+            curl(&format!("{base}/healthz"), &[]),
+        ]
+    })
+    .await
+    .expect("curl task");
+    assert!(
+        results[0]
+            .1
+            .starts_with("200 application/openmetrics-text; version=1.0.0"),
+        "{:?}",
+        results[0].1
+    );
+    assert!(
+        results[0].0.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF: {:?}",
+        results[0].0
+    );
+    assert_eq!(results[1].1, "401 application/json");
+    assert_eq!(results[2].1, "403 application/json");
+    assert_eq!(results[3].1, "200 application/json");
+    assert!(
+        results[3].0.contains("\"endpoint\":\"/api/orders\""),
+        "{}",
+        results[3].0
+    );
+    assert_eq!(results[4].1, "200 application/json");
+    stop.send(()).expect("server running");
+    server
+        .await
+        .expect("server task")
+        .expect("graceful shutdown");
+}

@@ -125,6 +125,18 @@ pub struct UsageStore {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl UsageStore {
+    /// Redis when a URL is given, else the embedded store in `data_dir`.
+    pub fn open(
+        redis_url: Option<&str>,
+        data_dir: &Path,
+        options: StoreOptions,
+    ) -> Result<UsageStore, StoreError> {
+        match redis_url {
+            Some(url) => UsageStore::redis(url, options),
+            None => UsageStore::embedded(data_dir, options),
+        }
+    }
+
     /// The embedded store in `data_dir`.
     pub fn embedded(data_dir: &Path, options: StoreOptions) -> Result<UsageStore, StoreError> {
         Ok(UsageStore::with(

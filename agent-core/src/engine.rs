@@ -126,6 +126,16 @@ impl Engine {
             server: seg.server,
         };
         let idx = match self.flows.find(&key) {
+            Some(idx)
+                if self
+                    .flows
+                    .get_mut(idx)
+                    .is_some_and(|f| f.is_new_connection(seg)) =>
+            {
+                self.evict(idx, ErrorType::ConnectionClosed, out);
+                self.stats.flows_closed += 1;
+                self.open_flow(key, seg, out)
+            }
             Some(idx) => {
                 self.flows.touch(idx);
                 idx

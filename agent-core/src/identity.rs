@@ -225,3 +225,106 @@ fn percent_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn keys() -> Vec<String> {
+        IdentityConfig::default().redact_keys
+    }
+
+    #[rstest]
+    #[case::configured_keys_any_case(
+        "a=1&TOKEN=t&Secret=s&b=2",
+        "a=1&TOKEN=REDACTED&Secret=REDACTED&b=2"
+    )]
+    #[case::percent_encoded_key("access%5Ftoken=abc", "access%5Ftoken=REDACTED")]
+    #[case::empty_value_kept("password=&x=1", "password=&x=1")]
+    #[case::key_without_value_kept("token&x=1", "token&x=1")]
+    #[case::similar_names_kept("tokens=1&monkey=2", "tokens=1&monkey=2")]
+    #[case::repeated("key=1&key=2", "key=REDACTED&key=REDACTED")]
+    fn redaction_of_query_keys(#[case] q: &str, #[case] want: &str) {
+        assert_eq!(redact_query(q, &keys()), want);
+        assert_eq!(needs_redaction(q, &keys()), q != want);
+    }
+
+    #[rstest]
+    fn api_key_is_short_sha256_never_the_key() {
+        // SHA-256("abc") = ba7816bf8f01cfea...
+        assert_eq!(api_key_id(b"abc"), "key:ba7816bf8f01");
+    }
+
+    #[rstest]
+    #[case::sub(&b"Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.x"[..], Some("sub:alice"))]
+    #[case::lowercase_scheme(&b"bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.x"[..], Some("sub:alice"))]
+    #[case::numeric_sub(&b"Bearer e30.eyJzdWIiOjQyfQ.x"[..], Some("sub:42"))]
+    #[case::no_sub(&b"Bearer e30.e30.x"[..], None)]
+    #[case::basic(&b"Basic dXNlcjpwYXNz"[..], None)]
+    #[case::not_base64(&b"Bearer a.!!!.c"[..], None)]
+    #[case::two_parts(&b"Bearer a.b"[..], None)]
+    fn jwt_subject_is_decoded_not_verified(#[case] v: &[u8], #[case] want: Option<&str>) {
+        assert_eq!(jwt_subject(v).as_deref(), want);
+    }
+
+    #[rstest]
+    fn long_jwt_subject_is_bounded() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{{\"sub\":\"{}\"}}", "u".repeat(200)));
+        let sub = jwt_subject(format!("Bearer e30.{payload}.s").as_bytes()).expect("sub");
+        assert_eq!(sub.len(), 4 + MAX_SUB_CHARS);
+    }
+
+    #[rstest]
+    #[case::valid(&b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..], true)]
+    #[case::future_version_with_more(&b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"[..], true)]
+    #[case::uppercase_hex(&b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"[..], false)]
+    #[case::zero_trace(&b"00-00000000000000000000000000000000-00f067aa0ba902b7-01"[..], false)]
+    #[case::zero_parent(&b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"[..], false)]
+    #[case::version_ff(&b"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"[..], false)]
+    #[case::v00_too_long(&b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"[..], false)]
+    #[case::short(&b"00-4bf92f35-00f067aa0ba902b7-01"[..], false)]
+    fn traceparent_parsing(#[case] v: &[u8], #[case] ok: bool) {
+        let parsed = parse_traceparent(v);
+        assert_eq!(parsed.is_some(), ok, "{parsed:?}");
+        if let Some((t, p)) = parsed {
+            assert_eq!((t.len(), p.len()), (32, 16));
+        }
+    }
+
+    #[rstest]
+    #[case::first_of_list(&b"203.0.113.9, 10.0.0.1"[..], Some("203.0.113.9"))]
+    #[case::v6(&b"2001:db8::1"[..], Some("2001:db8::1"))]
+    #[case::v6_bracketed_port(&b"[2001:db8::1]:443"[..], Some("2001:db8::1"))]
+    #[case::v4_port(&b"203.0.113.9:1234"[..], Some("203.0.113.9"))]
+    #[case::garbage(&b"unknown"[..], None)]
+    fn forwarded_for_first_address(#[case] v: &[u8], #[case] want: Option<&str>) {
+        assert_eq!(
+            forwarded_for_ip(v).map(|ip| ip.to_string()).as_deref(),
+            want
+        );
+    }
+
+    #[rstest]
+    fn header_text_is_bounded_and_cleaned() {
+        let long = "a".repeat(1000);
+        assert_eq!(
+            bounded_header(long.as_bytes(), MAX_USER_AGENT_CHARS).map(|s| s.len()),
+            Some(256)
+        );
+        assert_eq!(bounded_header(b"x\x01y", 10).as_deref(), Some("xy"));
+        assert_eq!(bounded_header(b"  ", 10), None);
+    }
+
+    #[rstest]
+    #[case("Authorization", true)]
+    #[case("proxy-authorization", true)]
+    #[case("COOKIE", true)]
+    #[case("Set-Cookie", true)]
+    #[case("X-Api-Key", true)]
+    #[case("User-Agent", false)]
+    fn secret_headers_are_known(#[case] name: &str, #[case] secret: bool) {
+        assert_eq!(is_secret_header(name, &IdentityConfig::default()), secret);
+    }
+}

@@ -51,6 +51,18 @@ impl Flow {
         self.closed || (self.to_server.ended() && self.to_client.ended())
     }
 
+    /// A client SYN with a different initial sequence number: the 4-tuple was reused by a
+    /// new connection.
+    pub fn is_new_connection(&self, seg: &Segment<'_>) -> bool {
+        seg.direction == Direction::ToServer
+            && seg.flags.syn()
+            && !seg.flags.ack()
+            && self
+                .to_server
+                .next_seq()
+                .is_some_and(|n| n != seg.seq.wrapping_add(1))
+    }
+
     /// Bytes this flow holds (out-of-order segments and partial heads).
     pub fn buffered_now(&self) -> usize {
         self.to_server.held_bytes() + self.to_client.held_bytes() + self.http.buffered()

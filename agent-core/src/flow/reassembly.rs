@@ -60,6 +60,11 @@ impl Reassembler {
         self.held_bytes
     }
 
+    /// The next expected sequence number, once known.
+    pub fn next_seq(&self) -> Option<u32> {
+        self.next
+    }
+
     pub fn has_held(&self) -> bool {
         !self.held.is_empty()
     }

@@ -56,6 +56,8 @@ struct Shared {
     client: SocketAddr,
     server: SocketAddr,
     service: String,
+    /// The client IP as text (the default `client.id`), formatted once per flow.
+    client_ip: String,
     /// The flow's start (SYN) was seen, so its first bytes are a message start.
     fresh: bool,
     request_bytes_seen: bool,
@@ -94,6 +96,7 @@ impl HttpConn {
                 client,
                 server,
                 service,
+                client_ip: client.ip().to_string(),
                 fresh,
                 request_bytes_seen: false,
                 requests: 0,

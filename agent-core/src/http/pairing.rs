@@ -68,7 +68,7 @@ impl ReqSide<'_, '_> {
             client: Some(self.s.client),
             server: Some(self.s.server),
             service: self.s.service.clone(),
-            client_id: Some(self.s.client.ip().to_string()),
+            client_id: Some(self.s.client_ip.clone()),
             ..Transaction::default()
         }
     }
@@ -208,6 +208,7 @@ impl Handler for ReqSide<'_, '_> {
         _ts: u64,
         _stats: &mut EngineStats,
     ) {
+        self.s.request_bytes_seen = true;
         let error = match why {
             Loss::Gap => ErrorType::CaptureGap,
             Loss::Malformed => ErrorType::MalformedRequest,
@@ -256,7 +257,7 @@ impl RespSide<'_, '_> {
                     client: Some(self.s.client),
                     server: Some(self.s.server),
                     service: self.s.service.clone(),
-                    client_id: Some(self.s.client.ip().to_string()),
+                    client_id: Some(self.s.client_ip.clone()),
                     response_wire_bytes: meta.head_len + meta.body_wire,
                     error: Some(ErrorType::CaptureGap),
                     ..Transaction::default()

@@ -741,3 +741,87 @@ fn service_names_map_ports() {
     let out = c.run(&mut Engine::new(cfg));
     assert_eq!(one(&out).service, "users");
 }
+
+#[rstest]
+fn reused_four_tuple_with_new_syn_starts_a_new_flow() {
+    let mut c = Conv::new(40037, 9).open();
+    c.req(GET);
+    let mut d = Conv::new(40037, 5_000_000).open();
+    d.ts = c.ts + MS;
+    d.req(GET).resp(OK);
+    let mut e = engine();
+    let mut out = c.run(&mut e);
+    out.extend(d.run(&mut e));
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0].error, Some(ErrorType::ConnectionClosed));
+    assert_eq!((out[1].status, out[1].error), (Some(200), None));
+    assert_eq!(e.stats().flows_opened, 2);
+}
+
+#[rstest]
+fn lost_request_segment_is_detected_from_the_servers_ack() {
+    let mut c = Conv::new(40038, 9).open();
+    c.req(GET).resp(OK).req(GET).resp(OK);
+    let mut order = c.segs.clone();
+    order.remove(4); // second request never captured; its response acknowledges it
+    let mut e = engine();
+    let out = c.run_order(&mut e, &order);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[0].error, None);
+    assert_eq!(
+        (out[1].status, out[1].error),
+        (Some(200), Some(ErrorType::CaptureGap))
+    );
+    assert_eq!(e.stats().gap_bytes, GET.len() as u64);
+}
+
+#[rstest]
+fn lost_bytes_inside_a_length_body_keep_framing() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n".to_vec();
+    resp.extend(std::iter::repeat_n(b'z', 3000));
+    let mut c = Conv::new(40039, 9).open();
+    c.req(GET)
+        .resp(&resp[..1000])
+        .resp(&resp[1000..2000])
+        .resp(&resp[2000..])
+        .req(GET)
+        .resp(OK);
+    let mut order = c.segs.clone();
+    order.remove(4);
+    let mut e = engine();
+    let mut out = c.run_order(&mut e, &order);
+    e.advance(T0 + 10_000 * MS, &mut out);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(
+        (out[0].status, out[0].error),
+        (Some(200), Some(ErrorType::CaptureGap))
+    );
+    assert_eq!((out[1].status, out[1].error), (Some(200), None));
+}
+
+#[rstest]
+fn server_speaking_first_is_not_http() {
+    let mut c = Conv::new(40040, 9).open();
+    c.resp(b"220 smtp.example ESMTP\r\n").req(b"EHLO me\r\n");
+    let mut e = engine();
+    assert!(c.run(&mut e).is_empty());
+    assert_eq!(e.stats().non_http_flows, 1);
+}
+
+#[rstest]
+fn bare_acks_of_unknown_flows_are_ignored() {
+    let mut c = Conv::new(40041, 9);
+    let (s, a) = (c.cseq, c.sseq);
+    c.raw(Direction::ToServer, s, a, TcpFlags::ACK, &[], 0);
+    c.raw(
+        Direction::ToServer,
+        s,
+        a,
+        TcpFlags::FIN | TcpFlags::ACK,
+        &[],
+        0,
+    );
+    let mut e = engine();
+    assert!(c.run(&mut e).is_empty());
+    assert_eq!(e.stats().flows_opened, 0);
+}

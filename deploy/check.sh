@@ -102,6 +102,12 @@ if ! "$VENV/bin/python" -c 'import yaml' 2>/dev/null || [[ ! -x "$VENV/bin/hadol
     fi
 fi
 PY="$VENV/bin/python"
+if ! "$PY" -c 'import yaml' 2>/dev/null; then
+    # No venv (e.g. no python3-venv): the system python with its own PyYAML still runs the
+    # checkers; hadolint and the schema check then report skip.
+    setup "venv unusable: using $(command -v python3) for the checkers"
+    PY=python3
+fi
 command -v promtool >/dev/null || apt_install prometheus
 command -v shellcheck >/dev/null || apt_install shellcheck
 # A helm on PATH, else the cached or freshly installed one (install-helm.sh says when it installs).
@@ -156,15 +162,18 @@ check "k8s-manifests" "$PY" "$TOOLS/check_manifests.py" kustomize "$WORK/kustomi
 
 # ---- helm ---------------------------------------------------------------------------------
 CHART="$DEPLOY/helm/apitap"
-ALL_VALUES="$CHART/ci/all-features-values.yaml"
 if [[ -n "$HELM" ]]; then
-    check "helm-lint" "$HELM" lint --strict "$CHART"
-    check "helm-lint-all-features" "$HELM" lint --strict "$CHART" -f "$ALL_VALUES"
     render() { "$HELM" template apitap "$CHART" --namespace apitap "${@:2}" >"$1" && echo "rendered $(grep -c '^kind:' "$1") objects"; }
+    check "helm-lint" "$HELM" lint --strict "$CHART"
     check "helm-template" render "$WORK/helm-default.yaml"
     check "helm-manifests" "$PY" "$TOOLS/check_manifests.py" helm-default "$WORK/helm-default.yaml"
-    check "helm-template-all-features" render "$WORK/helm-all.yaml" -f "$ALL_VALUES"
-    check "helm-manifests-all-features" "$PY" "$TOOLS/check_manifests.py" helm-all "$WORK/helm-all.yaml" \
+    # Every ci/*-values.yaml: lint and render (the all-features render is asserted too).
+    for values in "$CHART"/ci/*-values.yaml; do
+        variant="$(basename "$values" -values.yaml)"
+        check "helm-lint-$variant" "$HELM" lint --strict "$CHART" -f "$values"
+        check "helm-template-$variant" render "$WORK/helm-$variant.yaml" -f "$values"
+    done
+    check "helm-manifests-all-features" "$PY" "$TOOLS/check_manifests.py" helm-all "$WORK/helm-all-features.yaml" \
         --podmonitor --token-secret --allow-cap SYS_RESOURCE
     rejects "helm-schema-rejects-bad-value" "$HELM" template apitap "$CHART" --set listen.port=0
 else
@@ -177,7 +186,7 @@ check "helm-values-references" "$PY" "$TOOLS/check_chart_values.py" "$CHART"
 # The PodMonitor is a CRD the validator has no schema for: check_manifests.py covers it.
 k8s_schema() {
     local version files=()
-    for f in "$WORK/kustomize.yaml" "$WORK/helm-default.yaml" "$WORK/helm-all.yaml"; do
+    for f in "$WORK/kustomize.yaml" "$WORK"/helm-*.yaml; do
         [[ -s "$f" ]] && files+=("$f")
     done
     for version in 1.25.0 1.37.0; do

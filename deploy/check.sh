@@ -45,10 +45,10 @@ check() {
     out="$("$@" 2>&1)"
     rc=$?
     if ((rc == 0)); then
-        printf 'ok    %-30s %s\n' "$name" "$(last_line <<<"$out")"
+        printf 'ok    %-34s %s\n' "$name" "$(last_line <<<"$out")"
         passed=$((passed + 1))
     else
-        printf 'FAIL  %-30s (exit %d)\n' "$name" "$rc"
+        printf 'FAIL  %-34s (exit %d)\n' "$name" "$rc"
         indent <<<"$out"
         failed=$((failed + 1))
     fi
@@ -60,18 +60,18 @@ rejects() {
     local name="$1" out why
     shift
     if out="$("$@" 2>&1)"; then
-        printf 'FAIL  %-30s accepted what it must reject\n' "$name"
+        printf 'FAIL  %-34s accepted what it must reject\n' "$name"
         indent <<<"$out"
         failed=$((failed + 1))
     else
         why="$(grep -m1 -E '^[[:space:]]*- |FAIL' <<<"$out" | sed -E 's/^[[:space:]]*(- |FAIL[[:space:]]+)//')"
-        printf 'ok    %-30s rejected: %s\n' "$name" "${why:-$(last_line <<<"$out")}"
+        printf 'ok    %-34s rejected: %s\n' "$name" "${why:-$(last_line <<<"$out")}"
         passed=$((passed + 1))
     fi
 }
 
 skip() {
-    printf 'skip  %-30s %s\n' "$1" "$2"
+    printf 'skip  %-34s %s\n' "$1" "$2"
     skipped=$((skipped + 1))
 }
 
@@ -315,33 +315,28 @@ yaml.safe_dump(tests, open(sys.argv[2], "w"))
 PY
 rejects "self-test-rules-coverage" "$PY" "$TOOLS/check_rules.py" "$PROM/rules/apitap.rules.yml" "$WORK/broken-tests.yml"
 
-# ---- the e2e scrape script, against a static exposition -------------------------------------
-cat >"$WORK/exposition.txt" <<'TXT'
-# HELP api_requests_total HTTP requests seen.
-# TYPE api_requests_total counter
-api_requests_total{service="port-18080",method="GET",endpoint="/api/users/{id}",status="200"} 3
-# HELP apitap_build_info apitap build.
-# TYPE apitap_build_info gauge
-apitap_build_info{version="0.1.0"} 1
-TXT
+# ---- the e2e scrape script and the dashboard's queries, on a real Prometheus ---------------
+# tools/fixtures/exposition.prom holds every catalogued family in SPEC's shape.
+FIXTURE="$TOOLS/fixtures/exposition.prom"
+check "fixture-covers-catalogue" "$PY" "$TOOLS/check_exposition.py" "$FIXTURE"
 if [[ -x "${PROMETHEUS:-/usr/bin/prometheus}" ]]; then
-    "$PY" "$TOOLS/static_exporter.py" "$WORK/exposition.txt" --seconds 90 >"$WORK/exporter.port" &
+    "$PY" "$TOOLS/static_exporter.py" "$FIXTURE" --seconds 120 >"$WORK/exporter.port" &
     exporter_pid=$!
     for _ in $(seq 50); do [[ -s "$WORK/exporter.port" ]] && break; sleep 0.1; done
     port="$(head -n 1 "$WORK/exporter.port")"
-    scrape_static() {
+    scrape_fixture() {
         local out
-        out="$(bash "$DEPLOY/prometheus-scrape-test.sh" "http://127.0.0.1:$port" --timeout 30 2>&1)" ||
-            { echo "$out"; return 1; }
-        grep '^ok' <<<"$out" | sed -E 's/^ok +//' | paste -sd ';' | sed 's/;/; /g'
+        out="$(bash "$DEPLOY/prometheus-scrape-test.sh" "http://127.0.0.1:$port" --timeout 30 \
+            --dashboard "$DEPLOY/grafana/dashboards/apitap.json" 2>&1)" || { echo "$out"; return 1; }
+        grep '^ok' <<<"$out" | sed -E 's/^ok +//; s/, e\.g\. .*//' | paste -sd ';' | sed 's/;/; /g'
     }
-    check "scrape-test-script" scrape_static
+    check "scrape-test-and-dashboard-queries" scrape_fixture
     kill "$exporter_pid" 2>/dev/null
     wait "$exporter_pid" 2>/dev/null
     exporter_pid=""
-    rejects "scrape-test-script-no-target" bash "$DEPLOY/prometheus-scrape-test.sh" "http://127.0.0.1:$port" --timeout 4
+    rejects "scrape-test-no-target" bash "$DEPLOY/prometheus-scrape-test.sh" "http://127.0.0.1:$port" --timeout 4
 else
-    skip "scrape-test-script" "no prometheus binary"
+    skip "scrape-test-and-dashboard-queries" "no prometheus binary"
 fi
 
 echo "deploy: $passed passed, $failed failed, $skipped skipped"

@@ -3,9 +3,12 @@
 # shipped rules against it.
 #
 # usage: deploy/prometheus-scrape-test.sh URL [--timeout SECONDS] [--require METRIC]...
-#   URL        the agent's endpoint, e.g. http://127.0.0.1:9464 (a /metrics path is optional)
-#   --require  a metric that must return data (repeatable; default: api_requests_total and
-#              apitap_build_info)
+#                                           [--dashboard FILE]
+#   URL          the agent's endpoint, e.g. http://127.0.0.1:9464 (a /metrics path is optional)
+#   --require    a metric that must return data (repeatable; default: api_requests_total and
+#                apitap_build_info)
+#   --dashboard  also run every query of this Grafana dashboard (tools/check_dashboard_queries.py);
+#                each must run and return data
 #
 # Starts Debian's /usr/bin/prometheus (or $PROMETHEUS) on a free loopback port with
 # deploy/prometheus/prometheus.yml rewritten to scrape URL every second and a temporary
@@ -20,11 +23,13 @@ PROMETHEUS="${PROMETHEUS:-/usr/bin/prometheus}"
 timeout_s=30
 required=()
 url=""
+dashboard=""
 while (($#)); do
     case "$1" in
         --timeout) timeout_s="$2"; shift 2 ;;
         --require) required+=("$2"); shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --dashboard) dashboard="$2"; shift 2 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         -*) echo "scrape-test: unknown option $1" >&2; exit 2 ;;
         *) url="$1"; shift ;;
     esac
@@ -130,5 +135,21 @@ if out="$(wait_for rules "$api/rules")"; then
 else
     echo "FAIL  rules: $out (waited up to ${timeout_s}s)"
     failed=1
+fi
+if [[ -n "$dashboard" ]]; then
+    # rate() needs two samples in its window: retry until the deadline (at least once).
+    while true; do
+        if out="$(python3 "$DEPLOY/tools/check_dashboard_queries.py" "$api" "$dashboard" 2>&1)"; then
+            echo "ok    $out"
+            break
+        fi
+        if ((SECONDS >= deadline)) || grep -q 'rejected:' <<<"$out"; then
+            echo "FAIL  dashboard queries:"
+            echo "$out"
+            failed=1
+            break
+        fi
+        sleep 1
+    done
 fi
 exit "$failed"

@@ -32,7 +32,6 @@ struct Pending {
     emitted: bool,
     head_method: bool,
     connect: bool,
-    upgrade: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -73,7 +73,7 @@ impl ReqSide<'_, '_> {
         }
     }
 
-    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool, upgrade: bool) -> u64 {
+    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool) -> u64 {
         let id = self.s.next_id;
         self.s.next_id += 1;
         self.s.requests += 1;
@@ -83,7 +83,6 @@ impl ReqSide<'_, '_> {
             emitted: false,
             head_method,
             connect,
-            upgrade,
         });
         id
     }
@@ -100,7 +99,7 @@ impl ReqSide<'_, '_> {
         tx.error = Some(error);
         tx.request_wire_bytes = head.len() as u64;
         let head_method = tx.method.as_deref() == Some("HEAD");
-        self.push(tx, head_method, false, false);
+        self.push(tx, head_method, false);
     }
 
     fn current(&mut self) -> Option<&mut Pending> {
@@ -183,7 +182,7 @@ impl Handler for ReqSide<'_, '_> {
         let head_method = info.method == "HEAD";
         let connect = info.method == "CONNECT";
         tx.method = Some(info.method);
-        let id = self.push(tx, head_method, connect, info.upgrade);
+        let id = self.push(tx, head_method, connect);
         self.s.cur_req = Some(id);
         HeadVerdict::Body(parsed.body)
     }
@@ -334,11 +333,12 @@ impl Handler for RespSide<'_, '_> {
             return HeadVerdict::Done;
         }
         self.s.resp.status = Some(status);
-        let (head_method, connect, upgrade) =
-            self.s.queue.front().map_or((false, false, false), |p| {
-                (p.head_method, p.connect, p.upgrade)
-            });
-        let tunnel = (status == 101 && upgrade) || (connect && (200..300).contains(&status));
+        let (head_method, connect) = self
+            .s
+            .queue
+            .front()
+            .map_or((false, false), |p| (p.head_method, p.connect));
+        let tunnel = status == 101 || (connect && (200..300).contains(&status));
         if tunnel {
             self.pair(meta, ts, None, stats);
             self.s.mode = Mode::Tunnel;

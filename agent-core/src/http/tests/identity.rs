@@ -1,0 +1,51 @@
+//! Client identity, redaction and correlation ids in records.
+
+use super::*;
+
+#[rstest]
+fn query_keys_are_redacted() {
+    let mut c = Conv::new(40033, 9).open();
+    c.req(b"GET /p?a=1&Token=abc&api%5Fkey=k&password=&x=2 HTTP/1.1\r\n\r\n")
+        .resp(OK);
+    let out = c.run(&mut engine());
+    assert_eq!(
+        one(&out).query.as_deref(),
+        Some("a=1&Token=REDACTED&api%5Fkey=REDACTED&password=&x=2")
+    );
+}
+
+#[rstest]
+#[case::api_key(&b"X-API-Key: secret-key-1\r\n"[..], false, "key:")]
+#[case::jwt_sub(&b"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTcifQ.sig\r\n"[..], false, "sub:user-7")]
+#[case::ip(&b""[..], false, "192.0.2.1")]
+#[case::xff_untrusted(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], false, "192.0.2.1")]
+#[case::xff_trusted(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], true, "203.0.113.9")]
+fn client_id_is_derived(#[case] header: &[u8], #[case] trust_xff: bool, #[case] want: &str) {
+    let mut cfg = EngineConfig::default();
+    cfg.identity.trust_forwarded_for = trust_xff;
+    let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+    req.extend_from_slice(header);
+    req.extend_from_slice(b"Cookie: s=1\r\n\r\n");
+    let mut c = Conv::new(40034, 9).open();
+    c.req(&req).resp(OK);
+    let out = c.run(&mut Engine::new(cfg));
+    let t = one(&out);
+    let id = t.client_id.clone().unwrap_or_default();
+    assert!(id.starts_with(want), "{id}");
+    let json = serde_json::to_string(t).expect("json");
+    assert!(!json.contains("secret-key-1") && !json.contains("eyJ") && !json.contains("s=1"));
+}
+
+#[rstest]
+fn trace_context_and_request_id_are_kept() {
+    let mut c = Conv::new(40035, 9).open();
+    c.req(b"GET / HTTP/1.1\r\nX-Request-ID: req-1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n").resp(OK);
+    let out = c.run(&mut engine());
+    let t = one(&out);
+    assert_eq!(t.request_id.as_deref(), Some("req-1"));
+    assert_eq!(
+        t.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(t.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
+}

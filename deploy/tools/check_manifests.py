@@ -163,6 +163,10 @@ def check_podmonitor(c, docs, pod_labels):
     m = monitors[0]
     c.expect(m.get("apiVersion") == "monitoring.coreos.com/v1", "PodMonitor apiVersion must be monitoring.coreos.com/v1")
     c.expect(labels_match(m["spec"]["selector"].get("matchLabels"), pod_labels), "the PodMonitor selector does not match the pods")
+    c.expect(
+        m["spec"].get("jobLabel") == "app.kubernetes.io/name" and pod_labels.get("app.kubernetes.io/name") == "apitap",
+        "the PodMonitor must take job=\"apitap\" from the pod label app.kubernetes.io/name (the rules match job=\"apitap\")",
+    )
     endpoints = m["spec"].get("podMetricsEndpoints") or []
     c.expect(
         any(e.get("port") == "metrics" and e.get("path") == "/metrics" for e in endpoints),

@@ -8,11 +8,12 @@
 //! `pcap` feeds the same path from capture files (`apitap replay`).
 
 pub mod aggregate;
-pub mod http;
 pub mod engine;
 pub mod flow;
+pub mod http;
 pub mod identity;
 pub mod pcap;
+pub mod pipeline;
 pub mod export;
 pub mod route;
 pub mod segment;

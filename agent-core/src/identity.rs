@@ -146,6 +146,11 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
 
 /// Header text kept for a record: lossy UTF-8, control characters dropped, at most `max` chars.
 pub fn bounded_header(value: &[u8], max: usize) -> Option<String> {
+    let trimmed = value.trim_ascii();
+    if trimmed.len() <= max && trimmed.iter().all(|b| (0x20..0x7f).contains(b)) {
+        // Printable ASCII (the usual case): no decoding or filtering needed.
+        return (!trimmed.is_empty()).then(|| String::from_utf8_lossy(trimmed).into_owned());
+    }
     let text = String::from_utf8_lossy(value);
     let clean: String = text
         .trim()

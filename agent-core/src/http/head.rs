@@ -48,23 +48,29 @@ pub struct ResponseHead {
     pub body: BodyKind,
 }
 
-/// Calls `f` with a header slice large enough for `head` (stack for common sizes).
+/// Header slots tried first (on the stack); heads with more headers retry with `max`.
+const FEW_HEADERS: usize = 32;
+
+/// Runs `parse` with a header slice of at most `max` entries: first a small stack array, then
+/// (only if that overflowed) a heap one.
 fn with_headers<'h, R>(
-    head: &'h [u8],
     max: usize,
-    f: impl FnOnce(&mut [httparse::Header<'h>]) -> R,
+    mut parse: impl FnMut(&mut [httparse::Header<'h>]) -> Result<R, ParseErrorReason>,
 ) -> Result<R, ParseErrorReason> {
-    let lines = memchr::memchr_iter(b'\n', head).count();
-    // Start line and the final empty line are not headers.
-    if lines.saturating_sub(2) > max {
-        return Err(ParseErrorReason::TooManyHeaders);
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse(&mut few[..max.min(FEW_HEADERS)]) {
+        Err(ParseErrorReason::TooManyHeaders) if max > FEW_HEADERS => {
+            parse(&mut vec![httparse::EMPTY_HEADER; max])
+        }
+        other => other,
     }
-    if lines <= 24 {
-        let mut h = [httparse::EMPTY_HEADER; 24];
-        Ok(f(&mut h))
-    } else {
-        let mut h = vec![httparse::EMPTY_HEADER; lines];
-        Ok(f(&mut h))
+}
+
+/// Maps an httparse failure (or an unexpected partial head) to a reason.
+fn syntax(e: httparse::Error, otherwise: ParseErrorReason) -> ParseErrorReason {
+    match e {
+        httparse::Error::TooManyHeaders => ParseErrorReason::TooManyHeaders,
+        _ => otherwise,
     }
 }
 
@@ -111,11 +117,12 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 
 /// Parses a complete request head (`head` ends with the empty line).
 pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, ParseErrorReason> {
-    with_headers(head, cfg.max_headers, |headers| {
+    with_headers(cfg.max_headers, |headers| {
         let mut req = httparse::Request::new(headers);
         match req.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) | Err(_) => return Err(ParseErrorReason::RequestHead),
+            Ok(httparse::Status::Partial) => return Err(ParseErrorReason::RequestHead),
+            Err(e) => return Err(syntax(e, ParseErrorReason::RequestHead)),
         }
         let f = framing(req.headers)?;
         let te_with_cl = (f.chunked || f.te_other) && f.length.is_some();
@@ -172,16 +179,17 @@ pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, Par
             body,
             te_with_cl,
         })
-    })?
+    })
 }
 
 /// Parses a complete response head.
 pub fn parse_response(head: &[u8], cfg: &EngineConfig) -> Result<ResponseHead, ParseErrorReason> {
-    with_headers(head, cfg.max_headers, |headers| {
+    with_headers(cfg.max_headers, |headers| {
         let mut resp = httparse::Response::new(headers);
         match resp.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) | Err(_) => return Err(ParseErrorReason::ResponseHead),
+            Ok(httparse::Status::Partial) => return Err(ParseErrorReason::ResponseHead),
+            Err(e) => return Err(syntax(e, ParseErrorReason::ResponseHead)),
         }
         let status = resp.code.unwrap_or(0);
         let f = framing(resp.headers)?;
@@ -205,7 +213,7 @@ pub fn parse_response(head: &[u8], cfg: &EngineConfig) -> Result<ResponseHead, P
             te_with_cl,
             body,
         })
-    })?
+    })
 }
 
 /// Splits a request target into (path, query) and applies redaction to the query.

@@ -20,6 +20,10 @@ pub struct MsgMeta {
     pub body_size: u64,
     /// Some body bytes were lost (framing survived).
     pub lost_body: bool,
+    /// The decoded body length is unknown (chunk framing was not copied).
+    pub size_unknown: bool,
+    /// Timestamp of the last byte read so far.
+    pub last_ts: u64,
 }
 
 /// What the first bytes at a message boundary look like.
@@ -86,6 +90,9 @@ enum State {
     Length(u64),
     Chunked(ChunkDecoder),
     Close,
+    /// A chunked body whose chunk framing was not copied: read on until the next start line
+    /// (or the end of the connection), which ends it.
+    Skim,
     Resync,
     Stopped,
 }
@@ -129,8 +136,9 @@ impl Framer {
         !matches!(self.state, State::Start | State::Resync | State::Stopped)
     }
 
-    pub fn in_close_delimited_body(&self) -> bool {
-        self.state == State::Close
+    /// In a body that ends with the connection (close-delimited, or skimmed chunked).
+    pub fn in_open_ended_body(&self) -> bool {
+        matches!(self.state, State::Close | State::Skim)
     }
 
     pub fn meta(&self) -> &MsgMeta {
@@ -221,9 +229,10 @@ impl Framer {
                 State::Close => {
                     self.meta.body_wire += d.len() as u64;
                     self.meta.body_size += d.len() as u64;
+                    self.meta.last_ts = ts;
                     return;
                 }
-                State::Resync => d = self.resync_data(d, ts, h, stats),
+                State::Skim | State::Resync => d = self.resync_data(d, ts, h, stats),
             }
         }
     }
@@ -299,6 +308,10 @@ impl Framer {
         stats: &mut EngineStats,
     ) -> &'d [u8] {
         let from = self.scan.saturating_sub(24);
+        let skimming = self.state == State::Skim;
+        if skimming {
+            self.meta.body_wire += d.len() as u64;
+        }
         self.buf.extend_from_slice(d);
         let found = if self.request_side {
             startline::find_request_line(&self.buf, from)
@@ -307,6 +320,17 @@ impl Framer {
         };
         match found {
             Some(start) => {
+                if skimming {
+                    // The bytes from the start line on are the next message, not this body.
+                    self.meta.body_wire -= (self.buf.len() - start) as u64;
+                    let body_bytes_here = start > self.buf.len() - d.len();
+                    let last = if body_bytes_here {
+                        ts
+                    } else {
+                        self.meta.last_ts
+                    };
+                    self.complete(last, h, stats);
+                }
                 self.buf.drain(..start);
                 self.begin(ts);
                 // Let the head logic see the buffered bytes as fresh input.
@@ -319,6 +343,9 @@ impl Framer {
                 &[]
             }
             None => {
+                if skimming {
+                    self.meta.last_ts = ts;
+                }
                 let keep = self.max_head.min(self.buf.len());
                 let cut = self.buf.len() - keep;
                 self.buf.drain(..cut);
@@ -340,6 +367,14 @@ impl Framer {
             match &mut self.state {
                 State::Stopped => return,
                 State::Resync => {
+                    self.buf.clear();
+                    self.scan = 0;
+                    return;
+                }
+                State::Skim => {
+                    self.meta.body_wire += len;
+                    self.meta.lost_body |= lost;
+                    self.meta.last_ts = ts;
                     self.buf.clear();
                     self.scan = 0;
                     return;
@@ -378,10 +413,17 @@ impl Framer {
                     self.meta.body_size = dec.body_len();
                     self.meta.lost_body |= lost;
                     len -= n;
+                    if len > 0 && !lost {
+                        // Chunk framing inside bytes the capture did not copy.
+                        self.meta.body_wire += len;
+                        self.meta.size_unknown = true;
+                        self.meta.last_ts = ts;
+                        self.state = State::Skim;
+                        self.buf.clear();
+                        self.scan = 0;
+                        return;
+                    }
                     if len > 0 {
-                        if !lost {
-                            stats.gaps += 1;
-                        }
                         h.on_lost(Loss::Gap, false, &[], &self.meta, ts, stats);
                         self.resync(stats);
                         return;
@@ -391,6 +433,7 @@ impl Framer {
                     self.meta.body_wire += len;
                     self.meta.body_size += len;
                     self.meta.lost_body |= lost;
+                    self.meta.last_ts = ts;
                     return;
                 }
             }
@@ -399,7 +442,7 @@ impl Framer {
 
     fn end(&mut self, ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
         match self.state {
-            State::Close => {
+            State::Close | State::Skim => {
                 self.state = State::Start;
                 h.on_complete(&self.meta, ts, stats);
             }

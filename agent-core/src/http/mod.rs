@@ -173,10 +173,10 @@ impl HttpConn {
     /// with `error` (a close-delimited response in progress completes normally unless
     /// `error` is a reset).
     pub fn close(&mut self, error: ErrorType, ts: u64, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
-        if self.resp.in_close_delimited_body() && error != ErrorType::ConnectionReset {
+        if self.resp.in_open_ended_body() && error != ErrorType::ConnectionReset {
             let meta = *self.resp.meta();
             let mut h = RespSide { s: &mut self.s, cx };
-            h.pair(&meta, ts, None, stats);
+            h.pair(&meta, meta.last_ts.max(meta.start_ts), None, stats);
         } else if self.resp.in_message() {
             let meta = *self.resp.meta();
             let mut h = RespSide { s: &mut self.s, cx };

@@ -189,7 +189,7 @@ impl Handler for ReqSide<'_, '_> {
 
     fn on_complete(&mut self, meta: &MsgMeta, _ts: u64, _stats: &mut EngineStats) {
         if let Some(p) = self.current() {
-            p.tx.request_body_size = Some(meta.body_size);
+            p.tx.request_body_size = (!meta.size_unknown).then_some(meta.body_size);
             p.tx.request_wire_bytes = meta.head_len + meta.body_wire;
             if meta.lost_body {
                 p.tx.error.get_or_insert(ErrorType::CaptureGap);
@@ -275,7 +275,7 @@ impl RespSide<'_, '_> {
         tx.status = status;
         if meta.head_len > 0 {
             tx.ttfb_ns = Some(meta.start_ts.saturating_sub(tx.start_ns));
-            tx.response_body_size = Some(meta.body_size);
+            tx.response_body_size = (!meta.size_unknown).then_some(meta.body_size);
             tx.response_wire_bytes = meta.head_len + meta.body_wire;
         }
         tx.duration_ns = Some(ts.saturating_sub(tx.start_ns));

@@ -206,3 +206,52 @@ fn bare_acks_of_unknown_flows_are_ignored() {
     assert!(c.run(&mut e).is_empty());
     assert_eq!(e.stats().flows_opened, 0);
 }
+
+fn chunked_body(chunks: usize, size: usize) -> Vec<u8> {
+    let mut b = Vec::new();
+    for i in 0..chunks {
+        b.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        b.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, size));
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(b"0\r\n\r\n");
+    b
+}
+
+#[rstest]
+fn chunked_framing_in_uncopied_bytes_is_skimmed_to_the_next_response() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    resp.extend(chunked_body(8, 1000));
+    let mut c = Conv::new(40042, 9).open();
+    c.req(GET);
+    for part in resp.chunks(3000) {
+        c.send_copied(Direction::ToClient, part, part.len().min(200));
+    }
+    let last_body_ts = c.ts;
+    c.req(GET).resp(OK);
+    let mut e = engine();
+    let out = c.run(&mut e);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let t = &out[0];
+    assert_eq!(
+        (t.status, t.error, t.response_body_size),
+        (Some(200), None, None)
+    );
+    assert_eq!(t.response_wire_bytes, resp.len() as u64);
+    assert_eq!(t.start_ns + t.duration_ns.expect("duration"), last_body_ts);
+    assert_eq!((out[1].status, out[1].error), (Some(200), None));
+    assert_eq!(e.stats().gaps, 0);
+}
+
+#[rstest]
+fn skimmed_chunked_response_ends_at_fin() {
+    let mut resp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    resp.extend(chunked_body(4, 2000));
+    let mut c = Conv::new(40043, 9).open();
+    c.req(GET);
+    c.send_copied(Direction::ToClient, &resp, 100);
+    c.fin(Direction::ToClient);
+    let out = c.run(&mut engine());
+    let t = one(&out);
+    assert_eq!((t.status, t.error), (Some(200), None));
+}

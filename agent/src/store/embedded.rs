@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::key::{UsageKey, UsageKind};
+use super::key::{Family, UsageKind};
 use super::pending::Batch;
 use super::{StoreError, Usage};
 
@@ -22,6 +22,23 @@ pub const FILE_NAME: &str = "usage.redb";
 #[derive(Clone)]
 pub struct Embedded {
     db: Arc<Database>,
+}
+
+/// Adds `n` to the counter at `key` of `table`.
+fn add<K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, u64>,
+    key: K::SelfType<'_>,
+    n: u64,
+) -> Result<(), StoreError>
+where
+    for<'a> K::SelfType<'a>: Clone,
+{
+    let old = table
+        .get(key.clone())
+        .map_err(db_err)?
+        .map_or(0, |v| v.value());
+    table.insert(key, old.saturating_add(n)).map_err(db_err)?;
+    Ok(())
 }
 
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
@@ -62,22 +79,16 @@ impl Embedded {
             let mut daily = txn.open_table(DAILY).map_err(db_err)?;
             let mut clients = txn.open_table(DAILY_CLIENT).map_err(db_err)?;
             let mut hourly = txn.open_table(HOURLY).map_err(db_err)?;
-            for (key, n) in batch {
-                match key {
-                    UsageKey::Daily { date, field } => {
-                        let k = (date.as_str(), field.as_str());
-                        let old = daily.get(k).map_err(db_err)?.map_or(0, |v| v.value());
-                        daily.insert(k, old.saturating_add(*n)).map_err(db_err)?;
-                    }
-                    UsageKey::DailyClient { date, client } => {
-                        let k = (date.as_str(), client.as_str());
-                        let old = clients.get(k).map_err(db_err)?.map_or(0, |v| v.value());
-                        clients.insert(k, old.saturating_add(*n)).map_err(db_err)?;
-                    }
-                    UsageKey::Hourly { date, hour, field } => {
-                        let k = (date.as_str(), *hour, field.as_str());
-                        let old = hourly.get(k).map_err(db_err)?.map_or(0, |v| v.value());
-                        hourly.insert(k, old.saturating_add(*n)).map_err(db_err)?;
+            for (group, fields) in batch {
+                let date = group.date();
+                for (field, n) in fields {
+                    let n = *n;
+                    match group.family {
+                        Family::Daily => add(&mut daily, (date.as_str(), &**field), n)?,
+                        Family::DailyClient => add(&mut clients, (date.as_str(), &**field), n)?,
+                        Family::Hourly => {
+                            add(&mut hourly, (date.as_str(), group.hour, &**field), n)?
+                        }
                     }
                 }
             }

@@ -1,22 +1,22 @@
-//! What one usage increment is counted under: the three SPEC key families, shared by the
-//! embedded tables and the Redis hashes.
+//! What a usage increment is counted under: the three SPEC key families, shared by the embedded
+//! tables and the Redis hashes. A [`Group`] is one hash (family, day, hour); its fields are
+//! `{endpoint}:{METHOD}` or the client.
 
 use agent_core::Transaction;
 use agent_core::time::{utc_date, utc_hour};
+use std::fmt::Write;
 
-/// One counter of the usage store.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UsageKey {
-    /// Redis `usage:daily:{date}`, field `{endpoint}:{METHOD}`.
-    Daily { date: String, field: String },
-    /// Redis `usage:daily:{date}:client`, field the client.
-    DailyClient { date: String, client: String },
-    /// Redis `usage:hourly:{date}:{HH}`, field `{endpoint}:{METHOD}`.
-    Hourly {
-        date: String,
-        hour: u8,
-        field: String,
-    },
+const DAY_NS: u64 = 86_400 * 1_000_000_000;
+
+/// The key families of SPEC "Usage store".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// `usage:daily:{date}`, field `{endpoint}:{METHOD}`.
+    Daily,
+    /// `usage:daily:{date}:client`, field the client.
+    DailyClient,
+    /// `usage:hourly:{date}:{HH}`, field `{endpoint}:{METHOD}`.
+    Hourly,
 }
 
 /// Which daily family a query reads.
@@ -26,56 +26,86 @@ pub enum UsageKind {
     Clients,
 }
 
-impl UsageKey {
-    /// The three keys one transaction increments. The endpoint is the route template (the raw
-    /// path only when no template was assigned), the client the SPEC client id, else the IP.
-    pub fn of(t: &Transaction) -> [UsageKey; 3] {
-        let date = utc_date(t.start_ns);
-        let endpoint = t
-            .route
-            .as_deref()
-            .or(t.path.as_deref())
-            .unwrap_or("unknown");
-        let method = t.method.as_deref().unwrap_or("UNKNOWN");
-        let field = format!("{endpoint}:{method}");
-        let client = match (&t.client_id, t.client) {
-            (Some(id), _) => id.clone(),
-            (None, Some(addr)) => addr.ip().to_string(),
-            (None, None) => "unknown".to_string(),
-        };
-        [
-            UsageKey::Hourly {
-                date: date.clone(),
-                hour: utc_hour(t.start_ns),
-                field: field.clone(),
-            },
-            UsageKey::DailyClient {
-                date: date.clone(),
-                client,
-            },
-            UsageKey::Daily { date, field },
-        ]
+impl UsageKind {
+    pub fn family(self) -> Family {
+        match self {
+            UsageKind::Endpoints => Family::Daily,
+            UsageKind::Clients => Family::DailyClient,
+        }
+    }
+}
+
+/// One hash of the store: a family on a UTC day (and hour, for the hourly family).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Group {
+    pub family: Family,
+    /// Days since 1970-01-01 (UTC).
+    pub day: u32,
+    /// Hour of day for [`Family::Hourly`], 0 otherwise.
+    pub hour: u8,
+}
+
+impl Group {
+    pub fn daily(family: Family, ts_ns: u64) -> Group {
+        Group {
+            family,
+            day: day_of(ts_ns),
+            hour: 0,
+        }
+    }
+
+    pub fn hourly(ts_ns: u64) -> Group {
+        Group {
+            family: Family::Hourly,
+            day: day_of(ts_ns),
+            hour: utc_hour(ts_ns),
+        }
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        utc_date(u64::from(self.day) * DAY_NS)
     }
 
     /// The Redis key (SPEC "Usage store").
     pub fn redis_key(&self) -> String {
-        match self {
-            UsageKey::Daily { date, .. } => format!("usage:daily:{date}"),
-            UsageKey::DailyClient { date, .. } => format!("usage:daily:{date}:client"),
-            UsageKey::Hourly { date, hour, .. } => format!("usage:hourly:{date}:{hour:02}"),
+        let date = self.date();
+        match self.family {
+            Family::Daily => format!("usage:daily:{date}"),
+            Family::DailyClient => format!("usage:daily:{date}:client"),
+            Family::Hourly => format!("usage:hourly:{date}:{:02}", self.hour),
         }
     }
+}
 
-    /// The hash field.
-    pub fn field(&self) -> &str {
-        match self {
-            UsageKey::Daily { field, .. } | UsageKey::Hourly { field, .. } => field,
-            UsageKey::DailyClient { client, .. } => client,
+fn day_of(ts_ns: u64) -> u32 {
+    u32::try_from(ts_ns / DAY_NS).unwrap_or(u32::MAX)
+}
+
+/// Writes the `{endpoint}:{METHOD}` field of `t` into `out` (cleared first). The endpoint is the
+/// route template, the raw path only when no template was assigned.
+pub fn endpoint_field(t: &Transaction, out: &mut String) {
+    out.clear();
+    out.push_str(
+        t.route
+            .as_deref()
+            .or(t.path.as_deref())
+            .unwrap_or("unknown"),
+    );
+    out.push(':');
+    out.push_str(t.method.as_deref().unwrap_or("UNKNOWN"));
+}
+
+/// Writes the client field of `t` into `out`: the SPEC client id, else the client IP.
+pub fn client_field(t: &Transaction, out: &mut String) {
+    out.clear();
+    match (&t.client_id, t.client) {
+        (Some(id), _) => out.push_str(id),
+        // Writing into a String cannot fail.
+        (None, Some(addr)) => {
+            let _ = write!(out, "{}", addr.ip());
         }
-    }
-
-    pub fn is_hourly(&self) -> bool {
-        matches!(self, UsageKey::Hourly { .. })
+        (None, None) => out.push_str("unknown"),
     }
 }
 
@@ -89,7 +119,6 @@ pub fn daily_redis_key(kind: UsageKind, date: &str) -> String {
 
 /// The `days` UTC dates ending with the day of `now_ns`, oldest first.
 pub fn last_dates(now_ns: u64, days: u32) -> Vec<String> {
-    const DAY_NS: u64 = 86_400 * 1_000_000_000;
     (0..u64::from(days))
         .rev()
         .map(|back| utc_date(now_ns.saturating_sub(back * DAY_NS)))
@@ -133,33 +162,38 @@ mod tests {
     )]
     #[case::raw_path_without_route(None, Some("sub:alice"), "/api/users/42:GET", "sub:alice")]
     #[case::ip_without_client_id(Some("/api/users/{id}"), None, "/api/users/{id}:GET", "127.0.0.1")]
-    fn keys_follow_the_spec(
+    fn fields_follow_the_spec(
         #[case] route: Option<&str>,
         #[case] client_id: Option<&str>,
         #[case] field: &str,
         #[case] client: &str,
     ) {
-        let date = utc_date(TS);
-        let [hourly, daily_client, daily] = UsageKey::of(&tx(route, client_id));
-        assert_eq!(daily.redis_key(), format!("usage:daily:{date}"));
-        assert_eq!(daily.field(), field);
+        let t = tx(route, client_id);
+        let mut out = String::from("left over");
+        endpoint_field(&t, &mut out);
+        assert_eq!(out, field);
+        client_field(&t, &mut out);
+        assert_eq!(out, client);
+    }
+
+    #[test]
+    fn redis_keys_follow_the_spec() {
         assert_eq!(
-            daily_client.redis_key(),
-            format!("usage:daily:{date}:client")
+            Group::daily(Family::Daily, TS).redis_key(),
+            "usage:daily:2026-11-25"
         );
-        assert_eq!(daily_client.field(), client);
         assert_eq!(
-            hourly.redis_key(),
-            format!("usage:hourly:{date}:{:02}", utc_hour(TS))
+            Group::daily(Family::DailyClient, TS).redis_key(),
+            "usage:daily:2026-11-25:client"
         );
-        assert_eq!(hourly.field(), field);
+        assert_eq!(Group::hourly(TS).redis_key(), "usage:hourly:2026-11-25:05");
     }
 
     #[test]
     fn last_dates_end_today_oldest_first() {
-        let dates = last_dates(TS, 3);
-        assert_eq!(dates.len(), 3);
-        assert_eq!(dates[2], utc_date(TS));
-        assert!(dates[0] < dates[1] && dates[1] < dates[2]);
+        assert_eq!(
+            last_dates(TS, 3),
+            ["2026-11-23", "2026-11-24", "2026-11-25"]
+        );
     }
 }

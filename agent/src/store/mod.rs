@@ -14,7 +14,7 @@ mod remote;
 
 pub use embedded::Embedded;
 pub use flusher::run_flusher;
-pub use key::{UsageKey, UsageKind, last_dates, now_ns};
+pub use key::{Family, Group, UsageKind, last_dates, now_ns};
 
 use agent_core::Transaction;
 use agent_core::export::{MetricKind, SelfMetric};
@@ -192,11 +192,7 @@ impl UsageStore {
 
     /// Counts one transaction (three increments); never blocks on I/O.
     pub fn record(&self, t: &Transaction) {
-        let keys = UsageKey::of(t);
-        let mut pending = self.pending();
-        for key in keys {
-            pending.add(key, 1);
-        }
+        self.pending().record(t);
     }
 
     /// Writes everything pending; returns the number of keys written. On failure the batch is
@@ -204,12 +200,11 @@ impl UsageStore {
     pub async fn flush(&self) -> Result<usize, StoreError> {
         let _one_at_a_time = self.inner.flushing.lock().await;
         let batch = self.pending().take();
-        if batch.is_empty() {
+        if pending::batch_keys(&batch) == 0 {
             return Ok(0);
         }
-        self.inner
-            .in_flight
-            .store(batch.len() as u64, Ordering::Relaxed);
+        let keys = pending::batch_keys(&batch);
+        self.inner.in_flight.store(keys as u64, Ordering::Relaxed);
         let result = match &self.inner.backend {
             Backend::Embedded(db) => {
                 let db = db.clone();
@@ -249,10 +244,10 @@ impl UsageStore {
             .unwrap_or_else(|p| p.into_inner());
         match result {
             Ok(batch) => {
-                let increments: u64 = batch.values().sum();
+                let increments: u64 = batch.values().flat_map(|f| f.values()).sum();
                 self.inner.writes.fetch_add(increments, Ordering::Relaxed);
                 *last_error = None;
-                Ok(batch.len())
+                Ok(keys)
             }
             Err(e) => {
                 self.inner.failures.fetch_add(1, Ordering::Relaxed);
@@ -277,10 +272,11 @@ impl UsageStore {
             Backend::Redis(remote) => remote.usage(kind, &dates).await?,
         };
         let pending = self.pending();
-        for (date, field, n) in pending.daily(kind) {
-            if dates.iter().any(|d| d == date) {
+        for (group, field, n) in pending.of_family(kind.family()) {
+            let date = group.date();
+            if dates.contains(&date) {
                 let slot = usage
-                    .entry(date.to_string())
+                    .entry(date)
                     .or_default()
                     .entry(field.to_string())
                     .or_default();

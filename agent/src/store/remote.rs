@@ -2,10 +2,10 @@
 //! (HINCRBY per field, EXPIRE per key), read with one pipeline per query.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::key::{UsageKind, daily_redis_key};
+use super::key::{Family, UsageKind, daily_redis_key};
 use super::pending::Batch;
 use super::{StoreError, Usage};
 
@@ -51,18 +51,15 @@ impl Remote {
     pub async fn write(&self, batch: &Batch) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        let mut keys: BTreeSet<(String, bool)> = BTreeSet::new();
-        for (key, n) in batch {
-            let redis_key = key.redis_key();
-            let delta = i64::try_from(*n).unwrap_or(i64::MAX);
-            pipe.hincr(&redis_key, key.field(), delta).ignore();
-            keys.insert((redis_key, key.is_hourly()));
-        }
-        for (key, hourly) in keys {
-            let ttl = if hourly {
-                self.hourly_ttl_secs
-            } else {
-                self.daily_ttl_secs
+        for (group, fields) in batch {
+            let key = group.redis_key();
+            for (field, n) in fields {
+                pipe.hincr(&key, &**field, i64::try_from(*n).unwrap_or(i64::MAX))
+                    .ignore();
+            }
+            let ttl = match group.family {
+                Family::Hourly => self.hourly_ttl_secs,
+                Family::Daily | Family::DailyClient => self.daily_ttl_secs,
             };
             pipe.expire(key, ttl).ignore();
         }

@@ -35,16 +35,28 @@ pub fn global_header(h: &[u8], endian: Endian, nanos: bool) -> Result<ClassicHea
     }
     // The upper bits of the link-type field may carry FCS information; the type is the low 16.
     let linktype = endian.u32(h, 20) & 0xffff;
-    Ok(ClassicHeader { endian, nanos, linktype, snaplen: endian.u32(h, 16) })
+    Ok(ClassicHeader {
+        endian,
+        nanos,
+        linktype,
+        snaplen: endian.u32(h, 16),
+    })
 }
 
 /// A record header: (timestamp in ns, captured length, original length).
-pub fn record_header(h: &[u8], hdr: &ClassicHeader, offset: u64) -> Result<(u64, u32, u32), PcapError> {
+pub fn record_header(
+    h: &[u8],
+    hdr: &ClassicHeader,
+    offset: u64,
+) -> Result<(u64, u32, u32), PcapError> {
     let e = hdr.endian;
     let (sec, frac) = (u64::from(e.u32(h, 0)), u64::from(e.u32(h, 4)));
     let (incl, orig) = (e.u32(h, 8), e.u32(h, 12));
     if incl > MAX_RECORD {
-        return Err(PcapError::Corrupt { offset, reason: format!("record length {incl}") });
+        return Err(PcapError::Corrupt {
+            offset,
+            reason: format!("record length {incl}"),
+        });
     }
     let frac_ns = if hdr.nanos { frac } else { frac * 1_000 };
     Ok((sec * 1_000_000_000 + frac_ns, incl, orig.max(incl)))

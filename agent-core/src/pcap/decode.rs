@@ -1,9 +1,9 @@
 //! [`Decoder`]: raw captured packets to oriented [`Segment`]s, counting everything it skips.
 
+use super::RawPacket;
 use super::ip::{self, Transport};
 use super::link::{self, Network};
 use super::orient::Orienter;
-use super::RawPacket;
 use crate::{Segment, TcpFlags};
 
 /// What the decoder saw and skipped. Every packet lands in exactly one of `segments`,
@@ -39,7 +39,10 @@ pub struct Decoder {
 impl Decoder {
     /// `ports` empty: infer the server of each connection.
     pub fn new(ports: &[u16]) -> Decoder {
-        Decoder { orienter: Orienter::new(ports), stats: DecodeStats::default() }
+        Decoder {
+            orienter: Orienter::new(ports),
+            stats: DecodeStats::default(),
+        }
     }
 
     /// Decodes one packet; `None` when it carries nothing for the engine (counted).
@@ -78,7 +81,8 @@ impl Decoder {
             }
         };
         let flags = TcpFlags(tcp.flags);
-        if tcp.payload_len == 0 && tcp.flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) == 0 {
+        if tcp.payload_len == 0 && tcp.flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST) == 0
+        {
             s.pure_acks += 1;
             return None;
         }

@@ -10,7 +10,9 @@ pub enum Endian {
 
 impl Endian {
     pub fn u16(self, b: &[u8], at: usize) -> u16 {
-        let Some(bytes) = b.get(at..at + 2) else { return 0 };
+        let Some(bytes) = b.get(at..at + 2) else {
+            return 0;
+        };
         let arr = [bytes[0], bytes[1]];
         match self {
             Endian::Little => u16::from_le_bytes(arr),
@@ -19,7 +21,9 @@ impl Endian {
     }
 
     pub fn u32(self, b: &[u8], at: usize) -> u32 {
-        let Some(bytes) = b.get(at..at + 4) else { return 0 };
+        let Some(bytes) = b.get(at..at + 4) else {
+            return 0;
+        };
         let arr = [bytes[0], bytes[1], bytes[2], bytes[3]];
         match self {
             Endian::Little => u32::from_le_bytes(arr),

@@ -86,7 +86,9 @@ pub fn ipv6(p: &[u8]) -> Transport<'_> {
             }
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
             0 | 43 | 60 | 135 | 139 | 140 | 51 | 44 => {
-                let Some(h) = p.get(at..at + 8) else { return Transport::Malformed("ipv6 extension") };
+                let Some(h) = p.get(at..at + 8) else {
+                    return Transport::Malformed("ipv6 extension");
+                };
                 let len = match next {
                     51 => (usize::from(h[1]) + 2) * 4,
                     44 => {

@@ -61,7 +61,9 @@ fn ethernet(frame: &[u8]) -> Network<'_> {
 }
 
 fn by_ethertype(frame: &[u8], type_at: usize, header_len: usize) -> Network<'_> {
-    let Some(rest) = frame.get(header_len..) else { return Network::Truncated };
+    let Some(rest) = frame.get(header_len..) else {
+        return Network::Truncated;
+    };
     match be16(frame, type_at) {
         ETHERTYPE_IPV4 => Network::Ipv4(rest),
         ETHERTYPE_IPV6 => Network::Ipv6(rest),
@@ -81,7 +83,9 @@ fn by_version(packet: &[u8]) -> Network<'_> {
 /// BSD loopback: a 4-byte address family, in the capturing host's byte order for NULL and in
 /// network order for LOOP. Both orders are tried; AF_INET6 differs between systems.
 fn loopback(frame: &[u8]) -> Network<'_> {
-    let Some(head) = frame.get(..4) else { return Network::Truncated };
+    let Some(head) = frame.get(..4) else {
+        return Network::Truncated;
+    };
     let rest = &frame[4..];
     let arr = [head[0], head[1], head[2], head[3]];
     for family in [u32::from_le_bytes(arr), u32::from_be_bytes(arr)] {

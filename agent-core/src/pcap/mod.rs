@@ -29,4 +29,4 @@ pub use decode::{DecodeStats, Decoder};
 pub use error::PcapError;
 pub use orient::{Oriented, Orienter};
 pub use reader::{CaptureReader, RawPacket};
-pub use replay::replay;
+pub use replay::{Analyzer, replay};

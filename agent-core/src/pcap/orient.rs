@@ -35,7 +35,10 @@ struct Remembered {
 impl Orienter {
     /// `ports` empty: infer per connection.
     pub fn new(ports: &[u16]) -> Orienter {
-        Orienter { ports: ports.to_vec(), ..Orienter::default() }
+        Orienter {
+            ports: ports.to_vec(),
+            ..Orienter::default()
+        }
     }
 
     /// Orients a packet; `None` when ports are given and neither end uses one.
@@ -54,7 +57,11 @@ impl Orienter {
     }
 
     fn infer(&mut self, p: &TcpPacket<'_>) -> Oriented {
-        let key = if p.src <= p.dst { (p.src, p.dst) } else { (p.dst, p.src) };
+        let key = if p.src <= p.dst {
+            (p.src, p.dst)
+        } else {
+            (p.dst, p.src)
+        };
         let flags = TcpFlags(p.flags);
         let decided = if flags.syn() {
             // A SYN starts a connection (possibly reusing the 4-tuple): decide afresh.
@@ -68,7 +75,11 @@ impl Orienter {
             (None, None) => guess(p),
         };
         let (client, server, direction) = oriented(p, server);
-        let fin_bit = if direction == Direction::ToServer { 1 } else { 2 };
+        let fin_bit = if direction == Direction::ToServer {
+            1
+        } else {
+            2
+        };
         let mut entry = match self.servers.get(&key) {
             Some(known) if decided.is_none() || known.server == server => *known,
             _ => Remembered { server, fins: 0 },
@@ -95,7 +106,11 @@ impl Orienter {
 }
 
 fn oriented(p: &TcpPacket<'_>, server: SocketAddr) -> Oriented {
-    if server == p.dst { (p.src, p.dst, Direction::ToServer) } else { (p.dst, p.src, Direction::ToClient) }
+    if server == p.dst {
+        (p.src, p.dst, Direction::ToServer)
+    } else {
+        (p.dst, p.src, Direction::ToClient)
+    }
 }
 
 /// The server of a connection first seen mid-stream.
@@ -113,6 +128,10 @@ fn guess(p: &TcpPacket<'_>) -> SocketAddr {
 
 /// `TOKEN SP ...` with an upper-case method token of 3 to 10 letters.
 fn looks_like_request_line(payload: &[u8]) -> bool {
-    let method_len = payload.iter().take(11).take_while(|b| b.is_ascii_uppercase()).count();
+    let method_len = payload
+        .iter()
+        .take(11)
+        .take_while(|b| b.is_ascii_uppercase())
+        .count();
     (3..=10).contains(&method_len) && payload.get(method_len) == Some(&b' ')
 }

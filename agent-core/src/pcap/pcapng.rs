@@ -26,7 +26,11 @@ pub enum TsUnit {
 
 impl TsUnit {
     fn from_option(v: u8) -> TsUnit {
-        if v & 0x80 == 0 { TsUnit::Pow10(v) } else { TsUnit::Pow2(v & 0x7f) }
+        if v & 0x80 == 0 {
+            TsUnit::Pow10(v)
+        } else {
+            TsUnit::Pow2(v & 0x7f)
+        }
     }
 
     /// Converts a count of units to nanoseconds (saturating).
@@ -79,7 +83,9 @@ pub fn interface(body: &[u8], e: Endian) -> Result<Interface, String> {
     let mut at = 8;
     while at + 4 <= body.len() {
         let (code, len) = (e.u16(body, at), usize::from(e.u16(body, at + 2)));
-        let value = body.get(at + 4..at + 4 + len).ok_or("option runs past its block")?;
+        let value = body
+            .get(at + 4..at + 4 + len)
+            .ok_or("option runs past its block")?;
         match code {
             OPT_END => break,
             OPT_IF_TSRESOL if len == 1 => iface.unit = TsUnit::from_option(value[0]),
@@ -96,14 +102,28 @@ pub fn packet(kind: u32, body: &[u8], e: Endian, snaplen0: u32) -> Result<Packet
     let short = || format!("packet block body of {} bytes", body.len());
     let ts = |at: usize| (u64::from(e.u32(body, at)) << 32) | u64::from(e.u32(body, at + 4));
     let (interface, ts_units, cap, orig, start) = match kind {
-        EPB if body.len() >= 20 => (e.u32(body, 0), Some(ts(4)), e.u32(body, 12), e.u32(body, 16), 20),
-        OPB if body.len() >= 20 => {
-            (u32::from(e.u16(body, 0)), Some(ts(4)), e.u32(body, 12), e.u32(body, 16), 20)
-        }
+        EPB if body.len() >= 20 => (
+            e.u32(body, 0),
+            Some(ts(4)),
+            e.u32(body, 12),
+            e.u32(body, 16),
+            20,
+        ),
+        OPB if body.len() >= 20 => (
+            u32::from(e.u16(body, 0)),
+            Some(ts(4)),
+            e.u32(body, 12),
+            e.u32(body, 16),
+            20,
+        ),
         SPB if body.len() >= 4 => {
             let orig = e.u32(body, 0);
             let room = u32::try_from(body.len() - 4).unwrap_or(u32::MAX);
-            let cap = if snaplen0 == 0 { orig } else { orig.min(snaplen0) };
+            let cap = if snaplen0 == 0 {
+                orig
+            } else {
+                orig.min(snaplen0)
+            };
             (0, None, cap.min(room), orig, 4)
         }
         _ => return Err(short()),
@@ -112,5 +132,10 @@ pub fn packet(kind: u32, body: &[u8], e: Endian, snaplen0: u32) -> Result<Packet
     if end > body.len() {
         return Err(format!("captured length {cap} exceeds its block"));
     }
-    Ok(PacketFields { interface, ts_units, orig_len: orig.max(cap), data: start..end })
+    Ok(PacketFields {
+        interface,
+        ts_units,
+        orig_len: orig.max(cap),
+        data: start..end,
+    })
 }

@@ -3,11 +3,11 @@
 
 use std::io::Read;
 
+use super::PcapError;
 use super::classic::{self, ClassicHeader};
 use super::endian::Endian;
 use super::pcapng::{self, Interface};
 use super::source::Source;
-use super::PcapError;
 
 /// One captured packet, borrowed from the reader's buffer until the next call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +80,12 @@ fn next_classic<'b, R: Read>(
     }
     let (ts_ns, incl, orig_len) = classic::record_header(buf, hdr, at)?;
     src.read_into(buf, 0, incl as usize, "packet record", false)?;
-    Ok(Some(RawPacket { ts_ns, linktype: hdr.linktype, orig_len, data: buf }))
+    Ok(Some(RawPacket {
+        ts_ns,
+        linktype: hdr.linktype,
+        orig_len,
+        data: buf,
+    }))
 }
 
 fn next_pcapng<'b, R: Read>(
@@ -112,7 +117,10 @@ fn next_pcapng<'b, R: Read>(
                 let snap0 = section.interfaces.first().map_or(0, |i| i.snaplen);
                 let fields = pcapng::packet(kind, &buf[body], endian, snap0).map_err(corrupt)?;
                 let Some(iface) = section.interfaces.get(fields.interface as usize) else {
-                    return Err(corrupt(format!("packet on undeclared interface {}", fields.interface)));
+                    return Err(corrupt(format!(
+                        "packet on undeclared interface {}",
+                        fields.interface
+                    )));
                 };
                 let ts_ns = match fields.ts_units {
                     Some(units) => iface
@@ -124,7 +132,12 @@ fn next_pcapng<'b, R: Read>(
                 section.last_ts_ns = ts_ns;
                 let data = &buf[8 + fields.data.start..8 + fields.data.end];
                 let (linktype, orig_len) = (iface.linktype, fields.orig_len);
-                return Ok(Some(RawPacket { ts_ns, linktype, orig_len, data }));
+                return Ok(Some(RawPacket {
+                    ts_ns,
+                    linktype,
+                    orig_len,
+                    data,
+                }));
             }
             _ => {}
         }
@@ -133,8 +146,11 @@ fn next_pcapng<'b, R: Read>(
 
 /// Validates a pcapng block length (multiple of 4, at least 12 bytes, bounded).
 fn block_length(total: u32, at: u64) -> Result<usize, PcapError> {
-    if total < 12 || total % 4 != 0 || total > pcapng::MAX_BLOCK {
-        return Err(PcapError::Corrupt { offset: at, reason: format!("block length {total}") });
+    if total < 12 || !total.is_multiple_of(4) || total > pcapng::MAX_BLOCK {
+        return Err(PcapError::Corrupt {
+            offset: at,
+            reason: format!("block length {total}"),
+        });
     }
     Ok(total as usize)
 }
@@ -153,16 +169,28 @@ fn read_section_header<R: Read>(
     let endian = match Endian::Little.u32(buf, 8) {
         pcapng::BYTE_ORDER_MAGIC => Endian::Little,
         m if m.swap_bytes() == pcapng::BYTE_ORDER_MAGIC => Endian::Big,
-        m => return Err(PcapError::Corrupt { offset: at, reason: format!("byte-order magic {m:#010x}") }),
+        m => {
+            return Err(PcapError::Corrupt {
+                offset: at,
+                reason: format!("byte-order magic {m:#010x}"),
+            });
+        }
     };
     let total = block_length(endian.u32(buf, 4), at)?;
     if total < 28 {
-        return Err(PcapError::Corrupt { offset: at, reason: format!("section header length {total}") });
+        return Err(PcapError::Corrupt {
+            offset: at,
+            reason: format!("section header length {total}"),
+        });
     }
     src.read_into(buf, 12, total - 12, "section header", false)?;
     let (major, minor) = (endian.u16(buf, 12), endian.u16(buf, 14));
     if major != 1 {
         return Err(PcapError::UnsupportedVersion { major, minor });
     }
-    Ok(Section { endian, interfaces: Vec::new(), last_ts_ns: 0 })
+    Ok(Section {
+        endian,
+        interfaces: Vec::new(),
+        last_ts_ns: 0,
+    })
 }

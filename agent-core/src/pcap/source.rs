@@ -14,7 +14,10 @@ pub struct Source<R> {
 
 impl<R: Read> Source<R> {
     pub fn new(inner: R) -> Source<R> {
-        Source { inner: BufReader::with_capacity(READ_BUFFER, inner), offset: 0 }
+        Source {
+            inner: BufReader::with_capacity(READ_BUFFER, inner),
+            offset: 0,
+        }
     }
 
     /// Bytes consumed so far.
@@ -38,7 +41,12 @@ impl<R: Read> Source<R> {
         while filled < n {
             match self.inner.read(&mut buf[start + filled..start + n]) {
                 Ok(0) if filled == 0 && allow_eof => return Ok(false),
-                Ok(0) => return Err(PcapError::Truncated { what, offset: self.offset }),
+                Ok(0) => {
+                    return Err(PcapError::Truncated {
+                        what,
+                        offset: self.offset,
+                    });
+                }
                 Ok(k) => {
                     filled += k;
                     self.offset += k as u64;

@@ -30,7 +30,9 @@ fn tcp(src: SocketAddr, dst: SocketAddr, flags: u8, payload: &[u8]) -> Vec<u8> {
 
 fn ipv4(src: SocketAddr, dst: SocketAddr, flags: u8, payload: &[u8], frag: u16) -> Vec<u8> {
     let seg = tcp(src, dst, flags, payload);
-    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else { panic!("v4 test addresses") };
+    let (SocketAddr::V4(s), SocketAddr::V4(d)) = (src, dst) else {
+        panic!("v4 test addresses")
+    };
     let total = (24 + seg.len()) as u16; // 4 bytes of IP options
     let mut p = vec![0x46, 0];
     p.extend_from_slice(&total.to_be_bytes());
@@ -46,7 +48,9 @@ fn ipv4(src: SocketAddr, dst: SocketAddr, flags: u8, payload: &[u8], frag: u16) 
 
 fn ipv6(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let seg = tcp(src, dst, 0x18, payload);
-    let (SocketAddr::V6(s), SocketAddr::V6(d)) = (src, dst) else { panic!("v6 test addresses") };
+    let (SocketAddr::V6(s), SocketAddr::V6(d)) = (src, dst) else {
+        panic!("v6 test addresses")
+    };
     let mut p = vec![0x60, 0, 0, 0];
     p.extend_from_slice(&((8 + seg.len()) as u16).to_be_bytes());
     p.extend_from_slice(&[0, 64]); // next: hop-by-hop
@@ -70,8 +74,20 @@ fn ethernet(vlans: &[u16], ethertype: u16, net: &[u8]) -> Vec<u8> {
 }
 
 fn classic(endian: Endian, nanos: bool, linktype: u32, packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let w32 = |v: u32| if endian == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
-    let w16 = |v: u16| if endian == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
+    let w32 = |v: u32| {
+        if endian == Endian::Little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if endian == Endian::Little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
     let mut f = Vec::new();
     f.extend_from_slice(&w32(if nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 }));
     f.extend_from_slice(&w16(2));
@@ -80,7 +96,11 @@ fn classic(endian: Endian, nanos: bool, linktype: u32, packets: &[(u64, Vec<u8>)
     f.extend_from_slice(&w32(65535));
     f.extend_from_slice(&w32(linktype));
     for (ts_ns, data) in packets {
-        let frac = if nanos { ts_ns % 1_000_000_000 } else { ts_ns % 1_000_000_000 / 1000 };
+        let frac = if nanos {
+            ts_ns % 1_000_000_000
+        } else {
+            ts_ns % 1_000_000_000 / 1000
+        };
         f.extend_from_slice(&w32((ts_ns / 1_000_000_000) as u32));
         f.extend_from_slice(&w32(frac as u32));
         f.extend_from_slice(&w32(data.len() as u32));
@@ -91,7 +111,13 @@ fn classic(endian: Endian, nanos: bool, linktype: u32, packets: &[(u64, Vec<u8>)
 }
 
 fn block(endian: Endian, kind: u32, body: &[u8]) -> Vec<u8> {
-    let w32 = |v: u32| if endian == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
+    let w32 = |v: u32| {
+        if endian == Endian::Little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
     let mut padded = body.to_vec();
     padded.resize(body.len().next_multiple_of(4), 0);
     let total = (12 + padded.len()) as u32;
@@ -104,8 +130,20 @@ fn block(endian: Endian, kind: u32, body: &[u8]) -> Vec<u8> {
 
 /// A pcapng file: SHB, an unknown block, IDB (with `if_tsresol`), then EPBs.
 fn pcapng(endian: Endian, tsresol: u8, linktype: u16, packets: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let w32 = |v: u32| if endian == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
-    let w16 = |v: u16| if endian == Endian::Little { v.to_le_bytes() } else { v.to_be_bytes() };
+    let w32 = |v: u32| {
+        if endian == Endian::Little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let w16 = |v: u16| {
+        if endian == Endian::Little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
     let mut shb = w32(0x1a2b_3c4d).to_vec();
     shb.extend_from_slice(&w16(1));
     shb.extend_from_slice(&w16(0));
@@ -134,7 +172,7 @@ fn pcapng(endian: Endian, tsresol: u8, linktype: u16, packets: &[(u64, Vec<u8>)]
     f
 }
 
-fn read_all(bytes: Vec<u8>, ports: &[u16]) -> (Vec<(u64, Direction, Vec<u8>, u32)>, Option<PcapError>) {
+fn read_all(bytes: Vec<u8>, ports: &[u16]) -> (Vec<Seen>, Option<PcapError>) {
     let mut reader = CaptureReader::new(Cursor::new(bytes)).expect("header");
     let mut decoder = Decoder::new(ports);
     let mut got = Vec::new();
@@ -151,10 +189,23 @@ fn read_all(bytes: Vec<u8>, ports: &[u16]) -> (Vec<(u64, Direction, Vec<u8>, u32
     }
 }
 
+/// (time, direction, captured payload, true payload length) of a decoded segment.
+type Seen = (u64, Direction, Vec<u8>, u32);
+
 const TS: u64 = 1_764_050_000_123_456_789;
 
 fn request_frame() -> Vec<u8> {
-    ethernet(&[], 0x0800, &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET / HTTP/1.1\r\n\r\n", 0))
+    ethernet(
+        &[],
+        0x0800,
+        &ipv4(
+            addr(CLIENT),
+            addr(SERVER),
+            0x18,
+            b"GET / HTTP/1.1\r\n\r\n",
+            0,
+        ),
+    )
 }
 
 #[rstest]
@@ -162,17 +213,44 @@ fn request_frame() -> Vec<u8> {
 #[case::big_endian_micro(Endian::Big, false, TS / 1000 * 1000)]
 #[case::little_endian_nano(Endian::Little, true, TS)]
 #[case::big_endian_nano(Endian::Big, true, TS)]
-fn classic_pcap_reads_both_byte_orders_and_units(#[case] e: Endian, #[case] nanos: bool, #[case] want: u64) {
-    let (got, err) = read_all(classic(e, nanos, LINKTYPE_ETHERNET, &[(TS, request_frame())]), &[]);
+fn classic_pcap_reads_both_byte_orders_and_units(
+    #[case] e: Endian,
+    #[case] nanos: bool,
+    #[case] want: u64,
+) {
+    let (got, err) = read_all(
+        classic(e, nanos, LINKTYPE_ETHERNET, &[(TS, request_frame())]),
+        &[],
+    );
     assert!(err.is_none());
-    assert_eq!(got, vec![(want, Direction::ToServer, b"GET / HTTP/1.1\r\n\r\n".to_vec(), 18)]);
+    assert_eq!(
+        got,
+        vec![(
+            want,
+            Direction::ToServer,
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            18
+        )]
+    );
 }
 
 #[rstest]
 #[case::little_endian_micro(Endian::Little, 6, TS / 1000 * 1000)]
 #[case::big_endian_nano(Endian::Big, 9, TS)]
-fn pcapng_reads_sections_interfaces_and_resolution(#[case] e: Endian, #[case] res: u8, #[case] want: u64) {
-    let (got, err) = read_all(pcapng(e, res, 1, &[(TS, request_frame()), (TS + 5000, request_frame())]), &[]);
+fn pcapng_reads_sections_interfaces_and_resolution(
+    #[case] e: Endian,
+    #[case] res: u8,
+    #[case] want: u64,
+) {
+    let (got, err) = read_all(
+        pcapng(
+            e,
+            res,
+            1,
+            &[(TS, request_frame()), (TS + 5000, request_frame())],
+        ),
+        &[],
+    );
     assert!(err.is_none());
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].0, want);
@@ -198,17 +276,32 @@ fn linux_sll2_reaches_ipv6_tcp_behind_extension_headers() {
     let mut frame = vec![0x86, 0xdd, 0, 0];
     frame.extend_from_slice(&[0; 16]);
     frame.extend(ipv6(s, c, b"HTTP/1.1 200 OK\r\n"));
-    let (got, _) = read_all(classic(Endian::Little, true, LINKTYPE_LINUX_SLL2, &[(TS, frame)]), &[]);
-    assert_eq!(got, vec![(TS, Direction::ToClient, b"HTTP/1.1 200 OK\r\n".to_vec(), 17)]);
+    let (got, _) = read_all(
+        classic(Endian::Little, true, LINKTYPE_LINUX_SLL2, &[(TS, frame)]),
+        &[],
+    );
+    assert_eq!(
+        got,
+        vec![(TS, Direction::ToClient, b"HTTP/1.1 200 OK\r\n".to_vec(), 17)]
+    );
 }
 
 #[rstest]
 #[case::more_fragments(0x2000)]
 #[case::later_fragment(0x0010)]
 fn ipv4_fragments_are_counted_and_skipped(#[case] frag: u16) {
-    let frame = ethernet(&[], 0x0800, &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", frag));
-    let mut reader = CaptureReader::new(Cursor::new(classic(Endian::Little, false, 1, &[(TS, frame)])))
-        .expect("header");
+    let frame = ethernet(
+        &[],
+        0x0800,
+        &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", frag),
+    );
+    let mut reader = CaptureReader::new(Cursor::new(classic(
+        Endian::Little,
+        false,
+        1,
+        &[(TS, frame)],
+    )))
+    .expect("header");
     let mut decoder = Decoder::new(&[]);
     let pkt = reader.next_packet().expect("read").expect("one packet");
     assert_eq!(decoder.decode(&pkt), None);
@@ -217,7 +310,11 @@ fn ipv4_fragments_are_counted_and_skipped(#[case] frag: u16) {
 
 #[test]
 fn a_snap_length_cut_keeps_the_true_payload_length() {
-    let mut frame = ethernet(&[], 0x0800, &ipv4(addr(SERVER), addr(CLIENT), 0x18, &[b'x'; 1000], 0));
+    let mut frame = ethernet(
+        &[],
+        0x0800,
+        &ipv4(addr(SERVER), addr(CLIENT), 0x18, &[b'x'; 1000], 0),
+    );
     frame.truncate(14 + 24 + 32 + 100);
     let (got, _) = read_all(classic(Endian::Little, false, 1, &[(TS, frame)]), &[]);
     assert_eq!(got[0].2.len(), 100);
@@ -234,9 +331,27 @@ fn pure_acks_are_skipped_like_the_kernel_does() {
 #[rstest]
 #[case::syn_marks_the_server(0x02, b"", CLIENT, SERVER, Direction::ToServer)]
 #[case::syn_ack_comes_from_the_server(0x12, b"", SERVER, CLIENT, Direction::ToClient)]
-#[case::response_comes_from_the_server(0x18, b"HTTP/1.1 200 OK", "192.0.2.1:50000", "192.0.2.10:80", Direction::ToClient)]
-#[case::request_goes_to_the_server(0x18, b"POST /x HTTP/1.1", "192.0.2.10:80", "192.0.2.1:50000", Direction::ToServer)]
-#[case::lower_port_otherwise(0x18, b"\x16\x03\x01", "192.0.2.1:50000", "192.0.2.10:443", Direction::ToServer)]
+#[case::response_comes_from_the_server(
+    0x18,
+    b"HTTP/1.1 200 OK",
+    "192.0.2.1:50000",
+    "192.0.2.10:80",
+    Direction::ToClient
+)]
+#[case::request_goes_to_the_server(
+    0x18,
+    b"POST /x HTTP/1.1",
+    "192.0.2.10:80",
+    "192.0.2.1:50000",
+    Direction::ToServer
+)]
+#[case::lower_port_otherwise(
+    0x18,
+    b"\x16\x03\x01",
+    "192.0.2.1:50000",
+    "192.0.2.10:443",
+    Direction::ToServer
+)]
 fn orientation_is_inferred(
     #[case] flags: u8,
     #[case] payload: &[u8],
@@ -251,27 +366,60 @@ fn orientation_is_inferred(
 
 #[test]
 fn explicit_ports_decide_orientation_and_filter() {
-    let resp = ethernet(&[], 0x0800, &ipv4(addr("192.0.2.1:50000"), addr("192.0.2.10:9000"), 0x18, b"GET / HTTP/1.1", 0));
-    let other = ethernet(&[], 0x0800, &ipv4(addr("192.0.2.1:1"), addr("192.0.2.10:2"), 0x18, b"x", 0));
-    let (got, _) = read_all(classic(Endian::Little, false, 1, &[(TS, resp), (TS, other)]), &[50000]);
+    let resp = ethernet(
+        &[],
+        0x0800,
+        &ipv4(
+            addr("192.0.2.1:50000"),
+            addr("192.0.2.10:9000"),
+            0x18,
+            b"GET / HTTP/1.1",
+            0,
+        ),
+    );
+    let other = ethernet(
+        &[],
+        0x0800,
+        &ipv4(addr("192.0.2.1:1"), addr("192.0.2.10:2"), 0x18, b"x", 0),
+    );
+    let (got, _) = read_all(
+        classic(Endian::Little, false, 1, &[(TS, resp), (TS, other)]),
+        &[50000],
+    );
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, Direction::ToClient);
 }
 
 #[test]
 fn a_truncated_file_yields_its_packets_then_an_error() {
-    let mut bytes = classic(Endian::Little, false, 1, &[(TS, request_frame()), (TS, request_frame())]);
+    let mut bytes = classic(
+        Endian::Little,
+        false,
+        1,
+        &[(TS, request_frame()), (TS, request_frame())],
+    );
     bytes.truncate(bytes.len() - 10);
     let (got, err) = read_all(bytes, &[]);
     assert_eq!(got.len(), 1);
-    assert!(matches!(err, Some(PcapError::Truncated { what: "packet record", .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Some(PcapError::Truncated {
+                what: "packet record",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }
 
 #[rstest]
 #[case::unknown_magic(b"GET / HTTP/1.1\r\n\r\n".to_vec(), "not a pcap")]
 #[case::empty(Vec::new(), "truncated")]
 fn bad_files_are_rejected_with_a_reason(#[case] bytes: Vec<u8>, #[case] want: &str) {
-    let err = CaptureReader::new(Cursor::new(bytes)).err().expect("must fail");
+    let err = CaptureReader::new(Cursor::new(bytes))
+        .err()
+        .expect("must fail");
     assert!(err.to_string().contains(want), "{err}");
 }
 

@@ -2,7 +2,7 @@
 //! exact keys and TTLs, one pipeline per flush, nothing lost across a Redis restart, two agents
 //! summing into one Redis.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src/store/mod.rs"]
 mod store;
 

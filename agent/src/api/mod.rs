@@ -7,7 +7,7 @@ mod probes;
 mod query;
 mod v1;
 
-pub use auth::{ApiToken, TOKEN_FILE, TokenError};
+pub use auth::ApiToken;
 pub use error::ApiError;
 
 use agent_core::aggregate::snapshot::Snapshot;

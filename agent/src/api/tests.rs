@@ -394,7 +394,7 @@ fn generated_token_is_private_and_reused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().join("data");
     let first = ApiToken::resolve(None, &data_dir).expect("generated");
-    let path = data_dir.join(TOKEN_FILE);
+    let path = data_dir.join(auth::TOKEN_FILE);
     let text = std::fs::read_to_string(&path).expect("token file");
     let token = text.trim();
     assert_eq!(token.len(), 64);
@@ -415,7 +415,7 @@ fn configured_token_wins_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let token = ApiToken::resolve(Some("configured-token"), dir.path()).expect("configured");
     assert!(token.matches(b"configured-token"));
-    assert!(!dir.path().join(TOKEN_FILE).exists());
+    assert!(!dir.path().join(auth::TOKEN_FILE).exists());
 }
 
 /// `curl` against the real listener: status, content type and auth over TCP.

@@ -255,3 +255,62 @@ fn skimmed_chunked_response_ends_at_fin() {
     let t = one(&out);
     assert_eq!((t.status, t.error), (Some(200), None));
 }
+
+#[rstest]
+fn segment_beyond_reorder_window_gives_up_on_the_hole() {
+    let cfg = EngineConfig {
+        reorder_window_bytes: 1024,
+        ..EngineConfig::default()
+    };
+    let mut c = Conv::new(40046, 9).open();
+    c.req(GET).resp(OK);
+    // 4000 request bytes are never seen, then a new request arrives.
+    c.cseq = c.cseq.wrapping_add(4000);
+    c.req(GET).resp(OK);
+    let mut e = Engine::new(cfg);
+    let out = c.run(&mut e);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert_eq!(out[1].error, None);
+    assert_eq!(e.stats().gap_bytes, 4000);
+    assert_eq!(e.stats().gaps, 1);
+}
+
+#[rstest]
+fn held_data_is_given_up_after_the_gap_timeout() {
+    let mut c = Conv::new(40047, 9).open();
+    c.req(&GET[..10]).req(&GET[10..]);
+    let mut order = c.segs.clone();
+    order.remove(2);
+    let mut e = engine();
+    let mut out = c.run_order(&mut e, &order);
+    assert_eq!(e.stats().buffered_bytes, (GET.len() - 10) as u64);
+    e.advance(T0 + 3_000 * MS, &mut out);
+    assert_eq!(e.stats().gap_bytes, 10);
+    // What followed the hole went to the resync window (no start line in it).
+    assert_eq!(e.stats().resyncs, 1);
+}
+
+#[rstest]
+fn flow_budget_bounds_out_of_order_data() {
+    let cfg = EngineConfig {
+        flow_budget_bytes: 2048,
+        ..EngineConfig::default()
+    };
+    let mut c = Conv::new(40048, 9).open();
+    let body = vec![b'b'; 1000];
+    c.req(b"POST /u HTTP/1.1\r\nContent-Length: 5000\r\n\r\n");
+    for _ in 0..5 {
+        c.req(&body);
+    }
+    c.resp(OK);
+    let mut order = c.segs.clone();
+    order.remove(3); // the first body segment is lost; the rest wait out of order
+    let mut e = Engine::new(cfg);
+    let out = c.run_order(&mut e, &order);
+    assert!(e.stats().buffered_bytes <= 2048);
+    let t = one(&out);
+    assert_eq!(
+        (t.status, t.error),
+        (Some(200), Some(ErrorType::CaptureGap))
+    );
+}

@@ -275,3 +275,26 @@ fn service_names_map_ports() {
     let out = c.run(&mut Engine::new(cfg));
     assert_eq!(one(&out).service, "users");
 }
+
+#[rstest]
+fn early_hints_103_is_interim() {
+    let mut c = Conv::new(40044, 9).open();
+    c.req(GET)
+        .resp(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+        .resp(OK);
+    let out = c.run(&mut engine());
+    let t = one(&out);
+    assert_eq!((t.status, t.response_body_size), (Some(200), Some(5)));
+}
+
+#[rstest]
+fn response_to_head_with_chunked_header_has_no_body() {
+    let mut c = Conv::new(40045, 9).open();
+    c.req(b"HEAD /x HTTP/1.1\r\n\r\n")
+        .resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .req(GET)
+        .resp(OK);
+    let out = c.run(&mut engine());
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|t| t.error.is_none()));
+}

@@ -39,7 +39,7 @@ impl RotatingFile {
     /// would take the live file past `max_bytes`. A line longer than `max_bytes` gets a file of
     /// its own rather than being cut.
     pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+        if self.size > 0 && self.size.saturating_add(line.len() as u64) > self.max_bytes {
             self.rotate()?;
         }
         self.out.write_all(line)?;

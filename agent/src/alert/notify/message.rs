@@ -75,25 +75,6 @@ impl Notification {
         }
     }
 
-    /// A refresh with no content, to ask a notifier whether it wants refreshes.
-    pub fn refresh_probe() -> Notification {
-        Notification {
-            status: Status::Firing,
-            name: "",
-            severity: Severity::Warning,
-            service: String::new(),
-            endpoint: None,
-            method: None,
-            value: 0.0,
-            threshold: 0.0,
-            started_at: String::new(),
-            ended_at: None,
-            summary: String::new(),
-            instance: String::new(),
-            refresh: true,
-        }
-    }
-
     /// A longer text for mail bodies and Alertmanager descriptions.
     pub fn description(&self) -> String {
         let mut s = format!(

@@ -50,8 +50,8 @@ impl Notifier {
     }
 
     /// Refreshes (a firing alert re-sent to keep it alive) only matter to Alertmanager.
-    pub fn wants(&self, n: &Notification) -> bool {
-        !n.refresh || matches!(self, Notifier::Alertmanager(_))
+    pub fn wants_refresh(&self) -> bool {
+        matches!(self, Notifier::Alertmanager(_))
     }
 
     pub async fn deliver(&self, n: &Notification) -> Result<(), NotifyError> {
@@ -130,7 +130,7 @@ pub fn spawn(
     let counters = Arc::new(NotifierCounters::default());
     let channel = Channel {
         name: notifier.name(),
-        wants_refresh: notifier.wants(&Notification::refresh_probe()),
+        wants_refresh: notifier.wants_refresh(),
         tx,
         counters: Arc::clone(&counters),
     };

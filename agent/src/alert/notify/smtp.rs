@@ -78,3 +78,51 @@ impl SmtpNotifier {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> SmtpConfig {
+        SmtpConfig {
+            server: "127.0.0.1".into(),
+            port: 2525,
+            from: "apitap@example.test".into(),
+            to: vec!["oncall@example.test".into()],
+            username: None,
+            password: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_address_is_refused_with_its_role() {
+        let bad = SmtpConfig {
+            to: vec!["not an address".into()],
+            ..cfg()
+        };
+        let err = SmtpNotifier::new(&bad, Duration::from_secs(1))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("to address"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_username_needs_a_password_from_the_file_or_the_environment() {
+        if std::env::var_os(PASSWORD_ENV).is_some() {
+            return; // the environment supplies one; nothing to refuse
+        }
+        let user = SmtpConfig {
+            username: Some("apitap".into()),
+            ..cfg()
+        };
+        let err = SmtpNotifier::new(&user, Duration::from_secs(1))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains(PASSWORD_ENV), "{err}");
+        let with_password = SmtpConfig {
+            password: Some("from-file".into()),
+            ..user
+        };
+        assert!(SmtpNotifier::new(&with_password, Duration::from_secs(1)).is_ok());
+    }
+}

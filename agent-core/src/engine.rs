@@ -14,6 +14,14 @@
 //! - [`ErrorType::CaptureGap`]: bytes of the message were lost (or, inside a head, not copied),
 //!   or the flow was evicted to respect the memory budget.
 //!
+//! Loss is detected from sequence numbers: a hole is given up on when the reorder window or
+//! the flow budget overflows, after `gap_timeout_ns`, at the end of the flow, or at once when
+//! the peer's ACK covers bytes that were never captured (so captures replayed through the
+//! engine need consistent ACK numbers, or no ACK flag). Payload bytes the capture saw but did
+//! not copy are fine inside a body: Content-Length bodies are skipped by length, and a chunked
+//! body whose chunk framing was not copied is read on to the next start line or the end of the
+//! connection (its record then has no body size). Inside a head they are a gap.
+//!
 //! [`ErrorType::Timeout`]: crate::ErrorType::Timeout
 //! [`ErrorType::ConnectionReset`]: crate::ErrorType::ConnectionReset
 //! [`ErrorType::ConnectionClosed`]: crate::ErrorType::ConnectionClosed

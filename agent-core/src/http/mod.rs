@@ -1,6 +1,6 @@
 //! HTTP/1.x over one TCP connection: framing per direction ([`framer`]), heads ([`head`]),
 //! chunked bodies ([`chunked`]) and FIFO pairing of requests with responses (here and in
-//! [`pairing`]).
+//! `pairing`).
 
 pub mod chunked;
 pub mod framer;

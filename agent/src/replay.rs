@@ -45,10 +45,14 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
     let mut tally = Tally::default();
     let started = Instant::now();
 
+    let mut line = Vec::with_capacity(1024);
     let stopped = pcap::replay(&mut reader, &mut decoder, &mut pipeline, |t| {
         tally.count(t);
-        serde_json::to_writer(&mut sink, t)?;
-        sink.write_all(b"\n")
+        // One reused line buffer and one write per transaction.
+        line.clear();
+        serde_json::to_writer(&mut line, t)?;
+        line.push(b'\n');
+        sink.write_all(&line)
     })
     .context("writing transactions")?;
     sink.flush().context("writing transactions")?;
@@ -259,6 +263,72 @@ fn replay_metrics(d: &DecodeStats) -> Vec<SelfMetric> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn replay_writes_one_line_per_transaction_and_the_exposition() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (log, prom) = (dir.path().join("tx.jsonl"), dir.path().join("metrics.prom"));
+        let args = ReplayArgs {
+            file: fixture("ab-k.pcap"),
+            config: None,
+            ports: Vec::new(),
+            log: Some(log.display().to_string()),
+            metrics_out: Some(prom.clone()),
+        };
+        assert_eq!(main(args).expect("clean replay"), ExitCode::SUCCESS);
+        let lines = std::fs::read_to_string(&log).expect("log written");
+        assert_eq!(lines.lines().count(), 20);
+        for line in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
+            assert_eq!(v["http.route"], "/api/users");
+        }
+        let text = std::fs::read_to_string(&prom).expect("exposition written");
+        assert!(text.contains(r#"api_requests_total{service="port-18931",method="GET",endpoint="/api/users",status="200"} 20"#));
+        assert!(text.contains("apitap_replay_packets_total "));
+    }
+
+    #[test]
+    fn a_truncated_capture_writes_what_it_could_then_fails() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bytes = std::fs::read(fixture("ab.pcap")).expect("fixture");
+        let cut = dir.path().join("cut.pcap");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write cut capture");
+        let log = dir.path().join("tx.jsonl");
+        let args = ReplayArgs {
+            file: cut,
+            config: None,
+            ports: Vec::new(),
+            log: Some(log.display().to_string()),
+            metrics_out: None,
+        };
+        let err = main(args).expect_err("truncated capture fails");
+        assert!(err.to_string().contains("truncated capture"), "{err}");
+        let written = std::fs::read_to_string(&log)
+            .expect("log written")
+            .lines()
+            .count();
+        assert!(written >= 5, "{written} transactions before the cut");
+    }
+
+    #[rstest::rstest]
+    #[case::port_zero(vec![0], "--port 0")]
+    fn bad_arguments_are_one_clear_error(#[case] ports: Vec<u16>, #[case] want: &str) {
+        let args = ReplayArgs {
+            file: fixture("ab.pcap"),
+            config: None,
+            ports,
+            log: None,
+            metrics_out: None,
+        };
+        let err = main(args).expect_err("refused");
+        assert!(err.to_string().contains(want), "{err}");
+    }
 
     #[test]
     fn every_skipped_packet_reason_is_a_self_metric() {

@@ -82,7 +82,8 @@ pub fn ipv6(p: &[u8]) -> Transport<'_> {
                 if end < at {
                     return Transport::Malformed("ipv6 payload length");
                 }
-                return tcp(src, dst, &p[at..end.min(p.len())], end - at);
+                let captured = p.get(at..end.min(p.len())).unwrap_or_default();
+                return tcp(src, dst, captured, end - at);
             }
             // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
             0 | 43 | 60 | 135 | 139 | 140 | 51 | 44 => {

@@ -4,8 +4,9 @@
 //! per connection and remembered: the end that received a SYN (or sent a SYN-ACK); else the end
 //! whose first payload is an HTTP response / whose peer sent a request line; else the lower port.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use foldhash::HashMap;
 
 use super::ip::TcpPacket;
 use crate::{Direction, TcpFlags};
@@ -63,40 +64,33 @@ impl Orienter {
             (p.dst, p.src)
         };
         let flags = TcpFlags(p.flags);
-        let decided = if flags.syn() {
-            // A SYN starts a connection (possibly reusing the 4-tuple): decide afresh.
-            Some(if flags.ack() { p.src } else { p.dst })
-        } else {
-            None
-        };
-        let server = match (decided, self.servers.get(&key)) {
-            (Some(server), _) => server,
-            (None, Some(known)) => known.server,
-            (None, None) => guess(p),
-        };
-        let (client, server, direction) = oriented(p, server);
-        let fin_bit = if direction == Direction::ToServer {
-            1
-        } else {
-            2
-        };
-        let mut entry = match self.servers.get(&key) {
-            Some(known) if decided.is_none() || known.server == server => *known,
-            _ => Remembered { server, fins: 0 },
-        };
-        if flags.fin() {
-            entry.fins |= fin_bit;
+        let fin_bit = |d: Direction| if d == Direction::ToServer { 1 } else { 2 };
+        // A SYN starts a connection (possibly reusing the 4-tuple): decide afresh.
+        let syn_server = flags
+            .syn()
+            .then_some(if flags.ack() { p.src } else { p.dst });
+        if syn_server.is_none()
+            && let Some(known) = self.servers.get_mut(&key)
+        {
+            let o = oriented(p, known.server);
+            if flags.fin() {
+                known.fins |= fin_bit(o.2);
+            }
+            if flags.rst() || known.fins == 3 {
+                self.servers.remove(&key);
+            }
+            return o;
         }
-        if flags.rst() || entry.fins == 3 {
-            self.servers.remove(&key);
-        } else {
+        let o = oriented(p, syn_server.unwrap_or_else(|| guess(p)));
+        if !flags.rst() {
             if self.servers.len() >= MAX_REMEMBERED && !self.servers.contains_key(&key) {
                 self.servers.clear();
                 self.resets += 1;
             }
-            self.servers.insert(key, entry);
+            let fins = if flags.fin() { fin_bit(o.2) } else { 0 };
+            self.servers.insert(key, Remembered { server: o.1, fins });
         }
-        (client, server, direction)
+        o
     }
 
     /// Connections currently remembered.

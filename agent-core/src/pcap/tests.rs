@@ -444,3 +444,31 @@ fn pcapng_simple_packet_blocks_take_the_previous_time() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[1].0, TS);
 }
+
+#[test]
+fn ipv6_extension_headers_past_the_capture_are_malformed_not_a_panic() {
+    let (c, s) = (addr("[2001:db8::10]:40000"), addr("[2001:db8::1]:8080"));
+    let mut packet = ipv6(c, s, b"GET / HTTP/1.1");
+    packet[40 + 1] = 20; // hop-by-hop header claims 168 bytes
+    packet.truncate(60);
+    assert!(matches!(
+        super::ip::ipv6(&packet),
+        super::ip::Transport::Malformed(_)
+    ));
+}
+
+#[test]
+fn a_connection_keeps_the_orientation_its_handshake_decided() {
+    let (client, server) = (addr("192.0.2.10:40000"), addr("192.0.2.1:50000"));
+    let frames = [
+        ethernet(&[], 0x0800, &ipv4(client, server, 0x02, b"", 0)),
+        ethernet(&[], 0x0800, &ipv4(server, client, 0x18, b"\x00binary", 0)),
+        ethernet(&[], 0x0800, &ipv4(client, server, 0x11, b"", 0)),
+        ethernet(&[], 0x0800, &ipv4(server, client, 0x11, b"", 0)),
+    ];
+    let packets: Vec<(u64, Vec<u8>)> = frames.into_iter().map(|f| (TS, f)).collect();
+    let (got, _) = read_all(classic(Endian::Little, false, 1, &packets), &[]);
+    let dirs: Vec<Direction> = got.iter().map(|g| g.1).collect();
+    use Direction::{ToClient, ToServer};
+    assert_eq!(dirs, vec![ToServer, ToClient, ToServer, ToClient]);
+}

@@ -17,7 +17,7 @@ use std::time::Instant;
 use agent_core::aggregate::AggregateConfig;
 use agent_core::engine::{EngineConfig, EngineStats, IdentityConfig};
 use agent_core::export::{Format, MetricKind, SelfMetric, prometheus};
-use agent_core::pcap::{self, CaptureReader, DecodeStats, Decoder};
+use agent_core::pcap::{self, CaptureReader, DecodeStats, Decoder, PcapError};
 use agent_core::pipeline::{Pipeline, PipelineConfig};
 use agent_core::route::RouteConfig;
 use agent_core::{ErrorType, Transaction};
@@ -66,7 +66,8 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
             decoder.stats(),
             pipeline.engine().stats(),
             &tally,
-            elapsed
+            elapsed,
+            stopped.as_ref(),
         )
     );
     if let Some(path) = &args.metrics_out {
@@ -158,7 +159,14 @@ impl Tally {
     }
 }
 
-fn summary(file: &Path, d: &DecodeStats, e: &EngineStats, tally: &Tally, elapsed_s: f64) -> String {
+fn summary(
+    file: &Path,
+    d: &DecodeStats,
+    e: &EngineStats,
+    tally: &Tally,
+    elapsed_s: f64,
+    stopped: Option<&PcapError>,
+) -> String {
     let mut s = String::new();
     let rate = if elapsed_s > 0.0 {
         d.packets as f64 / elapsed_s
@@ -185,6 +193,12 @@ fn summary(file: &Path, d: &DecodeStats, e: &EngineStats, tally: &Tally, elapsed
         d.other_ports,
         d.unsupported_link
     );
+    match stopped {
+        None => s.push_str("  capture: read to the end, no decode errors\n"),
+        Some(err) => {
+            let _ = writeln!(s, "  capture: decode error, stopped early: {err}");
+        }
+    }
     let errors: Vec<String> = ErrorType::ALL
         .iter()
         .zip(tally.errors)
@@ -257,6 +271,12 @@ fn replay_metrics(d: &DecodeStats) -> Vec<SelfMetric> {
             v,
         ));
     }
+    m.push(counter(
+        "apitap_replay_orientation_resets_total",
+        "Times the table of inferred server sides was full and cleared.",
+        None,
+        d.orientation_resets,
+    ));
     m
 }
 
@@ -337,7 +357,7 @@ mod tests {
             pure_acks: 2,
             ..DecodeStats::default()
         });
-        assert_eq!(m.len(), 8);
+        assert_eq!(m.len(), 9);
         assert!(
             m.iter()
                 .all(|s| s.name.starts_with("apitap_replay_packets"))

@@ -27,6 +27,8 @@ pub struct DecodeStats {
     pub malformed: u64,
     /// TCP between ports that are not watched (only with explicit ports).
     pub other_ports: u64,
+    /// Times the orientation table was full and forgotten (not a per-packet count).
+    pub orientation_resets: u64,
 }
 
 /// Packet decoder with per-connection orientation.
@@ -86,7 +88,9 @@ impl Decoder {
             s.pure_acks += 1;
             return None;
         }
-        let Some((client, server, direction)) = self.orienter.orient(&tcp) else {
+        let oriented = self.orienter.orient(&tcp);
+        s.orientation_resets = self.orienter.resets;
+        let Some((client, server, direction)) = oriented else {
             s.other_ports += 1;
             return None;
         };

@@ -360,7 +360,7 @@ mod tests {
         assert_eq!(m.len(), 9);
         assert!(
             m.iter()
-                .all(|s| s.name.starts_with("apitap_replay_packets"))
+                .all(|s| s.name.starts_with("apitap_replay_"))
         );
         assert_eq!(
             m[1].labels,

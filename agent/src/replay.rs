@@ -358,10 +358,7 @@ mod tests {
             ..DecodeStats::default()
         });
         assert_eq!(m.len(), 9);
-        assert!(
-            m.iter()
-                .all(|s| s.name.starts_with("apitap_replay_"))
-        );
+        assert!(m.iter().all(|s| s.name.starts_with("apitap_replay_")));
         assert_eq!(
             m[1].labels,
             vec![("reason".to_string(), "pure_ack".to_string())]

@@ -38,84 +38,87 @@ struct Section {
 pub struct CaptureReader<R> {
     src: Source<R>,
     format: Format,
-    buf: Vec<u8>,
 }
 
 impl<R: Read> CaptureReader<R> {
     /// Reads the file header and detects the format.
     pub fn new(input: R) -> Result<CaptureReader<R>, PcapError> {
         let mut src = Source::new(input);
-        let mut buf = Vec::with_capacity(64 * 1024);
-        src.read_into(&mut buf, 0, 4, "file header", false)?;
-        let magic = Endian::Little.u32(&buf, 0);
+        src.fill(4, "file header", false)?;
+        let magic = Endian::Little.u32(src.peek(), 0);
         let format = if let Some((endian, nanos)) = classic::magic(magic) {
-            src.read_into(&mut buf, 4, 20, "file header", false)?;
-            Format::Classic(classic::global_header(&buf, endian, nanos)?)
+            src.fill(24, "file header", false)?;
+            let header = classic::global_header(src.peek(), endian, nanos)?;
+            src.consume(24);
+            Format::Classic(header)
         } else if magic == pcapng::SHB {
-            Format::Pcapng(read_section_header(&mut src, &mut buf, 4)?)
+            Format::Pcapng(read_section_header(&mut src)?)
         } else {
             return Err(PcapError::UnknownFormat(magic));
         };
-        Ok(CaptureReader { src, format, buf })
+        Ok(CaptureReader { src, format })
     }
 
     /// The next packet, `Ok(None)` at a clean end of file.
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, PcapError> {
-        let CaptureReader { src, format, buf } = self;
+        let CaptureReader { src, format } = self;
         match format {
-            Format::Classic(hdr) => next_classic(src, buf, hdr),
-            Format::Pcapng(section) => next_pcapng(src, buf, section),
+            Format::Classic(hdr) => next_classic(src, hdr),
+            Format::Pcapng(section) => next_pcapng(src, section),
         }
     }
 }
 
 fn next_classic<'b, R: Read>(
-    src: &mut Source<R>,
-    buf: &'b mut Vec<u8>,
+    src: &'b mut Source<R>,
     hdr: &ClassicHeader,
 ) -> Result<Option<RawPacket<'b>>, PcapError> {
     let at = src.offset();
-    if !src.read_into(buf, 0, 16, "record header", true)? {
+    if !src.fill(16, "record header", true)? {
         return Ok(None);
     }
-    let (ts_ns, incl, orig_len) = classic::record_header(buf, hdr, at)?;
-    src.read_into(buf, 0, incl as usize, "packet record", false)?;
+    let (ts_ns, incl, orig_len) = classic::record_header(src.peek(), hdr, at)?;
+    src.consume(16);
+    src.fill(incl as usize, "packet record", false)?;
+    let range = src.consume(incl as usize);
+    let data = &src.data()[range];
     Ok(Some(RawPacket {
         ts_ns,
         linktype: hdr.linktype,
         orig_len,
-        data: buf,
+        data,
     }))
 }
 
 fn next_pcapng<'b, R: Read>(
-    src: &mut Source<R>,
-    buf: &'b mut Vec<u8>,
+    src: &'b mut Source<R>,
     section: &mut Section,
 ) -> Result<Option<RawPacket<'b>>, PcapError> {
     loop {
         let at = src.offset();
-        if !src.read_into(buf, 0, 8, "block header", true)? {
+        if !src.fill(8, "block header", true)? {
             return Ok(None);
         }
-        let kind = section.endian.u32(buf, 0);
+        let kind = section.endian.u32(src.peek(), 0);
         if kind == pcapng::SHB {
-            *section = read_section_header(src, buf, 8)?;
+            *section = read_section_header(src)?;
             continue;
         }
         let endian = section.endian;
-        let total = block_length(endian.u32(buf, 4), at)?;
-        src.read_into(buf, 8, total - 8, "block", false)?;
-        let body = 8..total - 4;
+        let total = block_length(endian.u32(src.peek(), 4), at)?;
+        src.fill(total, "block", false)?;
+        let block = src.consume(total);
+        let body = block.start + 8..block.end - 4;
         let corrupt = |reason: String| PcapError::Corrupt { offset: at, reason };
         match kind {
             pcapng::IDB => {
-                let iface = pcapng::interface(&buf[body], endian).map_err(corrupt)?;
+                let iface = pcapng::interface(&src.data()[body], endian).map_err(corrupt)?;
                 section.interfaces.push(iface);
             }
             pcapng::EPB | pcapng::SPB | pcapng::OPB => {
                 let snap0 = section.interfaces.first().map_or(0, |i| i.snaplen);
-                let fields = pcapng::packet(kind, &buf[body], endian, snap0).map_err(corrupt)?;
+                let fields = pcapng::packet(kind, &src.data()[body.clone()], endian, snap0)
+                    .map_err(corrupt)?;
                 let Some(iface) = section.interfaces.get(fields.interface as usize) else {
                     return Err(corrupt(format!(
                         "packet on undeclared interface {}",
@@ -130,8 +133,9 @@ fn next_pcapng<'b, R: Read>(
                     None => section.last_ts_ns,
                 };
                 section.last_ts_ns = ts_ns;
-                let data = &buf[8 + fields.data.start..8 + fields.data.end];
                 let (linktype, orig_len) = (iface.linktype, fields.orig_len);
+                let data =
+                    &src.data()[body.start + fields.data.start..body.start + fields.data.end];
                 return Ok(Some(RawPacket {
                     ts_ns,
                     linktype,
@@ -155,39 +159,31 @@ fn block_length(total: u32, at: u64) -> Result<usize, PcapError> {
     Ok(total as usize)
 }
 
-/// Reads a Section Header Block whose first `have` bytes are already in `buf`, and starts a
-/// new section: its byte order, no interfaces yet.
-fn read_section_header<R: Read>(
-    src: &mut Source<R>,
-    buf: &mut Vec<u8>,
-    have: usize,
-) -> Result<Section, PcapError> {
-    let at = src.offset() - have as u64;
-    if have < 12 {
-        src.read_into(buf, have, 12 - have, "section header", false)?;
-    }
-    let endian = match Endian::Little.u32(buf, 8) {
+/// Reads a Section Header Block (not yet consumed) and starts a new section: its byte order,
+/// no interfaces yet.
+fn read_section_header<R: Read>(src: &mut Source<R>) -> Result<Section, PcapError> {
+    let at = src.offset();
+    src.fill(12, "section header", false)?;
+    let head = src.peek();
+    let endian = match Endian::Little.u32(head, 8) {
         pcapng::BYTE_ORDER_MAGIC => Endian::Little,
         m if m.swap_bytes() == pcapng::BYTE_ORDER_MAGIC => Endian::Big,
         m => {
-            return Err(PcapError::Corrupt {
-                offset: at,
-                reason: format!("byte-order magic {m:#010x}"),
-            });
+            let reason = format!("byte-order magic {m:#010x}");
+            return Err(PcapError::Corrupt { offset: at, reason });
         }
     };
-    let total = block_length(endian.u32(buf, 4), at)?;
+    let total = block_length(endian.u32(head, 4), at)?;
     if total < 28 {
-        return Err(PcapError::Corrupt {
-            offset: at,
-            reason: format!("section header length {total}"),
-        });
+        let reason = format!("section header length {total}");
+        return Err(PcapError::Corrupt { offset: at, reason });
     }
-    src.read_into(buf, 12, total - 12, "section header", false)?;
-    let (major, minor) = (endian.u16(buf, 12), endian.u16(buf, 14));
+    src.fill(total, "section header", false)?;
+    let (major, minor) = (endian.u16(src.peek(), 12), endian.u16(src.peek(), 14));
     if major != 1 {
         return Err(PcapError::UnsupportedVersion { major, minor });
     }
+    src.consume(total);
     Ok(Section {
         endian,
         interfaces: Vec::new(),

@@ -1,21 +1,33 @@
-//! A buffered byte source that knows its offset and tells a clean end of file from a cut one.
+//! A byte source with its own read buffer: records are handed out as slices of that buffer
+//! (no copy per packet), the offset is known, and a clean end of file is told from a cut one.
 
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{ErrorKind, Read};
+use std::ops::Range;
 
 use super::PcapError;
 
-/// Capacity of the read buffer: large sequential reads, bounded memory.
+/// Initial size of the read buffer: large sequential reads, bounded memory. It grows only to
+/// hold a record larger than itself (records are bounded by the format readers).
 const READ_BUFFER: usize = 256 * 1024;
 
 pub struct Source<R> {
-    inner: BufReader<R>,
+    inner: R,
+    buf: Vec<u8>,
+    /// First byte not yet consumed.
+    start: usize,
+    /// End of the bytes read from `inner`.
+    end: usize,
+    /// File offset of `buf[start]`.
     offset: u64,
 }
 
 impl<R: Read> Source<R> {
     pub fn new(inner: R) -> Source<R> {
         Source {
-            inner: BufReader::with_capacity(READ_BUFFER, inner),
+            inner,
+            buf: vec![0; READ_BUFFER],
+            start: 0,
+            end: 0,
             offset: 0,
         }
     }
@@ -25,36 +37,58 @@ impl<R: Read> Source<R> {
         self.offset
     }
 
-    /// Reads exactly `n` bytes into `buf[start..start + n]` (growing it). Returns `Ok(false)` if
-    /// the file ended before the first byte and `allow_eof`; a file that ends part way is
+    /// Makes `n` unconsumed bytes available in [`Source::peek`]. Returns `Ok(false)` if the
+    /// file ended before any of them and `allow_eof`; a file that ends part way is
     /// [`PcapError::Truncated`].
-    pub fn read_into(
+    pub fn fill(
         &mut self,
-        buf: &mut Vec<u8>,
-        start: usize,
         n: usize,
         what: &'static str,
         allow_eof: bool,
     ) -> Result<bool, PcapError> {
-        buf.resize(start + n, 0);
-        let mut filled = 0;
-        while filled < n {
-            match self.inner.read(&mut buf[start + filled..start + n]) {
-                Ok(0) if filled == 0 && allow_eof => return Ok(false),
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        if self.start + n > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if n > self.buf.len() {
+                self.buf.resize(n, 0);
+            }
+        }
+        while self.end - self.start < n {
+            match self.inner.read(&mut self.buf[self.end..]) {
+                Ok(0) if self.end == self.start && allow_eof => return Ok(false),
                 Ok(0) => {
-                    return Err(PcapError::Truncated {
-                        what,
-                        offset: self.offset,
-                    });
+                    let offset = self.offset + (self.end - self.start) as u64;
+                    return Err(PcapError::Truncated { what, offset });
                 }
-                Ok(k) => {
-                    filled += k;
-                    self.offset += k as u64;
-                }
+                Ok(k) => self.end += k,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(PcapError::Io(e)),
             }
         }
         Ok(true)
+    }
+
+    /// The unconsumed bytes read so far.
+    pub fn peek(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Consumes `n` bytes made available by [`Source::fill`]; returns their range in
+    /// [`Source::data`], valid until the next `fill`.
+    pub fn consume(&mut self, n: usize) -> Range<usize> {
+        let n = n.min(self.end - self.start);
+        let range = self.start..self.start + n;
+        self.start += n;
+        self.offset += n as u64;
+        range
+    }
+
+    /// The read buffer, indexed by the ranges [`Source::consume`] returns.
+    pub fn data(&self) -> &[u8] {
+        &self.buf
     }
 }

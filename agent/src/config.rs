@@ -10,8 +10,7 @@ mod sections;
 mod validate;
 
 pub use sections::{
-    AlertsConfig, ClientsConfig, EndpointOverride, EngineConfig, HealthConfig, RedactConfig,
-    RoutesConfig, StoreConfig, Thresholds,
+    ClientsConfig, EngineConfig, HealthConfig, RedactConfig, RoutesConfig, StoreConfig,
 };
 pub use validate::Invalid;
 
@@ -19,6 +18,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::alert::AlertConfig;
 use crate::cli::RunArgs;
 
 /// Resolved configuration of `apitap run`.
@@ -50,7 +50,8 @@ pub struct Config {
     pub redact: RedactConfig,
     pub engine: EngineConfig,
     pub store: StoreConfig,
-    pub alerts: AlertsConfig,
+    /// `[alerts]`, owned by the alert module (thresholds, overrides, notifiers).
+    pub alerts: AlertConfig,
     pub health: HealthConfig,
 }
 
@@ -72,7 +73,7 @@ impl Default for Config {
             redact: RedactConfig::default(),
             engine: EngineConfig::default(),
             store: StoreConfig::default(),
-            alerts: AlertsConfig::default(),
+            alerts: AlertConfig::default(),
             health: HealthConfig::default(),
         }
     }

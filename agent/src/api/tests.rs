@@ -10,7 +10,8 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::config::{HealthConfig, Thresholds};
+use crate::alert::Thresholds;
+use crate::config::HealthConfig;
 use crate::health::CaptureHealth;
 use crate::store::{StoreOptions, now_ns};
 

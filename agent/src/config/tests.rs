@@ -87,7 +87,7 @@ fn defaults_follow_the_spec() {
 }
 
 #[test]
-fn endpoint_override_inherits_unset_thresholds() {
+fn endpoint_rule_inherits_unset_thresholds() {
     let c = parse("[alerts]\np95_warning_ms = 200\n[[alerts.endpoints]]\nendpoint = \"/x\"\nrpm_warning = 10\n")
         .expect("valid");
     let t = c.alerts.endpoints[0].apply(&c.alerts.thresholds());

@@ -1,7 +1,7 @@
 //! Value checks of a parsed [`Config`]. Each failure carries the dotted key it concerns so the
 //! caller can point at the file line (or at the flag that set it).
 
-use super::{Config, EndpointOverride, Thresholds};
+use super::Config;
 
 /// One invalid value: its dotted key (`store.flush_interval_ms`, `ports.0`) and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -202,70 +202,12 @@ fn sections(c: &Config) -> Result<(), Invalid> {
     )
 }
 
+/// `[alerts]` is validated by the alert module; its error carries the key.
 fn alerts(c: &Config) -> Result<(), Invalid> {
-    let a = &c.alerts;
-    thresholds("alerts", &a.thresholds())?;
-    check(
-        a.window_secs >= 1,
-        "alerts.window_secs",
-        "must be at least 1",
-    )?;
-    check(
-        a.repeat_interval_secs >= 1,
-        "alerts.repeat_interval_secs",
-        "must be at least 1",
-    )?;
-    for (key, url) in [
-        ("alerts.webhook", &a.webhook),
-        ("alerts.alertmanager_url", &a.alertmanager_url),
-    ] {
-        if let Some(url) = url {
-            let ok = url.starts_with("http://") || url.starts_with("https://");
-            check(ok, key, "expected an http:// or https:// URL")?;
-        }
-    }
-    for (i, o) in a.endpoints.iter().enumerate() {
-        endpoint_override(&format!("alerts.endpoints.{i}"), o, &a.thresholds())?;
-    }
-    Ok(())
-}
-
-fn endpoint_override(prefix: &str, o: &EndpointOverride, base: &Thresholds) -> Result<(), Invalid> {
-    check(
-        o.endpoint.starts_with('/'),
-        format!("{prefix}.endpoint"),
-        "an endpoint starts with /",
-    )?;
-    thresholds(prefix, &o.apply(base))
-}
-
-fn thresholds(prefix: &str, t: &Thresholds) -> Result<(), Invalid> {
-    for (name, v) in [
-        ("error_rate_warning", t.error_rate_warning),
-        ("error_rate_critical", t.error_rate_critical),
-    ] {
-        check(
-            (0.0..=1.0).contains(&v),
-            format!("{prefix}.{name}"),
-            "an error rate is 0-1",
-        )?;
-    }
-    let ordered = [
-        (
-            "error_rate_critical",
-            t.error_rate_warning <= t.error_rate_critical,
-        ),
-        ("p95_critical_ms", t.p95_warning_ms <= t.p95_critical_ms),
-        ("rpm_critical", t.rpm_warning <= t.rpm_critical),
-    ];
-    for (name, ok) in ordered {
-        check(
-            ok,
-            format!("{prefix}.{name}"),
-            "the critical threshold is below the warning one",
-        )?;
-    }
-    Ok(())
+    c.alerts.validate().map_err(|e| match e {
+        crate::alert::AlertError::Invalid { key, why } => invalid(key, why),
+        other => invalid("alerts", other.to_string()),
+    })
 }
 
 fn health(c: &Config) -> Result<(), Invalid> {

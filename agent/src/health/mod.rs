@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{HealthConfig, Thresholds};
+use crate::alert::Thresholds;
+use crate::config::HealthConfig;
 use crate::store::UsageStore;
 
 /// Severity of a check and of the whole report, in increasing order.

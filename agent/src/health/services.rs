@@ -5,7 +5,7 @@ use agent_core::aggregate::snapshot::ServiceStats;
 use serde_json::{Value, json};
 
 use super::{Status, rising};
-use crate::config::Thresholds;
+use crate::alert::Thresholds;
 
 pub fn check(s: &ServiceStats, t: &Thresholds) -> (Status, Value) {
     let p95_ms = s.p95_5m_s * 1e3;

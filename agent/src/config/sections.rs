@@ -81,10 +81,13 @@ pub struct EngineConfig {
     pub request_timeout_ms: u64,
     /// A flow with no segment for this long is evicted.
     pub idle_flow_timeout_ms: u64,
-    /// Flows tracked at once; beyond it the oldest idle flow is evicted (and counted).
+    /// Flows tracked at once; beyond it the least recently used flow is evicted (and counted).
     pub max_flows: u32,
-    /// Out-of-order bytes buffered per flow direction before a gap is declared.
-    pub max_reassembly_bytes: u32,
+    /// Bytes buffered per flow (out-of-order data and partial heads) before the missing bytes
+    /// count as a gap.
+    pub flow_budget_bytes: u32,
+    /// Bytes buffered across all flows; beyond it least recently used flows are evicted.
+    pub total_budget_bytes: u64,
     /// Series per metric before label values are folded into `other`.
     pub series_budget: u32,
 }
@@ -93,9 +96,10 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             request_timeout_ms: 30_000,
-            idle_flow_timeout_ms: 120_000,
+            idle_flow_timeout_ms: 300_000,
             max_flows: 65_536,
-            max_reassembly_bytes: 65_536,
+            flow_budget_bytes: 256 * 1024,
+            total_budget_bytes: 64 * 1024 * 1024,
             series_budget: 2_000,
         }
     }

@@ -160,9 +160,14 @@ fn sections(c: &Config) -> Result<(), Invalid> {
     )?;
     check(e.max_flows >= 1, "engine.max_flows", "must be at least 1")?;
     check(
-        e.max_reassembly_bytes >= 1,
-        "engine.max_reassembly_bytes",
+        e.flow_budget_bytes >= 1,
+        "engine.flow_budget_bytes",
         "must be at least 1",
+    )?;
+    check(
+        e.total_budget_bytes >= u64::from(e.flow_budget_bytes),
+        "engine.total_budget_bytes",
+        "must be at least engine.flow_budget_bytes",
     )?;
     check(
         e.series_budget >= 1,

@@ -6,6 +6,7 @@
 //! environment value names the flag.
 
 mod locate;
+mod pipeline;
 mod sections;
 mod validate;
 
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::alert::AlertConfig;
 use crate::cli::RunArgs;
+use crate::reqlog::LogConfig;
 
 /// Resolved configuration of `apitap run`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,6 +55,8 @@ pub struct Config {
     /// `[alerts]`, owned by the alert module (thresholds, overrides, notifiers).
     pub alerts: AlertConfig,
     pub health: HealthConfig,
+    /// `[request_log]`: rotation, sampling and queue of the per-request log (`log` is its path).
+    pub request_log: LogConfig,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             alerts: AlertConfig::default(),
             health: HealthConfig::default(),
+            request_log: LogConfig::default(),
         }
     }
 }

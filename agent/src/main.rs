@@ -9,7 +9,7 @@ mod config;
 mod health;
 mod replay;
 mod reqlog;
-mod run;
+mod live;
 mod store;
 
 use clap::Parser;
@@ -18,7 +18,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Run(args) => run::main(args),
+        cli::Command::Run(args) => live::main(args),
         cli::Command::Replay(args) => replay::main(args),
         cli::Command::Check(args) => check::main(args),
     };

@@ -14,12 +14,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use agent_core::aggregate::AggregateConfig;
-use agent_core::engine::{EngineConfig, EngineStats, IdentityConfig};
+use agent_core::engine::EngineStats;
 use agent_core::export::{Format, MetricKind, SelfMetric, prometheus};
 use agent_core::pcap::{self, CaptureReader, DecodeStats, Decoder, PcapError};
-use agent_core::pipeline::{Pipeline, PipelineConfig};
-use agent_core::route::RouteConfig;
+use agent_core::pipeline::Pipeline;
 use agent_core::{ErrorType, Transaction};
 
 use crate::cli::ReplayArgs;
@@ -40,7 +38,7 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
     let mut reader =
         CaptureReader::new(file).with_context(|| format!("{}", args.file.display()))?;
     let mut decoder = Decoder::new(&args.ports);
-    let mut pipeline = Pipeline::new(pipeline_config(&cfg)?).context("routes")?;
+    let mut pipeline = Pipeline::new(cfg.pipeline_config()?).context("routes")?;
     let mut sink = open_log(args.log.as_deref())?;
     let mut tally = Tally::default();
     let started = Instant::now();
@@ -88,48 +86,6 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The pipeline settings of the config file (engine, identity, routes, aggregation).
-fn pipeline_config(cfg: &Config) -> Result<PipelineConfig> {
-    let openapi_text = match &cfg.routes.openapi {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read OpenAPI file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    Ok(PipelineConfig {
-        engine: engine_config(cfg),
-        routes: RouteConfig {
-            patterns: cfg.routes.patterns.clone(),
-            openapi: cfg.routes.openapi.as_ref().map(|p| p.display().to_string()),
-            max_distinct_segment_values: cfg.routes.max_distinct_values as usize,
-            ..RouteConfig::default()
-        },
-        openapi_text,
-        aggregate: AggregateConfig {
-            series_budget: cfg.engine.series_budget as usize,
-            top_clients: cfg.clients.top_k as usize,
-            ..AggregateConfig::default()
-        },
-    })
-}
-
-/// The engine settings the config file can change; the rest keep the engine's defaults.
-fn engine_config(cfg: &Config) -> EngineConfig {
-    const MS: u64 = 1_000_000;
-    EngineConfig {
-        request_timeout_ns: cfg.engine.request_timeout_ms.saturating_mul(MS),
-        idle_timeout_ns: cfg.engine.idle_flow_timeout_ms.saturating_mul(MS),
-        max_flows: cfg.engine.max_flows as usize,
-        identity: IdentityConfig {
-            client_id_header: cfg.clients.header.clone(),
-            trust_forwarded_for: cfg.clients.trust_forwarded_for,
-            redact_keys: cfg.redact.query_keys.clone(),
-        },
-        ..EngineConfig::default()
-    }
 }
 
 fn open_log(log: Option<&str>) -> Result<Box<dyn Write>> {
@@ -371,7 +327,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.engine.request_timeout_ms = 1500;
         cfg.redact.query_keys = vec!["sig".into()];
-        let p = pipeline_config(&cfg).expect("no OpenAPI file to read");
+        let p = cfg.pipeline_config().expect("no OpenAPI file to read");
         assert_eq!(p.engine.request_timeout_ns, 1_500_000_000);
         assert_eq!(p.engine.identity.redact_keys, vec!["sig".to_string()]);
     }

@@ -51,6 +51,7 @@ impl History {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.samples.len()
     }

@@ -61,7 +61,8 @@ pub fn router_with(state: ApiState, extra_v1: Router<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// All routes of this module.
+/// All routes of this module, without extras (the tests' router).
+#[cfg(test)]
 pub fn router(state: ApiState) -> Router {
     router_with(state, Router::new())
 }

@@ -17,7 +17,7 @@ mod stats;
 
 pub use attach::Attacher;
 pub use batch::SegmentBatch;
-pub use stats::CaptureStats;
+pub use stats::{CaptureStats, StatsSnapshot};
 
 use anyhow::{Context, Result, bail};
 use aya::maps::{HashMap, MapData};

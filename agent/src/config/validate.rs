@@ -51,6 +51,7 @@ pub fn config(c: &Config) -> Result<(), Invalid> {
     top_level(c)?;
     sections(c)?;
     alerts(c)?;
+    request_log(c)?;
     health(c)
 }
 
@@ -212,6 +213,17 @@ fn alerts(c: &Config) -> Result<(), Invalid> {
     c.alerts.validate().map_err(|e| match e {
         crate::alert::AlertError::Invalid { key, why } => invalid(key, why),
         other => invalid("alerts", other.to_string()),
+    })
+}
+
+/// `[request_log]` is validated by the reqlog module (its keys say `log.`; here the table is
+/// `request_log`, and `path` comes from the top-level `log`).
+fn request_log(c: &Config) -> Result<(), Invalid> {
+    c.request_log.validate().map_err(|e| match e {
+        crate::reqlog::ReqlogError::Invalid { key, why } => {
+            invalid(key.replacen("log.", "request_log.", 1), why)
+        }
+        other => invalid("request_log", other.to_string()),
     })
 }
 

@@ -57,10 +57,12 @@ impl RecentRequests {
             .collect()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().items.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -1,0 +1,59 @@
+//! The agent configuration translated into the settings of agent-core's pipeline, shared by
+//! `apitap run` and `apitap replay` so both analyse traffic the same way.
+
+use anyhow::{Context, Result};
+
+use agent_core::aggregate::AggregateConfig;
+use agent_core::engine::{EngineConfig, IdentityConfig};
+use agent_core::pipeline::PipelineConfig;
+use agent_core::route::RouteConfig;
+
+use super::Config;
+
+impl Config {
+    /// The pipeline settings of the config file (engine, identity, routes, aggregation).
+    pub fn pipeline_config(&self) -> Result<PipelineConfig> {
+        let cfg = self;
+        let openapi_text = match &cfg.routes.openapi {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read OpenAPI file {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(PipelineConfig {
+            engine: cfg.engine_config(),
+            routes: RouteConfig {
+                patterns: cfg.routes.patterns.clone(),
+                openapi: cfg.routes.openapi.as_ref().map(|p| p.display().to_string()),
+                max_distinct_segment_values: cfg.routes.max_distinct_values as usize,
+                ..RouteConfig::default()
+            },
+            openapi_text,
+            aggregate: AggregateConfig {
+                series_budget: cfg.engine.series_budget as usize,
+                top_clients: cfg.clients.top_k as usize,
+                ..AggregateConfig::default()
+            },
+        })
+    }
+
+    /// The engine settings the config file can change; the rest keep the engine's defaults.
+    pub fn engine_config(&self) -> EngineConfig {
+        let cfg = self;
+        const MS: u64 = 1_000_000;
+        EngineConfig {
+            request_timeout_ns: cfg.engine.request_timeout_ms.saturating_mul(MS),
+            idle_timeout_ns: cfg.engine.idle_flow_timeout_ms.saturating_mul(MS),
+            max_flows: cfg.engine.max_flows as usize,
+            flow_budget_bytes: cfg.engine.flow_budget_bytes as usize,
+            total_budget_bytes: cfg.engine.total_budget_bytes as usize,
+            identity: IdentityConfig {
+                client_id_header: cfg.clients.header.clone(),
+                trust_forwarded_for: cfg.clients.trust_forwarded_for,
+                redact_keys: cfg.redact.query_keys.clone(),
+            },
+            ..EngineConfig::default()
+        }
+    }
+}

@@ -9,12 +9,12 @@
 
 pub mod aggregate;
 pub mod engine;
+pub mod export;
 pub mod flow;
 pub mod http;
 pub mod identity;
 pub mod pcap;
 pub mod pipeline;
-pub mod export;
 pub mod route;
 pub mod segment;
 pub mod time;

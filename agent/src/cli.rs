@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "apitap", version, about = "HTTP API monitoring from the kernel, with eBPF")]
+#[command(
+    name = "apitap",
+    version,
+    about = "HTTP API monitoring from the kernel, with eBPF"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

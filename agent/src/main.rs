@@ -7,9 +7,9 @@ mod check;
 mod cli;
 mod config;
 mod health;
+mod live;
 mod replay;
 mod reqlog;
-mod live;
 mod store;
 
 use clap::Parser;

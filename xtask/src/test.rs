@@ -8,7 +8,12 @@ use crate::cmd::{self, step};
 use crate::toolchain;
 
 /// Fuzz targets in fuzz/ (each runs for a bounded time in `xtask test` and `xtask fuzz`).
-const FUZZ_TARGETS: &[&str] = &["request_framing", "response_framing", "reassembly", "pcap_decode"];
+const FUZZ_TARGETS: &[&str] = &[
+    "request_framing",
+    "response_framing",
+    "reassembly",
+    "pcap_decode",
+];
 
 pub fn all(fuzz_seconds: u64) -> Result<()> {
     step("checking the eBPF toolchain");

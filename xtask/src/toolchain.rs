@@ -54,7 +54,10 @@ pub fn ensure_bpf_linker() -> Result<()> {
         .filter_map(|e| e.file_name().into_string().ok())
         .find(|n| n.starts_with("libLLVM-") && n.ends_with(".so"))
         .context("rustc ships no libLLVM-*.so: cannot link bpf-linker to rustc's LLVM")?;
-    let llvm = llvm.trim_start_matches("lib").trim_end_matches(".so").to_string();
+    let llvm = llvm
+        .trim_start_matches("lib")
+        .trim_end_matches(".so")
+        .to_string();
     let verbose = output(Command::new("rustc").arg("-vV")).context("cannot run rustc -vV")?;
     let major = verbose
         .lines()
@@ -70,7 +73,13 @@ pub fn ensure_bpf_linker() -> Result<()> {
         Command::new("cargo")
             .env("RUSTFLAGS", rustflags)
             .env_remove("CARGO_TARGET_DIR")
-            .args(["install", "--locked", "bpf-linker", "--no-default-features", "--features"])
+            .args([
+                "install",
+                "--locked",
+                "bpf-linker",
+                "--no-default-features",
+                "--features",
+            ])
             .arg(format!("llvm-{major},no-llvm-linking")),
     )?;
     if bpf_linker().is_none() {
@@ -85,22 +94,38 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         return Ok(());
     }
     step("installing cargo-fuzz");
-    cmd::run(
-        Command::new("cargo")
-            .env_remove("CARGO_TARGET_DIR")
-            .args(["install", "--locked", "cargo-fuzz"]),
-    )
+    cmd::run(Command::new("cargo").env_remove("CARGO_TARGET_DIR").args([
+        "install",
+        "--locked",
+        "cargo-fuzz",
+    ]))
 }
 
 pub fn doctor() -> Result<()> {
     let show = |what: &str, v: Option<String>| {
-        eprintln!("{what:<12} {}", v.as_deref().map(str::trim).unwrap_or("MISSING"));
+        eprintln!(
+            "{what:<12} {}",
+            v.as_deref().map(str::trim).unwrap_or("MISSING")
+        );
     };
     show("rustc", output(Command::new("rustc").arg("--version")));
     show("rust-src", rust_src_present().then(|| "present".into()));
     show("bpf-linker", bpf_linker().map(|p| p.display().to_string()));
-    show("cargo-fuzz", output(Command::new("cargo").args(["fuzz", "--version"])));
-    for tool in ["nginx", "redis-server", "curl", "ab", "wrk", "tshark", "tcpdump", "ip", "promtool"] {
+    show(
+        "cargo-fuzz",
+        output(Command::new("cargo").args(["fuzz", "--version"])),
+    );
+    for tool in [
+        "nginx",
+        "redis-server",
+        "curl",
+        "ab",
+        "wrk",
+        "tshark",
+        "tcpdump",
+        "ip",
+        "promtool",
+    ] {
         show(
             tool,
             output(Command::new("sh").args(["-c", &format!("command -v {tool}")])),

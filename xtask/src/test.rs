@@ -79,12 +79,20 @@ pub fn fuzz(seconds: u64) -> Result<()> {
     toolchain::ensure_cargo_fuzz()?;
     for target in FUZZ_TARGETS {
         step(&format!("fuzzing {target} for {seconds} s"));
+        let corpus = cmd::root().join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        let mut c = Command::new("cargo");
+        c.current_dir(cmd::root().join("fuzz"))
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env_remove("CARGO_TARGET_DIR")
+            .args(["fuzz", "run", target])
+            .arg(&corpus);
+        if *target == "pcap_decode" {
+            // Real captures reach deep decoder paths an empty corpus takes minutes to find.
+            c.arg(cmd::root().join("tests/fixtures"));
+        }
         cmd::run(
-            Command::new("cargo")
-                .current_dir(cmd::root().join("fuzz"))
-                .env("RUSTC_BOOTSTRAP", "1")
-                .env_remove("CARGO_TARGET_DIR")
-                .args(["fuzz", "run", target, "--"])
+            c.arg("--")
                 .arg(format!("-max_total_time={seconds}"))
                 .arg("-rss_limit_mb=1024"),
         )?;

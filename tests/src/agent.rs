@@ -101,6 +101,39 @@ impl Agent {
         }
     }
 
+    /// The agent's process id (`ip netns exec` execs into it, so this is apitap itself).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kernel run statistics `(run_cnt, run_time_ns)` of every BPF program the agent holds,
+    /// from /proc/<pid>/fdinfo (needs `kernel.bpf_stats_enabled=1` to be non-zero).
+    pub fn prog_stats(&self) -> Vec<(String, u64, u64)> {
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in dir.flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else {
+                continue;
+            };
+            let field = |k: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(k))
+                    .map(|v| v.trim().to_string())
+            };
+            if let (Some(tag), Some(cnt), Some(ns)) =
+                (field("prog_tag:"), field("run_cnt:"), field("run_time_ns:"))
+            {
+                out.push((tag, cnt.parse().unwrap_or(0), ns.parse().unwrap_or(0)));
+            }
+        }
+        out
+    }
+
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }

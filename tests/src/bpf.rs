@@ -35,6 +35,12 @@ pub struct Classifier {
 
 impl Classifier {
     pub fn load(snap_len: u32, ports: &[u16]) -> Result<Self> {
+        Self::load_with_ring(snap_len, ports, 1 << 20)
+    }
+
+    /// As [`Classifier::load`] with a ring of `ring_bytes` (a power-of-two multiple of the
+    /// page size).
+    pub fn load_with_ring(snap_len: u32, ports: &[u16], ring_bytes: u32) -> Result<Self> {
         let path = object_path();
         let bytes =
             std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -42,7 +48,7 @@ impl Classifier {
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::SNAP_LEN, &snap_len, true)
             .override_global(globals::WAKEUP_BYTES, &wake, true)
-            .map_max_entries(maps::EVENTS, 1 << 20)
+            .map_max_entries(maps::EVENTS, ring_bytes)
             .load(&bytes)
             .context("loading the BPF object")?;
         for name in [

@@ -187,6 +187,29 @@ fn pure_ack_is_skipped_but_syn_and_fin_are_kept() {
     assert_eq!(c.counter(Counter::SegmentsMatched), 2);
 }
 
+#[test]
+fn full_ring_counts_lost_events_and_still_passes_packets() {
+    require_root();
+    // One page of ring: 1,000-byte records stop fitting after a few.
+    let mut c = Classifier::load_with_ring(4096, &[80], 4096).expect("load");
+    let body = vec![b'c'; 1000];
+    let frame = frames::ipv4_tcp(CLI, SRV, &req(&body), None);
+    for _ in 0..10 {
+        assert_eq!(
+            c.run(programs::TC_INGRESS, &frame).expect("run"),
+            TC_ACT_PIPE
+        );
+    }
+    let delivered = c.events().len() as u64;
+    assert!(
+        delivered > 0 && delivered < 10,
+        "{delivered} of 10 delivered"
+    );
+    assert_eq!(c.counter(Counter::EventsLost), 10 - delivered);
+    assert_eq!(c.counter(Counter::SegmentsMatched), 10);
+    assert_eq!(c.counter(Counter::CopiedBytes), delivered * 1000);
+}
+
 // ---- apitap run against real nginx, curl and ab ----
 
 fn tools() {
@@ -300,12 +323,19 @@ fn loopback_counts_each_segment_exactly_once() {
     ns.sh(&format!("ab -q -n 200 -c 2 {base}/big >/dev/null"))
         .expect("ab big");
     let m = assert_counts_match(&agent, &nginx);
-    // The kernel counter has no dedup: equal sums mean every segment was seen exactly once
-    // (lo is hooked at ingress only).
+    // The kernel counter has no dedup: it must equal nginx's bytes plus what TCP really sent
+    // twice (retransmits and loss probes do happen on a loaded lo; the engine counts those
+    // bytes independently by sequence number). A second hook on lo would double it instead.
     let (_, req_bytes, resp_bytes) = nginx.totals().expect("access log");
+    let m = agent
+        .scrape_until(Duration::from_secs(5), |m| {
+            m.get("apitap_engine_payload_bytes_total") == m.get("apitap_payload_bytes_total")
+        })
+        .expect("scrape");
     assert_eq!(
         m.count("apitap_payload_bytes_total"),
-        req_bytes + resp_bytes
+        req_bytes + resp_bytes + m.count("apitap_retransmit_bytes_total"),
+        "kernel payload bytes vs nginx bytes + retransmitted bytes"
     );
     assert_eq!(m.count("apitap_attached_programs"), 1);
 }
@@ -329,9 +359,13 @@ fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
     pair.srv
         .sh("tc qdisc add dev lo clsact")
         .expect("pre-existing qdisc");
-    let nginx = Nginx::start(Some(&pair.srv), &[format!("{}:80", netns::SRV_V4)]).expect("nginx");
-    // Defaults: every interface that is up, listening ports discovered.
+    // Defaults: every interface that is up (and new ones), listening ports discovered and
+    // followed: nginx starts after the agent.
     let mut agent = Agent::start(Some(&pair.srv), &[], "127.0.0.1:9464").expect("apitap run");
+    let nginx = Nginx::start(Some(&pair.srv), &[format!("{}:80", netns::SRV_V4)]).expect("nginx");
+    pair.srv
+        .sh("ip link add atnew0 type veth peer name atnew1 && ip link set atnew0 up && ip link set atnew1 up")
+        .expect("new interface");
     assert!(filters(&pair.srv, &pair.srv_if, "ingress").contains("tc_ingress"));
     assert!(filters(&pair.srv, &pair.srv_if, "egress").contains("tc_egress"));
     assert!(filters(&pair.srv, "lo", "ingress").contains("tc_ingress"));
@@ -339,7 +373,18 @@ fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
         !filters(&pair.srv, "lo", "egress").contains("tc_"),
         "lo is hooked once"
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // Ports are polled every 2 s and interfaces every 1 s.
+    let m = agent
+        .scrape_until(Duration::from_secs(5), |m| {
+            m.get("apitap_attached_programs") == Some(7.0)
+        })
+        .expect("scrape");
+    assert_eq!(
+        m.count("apitap_attached_programs"),
+        7,
+        "both ends of the new veth pair were attached (ingress and egress each)"
+    );
+    std::thread::sleep(Duration::from_millis(2500));
     curl_load(&pair.cli, &format!("http://{}:80", netns::SRV_V4));
     let m = agent
         .scrape_until(Duration::from_secs(5), |m| {
@@ -348,9 +393,8 @@ fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
         .expect("scrape");
     assert!(
         m.count("apitap_segments_total") > 0,
-        "discovered port 80 was not watched"
+        "port 80, opened after the start, was not followed"
     );
-    assert_eq!(m.count("apitap_attached_programs"), 3);
     drop(nginx);
 
     let status = agent.terminate().expect("terminate");
@@ -364,6 +408,8 @@ fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
         (&pair.srv_if, "egress"),
         (&"lo".to_string(), "ingress"),
         (&"lo".to_string(), "egress"),
+        (&"atnew0".to_string(), "ingress"),
+        (&"atnew1".to_string(), "egress"),
     ] {
         let f = filters(&pair.srv, ifname, hook);
         assert!(
@@ -466,4 +512,74 @@ fn check_reports_a_working_kernel_in_a_fresh_namespace() {
         "check left a filter on lo"
     );
     assert!(!has_clsact(&ns, "lo"), "check left its qdisc on lo");
+}
+
+/// ab's "Requests per second" figure.
+fn ab_rps(ns: &Netns, args: &str) -> f64 {
+    let out = ns.sh(&format!("ab {args} 2>&1")).expect("ab");
+    out.lines()
+        .find_map(|l| l.strip_prefix("Requests per second:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in ab output:\n{out}"))
+}
+
+/// Measurement, not an assertion of speed: nginx throughput on lo without, with and again
+/// without apitap; the classifier's kernel cost per packet; events lost under `ab -k`.
+/// Run with `cargo test -p apitap-e2e --test capture -- --ignored --nocapture measure`.
+#[test]
+#[ignore = "measurement: prints figures, run on demand"]
+fn measure_overhead_on_loopback() {
+    tools();
+    let ns = Netns::new(&apitap_e2e::unique("at-perf-")).expect("namespace");
+    let port = 18080;
+    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{port}")]).expect("nginx");
+    let ab = format!("-q -n 20000 -c 8 -k http://127.0.0.1:{port}/");
+    ab_rps(&ns, &ab); // warm-up
+    let before = ab_rps(&ns, &ab);
+    let stats_path = "/proc/sys/kernel/bpf_stats_enabled";
+    let old_stats = std::fs::read_to_string(stats_path).unwrap_or_else(|_| "0".into());
+    std::fs::write(stats_path, "1").expect("enable kernel.bpf_stats_enabled");
+    let mut agent = Agent::start(
+        Some(&ns),
+        &["-i", "lo", "-p", &port.to_string()],
+        "127.0.0.1:9464",
+    )
+    .expect("apitap run");
+    let with = ab_rps(&ns, &ab);
+    let m = agent
+        .scrape_until(Duration::from_secs(5), |m| {
+            m.get("apitap_events_read_total") == m.get("apitap_segments_total")
+        })
+        .expect("scrape");
+    let progs = agent.prog_stats();
+    std::fs::write(stats_path, old_stats.trim()).expect("restore kernel.bpf_stats_enabled");
+    agent.terminate().expect("terminate");
+    let after = ab_rps(&ns, &ab);
+    let base = (before + after) / 2.0;
+    println!("nginx on lo, ab {ab}");
+    println!(
+        "  without apitap: {before:.0} and {after:.0} req/s; with apitap: {with:.0} req/s; ratio {:.3}",
+        with / base
+    );
+    for (tag, cnt, ns_total) in &progs {
+        if *cnt > 0 {
+            println!(
+                "  prog {tag}: run_cnt {cnt}, run_time_ns {ns_total}, {:.0} ns per packet",
+                *ns_total as f64 / *cnt as f64
+            );
+        }
+    }
+    for key in [
+        "apitap_packets_seen_total",
+        "apitap_segments_total",
+        "apitap_events_read_total",
+        "apitap_events_lost_total",
+        "apitap_events_dropped_total{stage=\"capture\"}",
+        "apitap_empty_segments_skipped_total",
+        "apitap_payload_bytes_total",
+        "apitap_bytes_captured_total",
+    ] {
+        println!("  {key} {}", m.count(key));
+    }
+    drop(nginx);
 }

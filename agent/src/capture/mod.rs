@@ -64,8 +64,9 @@ impl CaptureHandle {
     }
 }
 
-/// Loads, attaches and starts draining. Must run inside a tokio runtime.
-pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch>)> {
+/// Refuses what would make `start` fail on bad input (missing privileges, unknown interface)
+/// before the agent has any side effect (token, store, listener).
+pub fn preflight(cfg: &Config) -> Result<()> {
     let missing = caps::missing();
     if !missing.is_empty() {
         bail!(
@@ -78,6 +79,12 @@ pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch
             bail!("unknown interface {name}");
         }
     }
+    Ok(())
+}
+
+/// Loads, attaches and starts draining. Must run inside a tokio runtime.
+pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch>)> {
+    preflight(cfg)?;
     let loaded = loader::load(cfg.snap_len, cfg.ring_bytes)?;
     let stats = CaptureStats::new(loaded.counters);
     let (stop, stop_rx) = watch::channel(false);

@@ -63,7 +63,8 @@ pub fn init_tracing(format: &str) {
 }
 
 async fn run(cfg: Config) -> Result<()> {
-    // Everything that can refuse bad input does so before anything is attached.
+    // Everything that can refuse bad input does so before any side effect.
+    capture::preflight(&cfg)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

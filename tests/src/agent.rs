@@ -154,6 +154,35 @@ impl Agent {
         }
     }
 
+    /// GET `path` on the agent's endpoint with an optional bearer token: (HTTP status, body).
+    pub fn get(&self, path: &str, token: Option<&str>) -> Result<(u16, String)> {
+        let url = format!("http://{}{path}", self.listen);
+        let mut args = vec![
+            "-s".to_string(),
+            "--max-time".into(),
+            "5".into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+        ];
+        if let Some(t) = token {
+            args.push("-H".into());
+            args.push(format!("Authorization: Bearer {t}"));
+        }
+        args.push(url);
+        let mut c = match &self.ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "curl"]);
+                c
+            }
+            None => Command::new("curl"),
+        };
+        let out = c.args(&args).output().context("cannot run curl")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').context("curl printed no status")?;
+        Ok((code.trim().parse()?, body.to_string()))
+    }
+
     /// GET /metrics, parsed.
     pub fn scrape(&self) -> Result<Metrics> {
         let out = run(&mut self.curl(&format!("http://{}/metrics", self.listen)))?;

@@ -8,6 +8,7 @@ pub mod bpf;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;
+pub mod redis;
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;

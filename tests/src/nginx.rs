@@ -1,5 +1,6 @@
 //! A real nginx with its own config, temp dirs and an access log of
-//! `$request_length $bytes_sent $remote_port`, stopped on drop.
+//! `$request_length $bytes_sent $remote_port $request_method $status $request_uri`, stopped on
+//! drop.
 
 use anyhow::{Context, Result, bail};
 use std::process::Command;
@@ -17,12 +18,23 @@ pub struct Nginx {
 }
 
 /// One access log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
     pub request_length: u64,
     pub bytes_sent: u64,
     pub remote_port: u16,
+    pub method: String,
+    pub status: u16,
+    pub uri: String,
 }
+
+/// The default locations of [`Nginx::start`].
+const DEFAULT_LOCATIONS: &str = "\
+    location = / { return 200 \"hello from nginx\\n\"; }\n\
+    location /big { }\n\
+    location /upload/ { dav_methods PUT; client_max_body_size 1m; }\n\
+    location = /status/404 { return 404 \"missing\\n\"; }\n\
+    location = /status/500 { return 500 \"broken\\n\"; }\n";
 
 impl Nginx {
     /// Starts nginx listening on each of `listen` (e.g. "192.0.2.1:80", "[2001:db8::1]:80"),
@@ -31,6 +43,12 @@ impl Nginx {
     /// those statuses, and PUT `/upload/NAME` stores a body (so nginx reads it and counts it in
     /// `$request_length`; a `return` location would discard it uncounted).
     pub fn start(ns: Option<&Netns>, listen: &[String]) -> Result<Nginx> {
+        Nginx::start_with(ns, listen, DEFAULT_LOCATIONS)
+    }
+
+    /// Starts nginx with these `location` blocks (root is the temp dir's www/, which holds
+    /// `big`, a 200 kB file).
+    pub fn start_with(ns: Option<&Netns>, listen: &[String], locations: &str) -> Result<Nginx> {
         require_tool("nginx", "nginx");
         let dir = TempDir::new("nginx")?;
         let d = dir.path().display().to_string();
@@ -43,18 +61,13 @@ impl Nginx {
         let conf = format!(
             "daemon on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
              events {{ worker_connections 1024; }}\n\
-             http {{\n  log_format apitap '$request_length $bytes_sent $remote_port';\n\
+             http {{\n  log_format apitap '$request_length $bytes_sent $remote_port $request_method $status $request_uri';\n\
                access_log {d}/access.log apitap;\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                keepalive_requests 100000;\n\
                server {{\n{listens}    root {d}/www;\n\
-                 location = / {{ return 200 \"hello from nginx\\n\"; }}\n\
-                 location /big {{ }}\n\
-                 location /upload/ {{ dav_methods PUT; client_max_body_size 1m; }}\n\
-                 location = /status/404 {{ return 404 \"missing\\n\"; }}\n\
-                 location = /status/500 {{ return 500 \"broken\\n\"; }}\n\
-               }}\n}}\n"
+{locations}               }}\n}}\n"
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf)?;
@@ -103,13 +116,16 @@ impl Nginx {
         text.lines()
             .map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                if f.len() != 3 {
+                if f.len() != 6 {
                     bail!("unexpected access log line {l:?}");
                 }
                 Ok(Access {
                     request_length: f[0].parse()?,
                     bytes_sent: f[1].parse()?,
                     remote_port: f[2].parse()?,
+                    method: f[3].to_string(),
+                    status: f[4].parse()?,
+                    uri: f[5].to_string(),
                 })
             })
             .collect()

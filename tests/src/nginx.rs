@@ -36,6 +36,20 @@ const DEFAULT_LOCATIONS: &str = "\
     location = /status/404 { return 404 \"missing\\n\"; }\n\
     location = /status/500 { return 500 \"broken\\n\"; }\n";
 
+/// An API: users (ids), orders, items, and one route per status the analytics care about.
+pub const API_LOCATIONS: &str = "\
+    location ~ ^/api/users/[0-9]+/orders$ { return 200 '[{\"id\":1}]'; }\n\
+    location ~ ^/api/users/[0-9]+$ { return 200 '{\"name\":\"u\"}'; }\n\
+    location = /api/orders { return 201 '{\"id\":9}'; }\n\
+    location ~ ^/api/items/ { return 204; }\n\
+    location = /api/cached { return 304; }\n\
+    location = /api/secure { return 401 'no'; }\n\
+    location = /api/admin { return 403 'no'; }\n\
+    location = /api/limited { return 429 'slow down'; }\n\
+    location = /api/fail { return 500 'boom'; }\n\
+    location = /api/down { return 503 'down'; }\n\
+    location = /api/health { return 200 'ok'; }\n";
+
 impl Nginx {
     /// Starts nginx listening on each of `listen` (e.g. "192.0.2.1:80", "[2001:db8::1]:80"),
     /// inside `ns` when given. Locations: `/` answers a short text, `/big` a 200 kB file,

@@ -8,7 +8,7 @@
 use apitap_e2e::agent::Agent;
 use apitap_e2e::metrics::Metrics;
 use apitap_e2e::netns::Netns;
-use apitap_e2e::nginx::{Access, Nginx};
+use apitap_e2e::nginx::{API_LOCATIONS, Access, Nginx};
 use apitap_e2e::redis::Redis;
 use apitap_e2e::{TempDir, require_root, require_tool, unique};
 use std::collections::BTreeMap;
@@ -30,19 +30,6 @@ const SECRETS: &[&str] = &[
     KEY_ALPHA.0,
     KEY_BETA.0,
 ];
-
-const API_LOCATIONS: &str = "\
-    location ~ ^/api/users/[0-9]+/orders$ { return 200 '[{\"id\":1}]'; }\n\
-    location ~ ^/api/users/[0-9]+$ { return 200 '{\"name\":\"u\"}'; }\n\
-    location = /api/orders { return 201 '{\"id\":9}'; }\n\
-    location ~ ^/api/items/ { return 204; }\n\
-    location = /api/cached { return 304; }\n\
-    location = /api/secure { return 401 'no'; }\n\
-    location = /api/admin { return 403 'no'; }\n\
-    location = /api/limited { return 429 'slow down'; }\n\
-    location = /api/fail { return 500 'boom'; }\n\
-    location = /api/down { return 503 'down'; }\n\
-    location = /api/health { return 200 'ok'; }\n";
 
 fn tools() {
     require_root();

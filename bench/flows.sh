@@ -19,10 +19,10 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 cat > "$dir/nginx.conf" <<CONF
 worker_processes 1;
-worker_rlimit_nofile 40000;
+worker_rlimit_nofile 20000;
 pid $dir/nginx.pid;
 error_log $dir/error.log;
-events { worker_connections 30000; }
+events { worker_connections 15000; }
 http {
   access_log off;
   keepalive_timeout 120s;
@@ -33,12 +33,13 @@ http {
 CONF
 ip netns exec "$ns" nginx -c "$dir/nginx.conf"
 ip netns exec "$ns" "$bin" run -i lo -p 18090 --listen 127.0.0.1:9464 --data-dir "$dir/data" \
-  --api-token bench 2>"$dir/agent.log" &
+  --api-token bench-token-1 2>"$dir/agent.log" &
 agent=$!
 sleep 2
+if ! kill -0 "$agent" 2>/dev/null; then echo "apitap exited:"; cat "$dir/agent.log"; exit 1; fi
 rss() { awk '/VmRSS|VmHWM/ {printf "%s %s kB  ", $1, $2}' "/proc/$agent/status"; echo; }
 echo "before: $(rss)"
-(ulimit -n 40000; ip netns exec "$ns" python3 "$here/flows.py" 127.0.0.1 18090 "$n" 8) &
+ip netns exec "$ns" python3 "$here/flows.py" 127.0.0.1 18090 "$n" 8 &
 client=$!
 sleep 6
 flows=$(ip netns exec "$ns" curl -s 127.0.0.1:9464/metrics | awk '$1=="apitap_flows_tracked" {print $2}')

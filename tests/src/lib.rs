@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod netns;
 pub mod nginx;
 pub mod redis;
+pub mod scenario;
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;

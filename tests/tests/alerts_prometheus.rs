@@ -6,15 +6,13 @@
 //! Everything runs inside a private network namespace. Run:
 //! `cargo xtask integration-test alerts_prometheus`.
 
-use apitap_e2e::agent::Agent;
 use apitap_e2e::netns::Netns;
-use apitap_e2e::nginx::{API_LOCATIONS, Nginx};
-use apitap_e2e::{TempDir, repo_root, require_root, require_tool, unique};
+use apitap_e2e::scenario::{ApiHost, LISTEN};
+use apitap_e2e::{TempDir, repo_root, require_root, require_tool};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 18082;
-const LISTEN: &str = "127.0.0.1:9464";
 const TOKEN: &str = "e2e-token-a1e7";
 const HOOK_PORT: u16 = 18099;
 const AM_PORT: u16 = 19093;
@@ -115,13 +113,11 @@ fn an_error_burst_fires_reaches_webhook_and_alertmanager_then_resolves() {
     require_root();
     require_tool("ab", "apache2-utils");
     require_tool("python3", "python3");
-    let ns = Netns::new(&unique("at-alr-")).expect("namespace");
-    let nginx =
-        Nginx::start_with(Some(&ns), &[format!("127.0.0.1:{PORT}")], API_LOCATIONS).expect("nginx");
-    let dir = TempDir::new("apitap-alerts").expect("temp dir");
+    let host = ApiHost::start("at-alr-", PORT);
+    let (ns, nginx, dir) = (&host.ns, &host.nginx, &host.dir);
     let hook_log = dir.path().join("webhook.jsonl");
-    let _hook = webhook_receiver(&ns, &hook_log);
-    let _am = alertmanager(&ns, &dir);
+    let _hook = webhook_receiver(ns, &hook_log);
+    let _am = alertmanager(ns, dir);
     let conf = dir.path().join("apitap.toml");
     std::fs::write(
         &conf,
@@ -133,24 +129,7 @@ fn an_error_burst_fires_reaches_webhook_and_alertmanager_then_resolves() {
     )
     .expect("config");
     let conf_arg = conf.display().to_string();
-    let data_arg = dir.path().join("data").display().to_string();
-    let agent = Agent::start(
-        Some(&ns),
-        &[
-            "-c",
-            &conf_arg,
-            "-i",
-            "lo",
-            "-p",
-            &PORT.to_string(),
-            "--data-dir",
-            &data_arg,
-            "--api-token",
-            TOKEN,
-        ],
-        LISTEN,
-    )
-    .expect("apitap run");
+    let agent = host.agent(TOKEN, &["-c", &conf_arg]);
 
     // The burst: 100 % errors.
     ns.sh(&format!(
@@ -228,26 +207,9 @@ fn an_error_burst_fires_reaches_webhook_and_alertmanager_then_resolves() {
 fn a_real_prometheus_scrapes_the_agent_and_evaluates_the_rules() {
     require_root();
     require_tool("prometheus", "prometheus");
-    let ns = Netns::new(&unique("at-prm-")).expect("namespace");
-    let nginx =
-        Nginx::start_with(Some(&ns), &[format!("127.0.0.1:{PORT}")], API_LOCATIONS).expect("nginx");
-    let dir = TempDir::new("apitap-prom").expect("temp dir");
-    let data_arg = dir.path().display().to_string();
-    let agent = Agent::start(
-        Some(&ns),
-        &[
-            "-i",
-            "lo",
-            "-p",
-            &PORT.to_string(),
-            "--data-dir",
-            &data_arg,
-            "--api-token",
-            TOKEN,
-        ],
-        LISTEN,
-    )
-    .expect("apitap run");
+    let host = ApiHost::start("at-prm-", PORT);
+    let (ns, nginx) = (&host.ns, &host.nginx);
+    let agent = host.agent(TOKEN, &[]);
     ns.sh(&format!(
         "ab -q -n 300 -c 2 -k http://127.0.0.1:{PORT}/api/users/5 >/dev/null"
     ))

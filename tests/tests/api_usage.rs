@@ -8,14 +8,14 @@
 use apitap_e2e::agent::Agent;
 use apitap_e2e::metrics::Metrics;
 use apitap_e2e::netns::Netns;
-use apitap_e2e::nginx::{API_LOCATIONS, Access, Nginx};
+use apitap_e2e::nginx::{Access, Nginx};
 use apitap_e2e::redis::Redis;
-use apitap_e2e::{TempDir, require_root, require_tool, unique};
+use apitap_e2e::scenario::ApiHost;
+use apitap_e2e::{require_root, require_tool};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 18081;
-const LISTEN: &str = "127.0.0.1:9464";
 const TOKEN: &str = "e2e-token-4b1d";
 /// API keys and their `client` label (`key:` + 12 hex of SHA-256).
 const KEY_ALPHA: (&str, &str) = ("key-alpha-7f3c9", "key:dc14d3ffd070");
@@ -174,32 +174,13 @@ fn usage_field(v: &serde_json::Value, field: &str) -> u64 {
 #[test]
 fn metrics_usage_and_request_log_equal_the_nginx_access_log() {
     tools();
-    let ns = Netns::new(&unique("at-api-")).expect("namespace");
-    let nginx =
-        Nginx::start_with(Some(&ns), &[format!("127.0.0.1:{PORT}")], API_LOCATIONS).expect("nginx");
-    let data = TempDir::new("apitap-data").expect("data dir");
-    let log_path = data.path().join("requests.jsonl");
-    let data_arg = data.path().display().to_string();
+    let host = ApiHost::start("at-api-", PORT);
+    let (ns, nginx) = (&host.ns, &host.nginx);
+    let log_path = host.dir.path().join("requests.jsonl");
     let log_arg = log_path.display().to_string();
-    let agent = Agent::start(
-        Some(&ns),
-        &[
-            "-i",
-            "lo",
-            "-p",
-            &PORT.to_string(),
-            "--data-dir",
-            &data_arg,
-            "--api-token",
-            TOKEN,
-            "--log",
-            &log_arg,
-        ],
-        LISTEN,
-    )
-    .expect("apitap run");
-    drive(&ns);
-    let (m, log) = settle(&agent, &nginx);
+    let agent = host.agent(TOKEN, &["--log", &log_arg]);
+    drive(ns);
+    let (m, log) = settle(&agent, nginx);
     let lines = log.len() as u64;
     assert_eq!(
         lines,
@@ -353,41 +334,27 @@ fn metrics_usage_and_request_log_equal_the_nginx_access_log() {
             "secret {secret} reached the request log"
         );
     }
-    drop(nginx);
 }
 
 #[test]
 fn embedded_usage_survives_an_agent_restart() {
     tools();
-    let ns = Netns::new(&unique("at-rst-")).expect("namespace");
-    let nginx =
-        Nginx::start_with(Some(&ns), &[format!("127.0.0.1:{PORT}")], API_LOCATIONS).expect("nginx");
-    let data = TempDir::new("apitap-data").expect("data dir");
-    let data_arg = data.path().display().to_string();
-    let args = [
-        "-i",
-        "lo",
-        "-p",
-        &PORT.to_string(),
-        "--data-dir",
-        &data_arg,
-        "--api-token",
-        TOKEN,
-    ];
-    let mut agent = Agent::start(Some(&ns), &args, LISTEN).expect("apitap run");
+    let host = ApiHost::start("at-rst-", PORT);
+    let (ns, nginx) = (&host.ns, &host.nginx);
+    let mut agent = host.agent(TOKEN, &[]);
     for i in 0..7 {
-        curl(&ns, &format!("/api/users/{i}"), "");
+        curl(ns, &format!("/api/users/{i}"), "");
     }
     let v = api_until(&agent, "/api/v1/usage?days=1", |v| usage_total(v) == 7);
     assert_eq!(usage_total(&v), 7);
     let status = agent.terminate().expect("terminate");
     assert!(status.success(), "{}", agent.stderr());
 
-    let agent = Agent::start(Some(&ns), &args, LISTEN).expect("apitap run again");
+    let agent = host.agent(TOKEN, &[]);
     let v = api_until(&agent, "/api/v1/usage?days=1", |_| true);
     assert_eq!(usage_total(&v), 7, "counts kept across the restart: {v}");
     for i in 0..3 {
-        curl(&ns, &format!("/api/users/{i}"), "");
+        curl(ns, &format!("/api/users/{i}"), "");
     }
     let v = api_until(&agent, "/api/v1/usage?days=1", |v| usage_total(v) == 10);
     assert_eq!(usage_field(&v, "/api/users/{id}:GET"), 10, "{v}");
@@ -397,29 +364,10 @@ fn embedded_usage_survives_an_agent_restart() {
 #[test]
 fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
     tools();
-    let ns = Netns::new(&unique("at-rds-")).expect("namespace");
-    let nginx =
-        Nginx::start_with(Some(&ns), &[format!("127.0.0.1:{PORT}")], API_LOCATIONS).expect("nginx");
-    let mut redis = Redis::start(Some(&ns), 16379).expect("redis");
-    let data = TempDir::new("apitap-data").expect("data dir");
-    let data_arg = data.path().display().to_string();
-    let agent = Agent::start(
-        Some(&ns),
-        &[
-            "-i",
-            "lo",
-            "-p",
-            &PORT.to_string(),
-            "--data-dir",
-            &data_arg,
-            "--api-token",
-            TOKEN,
-            "--redis-url",
-            "redis://127.0.0.1:16379",
-        ],
-        LISTEN,
-    )
-    .expect("apitap run");
+    let host = ApiHost::start("at-rds-", PORT);
+    let (ns, nginx) = (&host.ns, &host.nginx);
+    let mut redis = Redis::start(Some(ns), 16379).expect("redis");
+    let agent = host.agent(TOKEN, &["--redis-url", "redis://127.0.0.1:16379"]);
     let daily = |r: &Redis| {
         r.sum_hashes("usage:daily:*", |k| !k.ends_with(":client"))
             .expect("redis")
@@ -434,7 +382,7 @@ fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
 
     for i in 0..20 {
         curl(
-            &ns,
+            ns,
             &format!("/api/users/{i}"),
             &format!("-H 'X-API-Key: {}'", KEY_ALPHA.0),
         );
@@ -445,7 +393,7 @@ fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
     // down, and after the restart it writes them: nothing is lost.
     redis.stop();
     for i in 0..15 {
-        curl(&ns, &format!("/api/users/{i}/orders"), "");
+        curl(ns, &format!("/api/users/{i}/orders"), "");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let health = loop {
@@ -469,7 +417,7 @@ fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
     // Every SPEC key, with its expiry, holds exactly what nginx served after the restart.
     for i in 0..5 {
         curl(
-            &ns,
+            ns,
             &format!("/api/users/{i}"),
             &format!("-H 'X-API-Key: {}'", KEY_ALPHA.0),
         );

@@ -473,3 +473,97 @@ fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
     );
     assert_eq!(nginx.access().expect("log").len(), 40);
 }
+
+#[test]
+fn two_agents_sharing_one_redis_sum_to_both_access_logs() {
+    tools();
+    // One namespace, two API servers on two ports, one agent per server (each watches only its
+    // own port, as two hosts of a fleet would), both writing to one Redis.
+    let host = ApiHost::start("at-fleet-", PORT);
+    let ns = &host.ns;
+    let second_port = PORT + 2;
+    let second = Nginx::start_with(
+        Some(ns),
+        &[format!("127.0.0.1:{second_port}")],
+        apitap_e2e::nginx::API_LOCATIONS,
+    )
+    .expect("second nginx");
+    let redis = Redis::start(Some(ns), 16380).expect("redis");
+    let redis_url = "redis://127.0.0.1:16380";
+    let first_agent = host.agent(TOKEN, &["--redis-url", redis_url]);
+    let data = host.dir.path().join("data-2").display().to_string();
+    let second_agent = Agent::start(
+        Some(ns),
+        &[
+            "-i",
+            "lo",
+            "-p",
+            &second_port.to_string(),
+            "--data-dir",
+            &data,
+            "--api-token",
+            TOKEN,
+            "--redis-url",
+            redis_url,
+        ],
+        "127.0.0.1:9465",
+    )
+    .expect("second apitap run");
+
+    for i in 0..12 {
+        curl(ns, &format!("/api/users/{i}"), "");
+    }
+    for i in 0..9 {
+        ns.sh(&format!(
+            "curl -s -o /dev/null --max-time 10 'http://127.0.0.1:{second_port}/api/users/{i}'"
+        ))
+        .expect("curl second");
+    }
+    ns.sh(&format!(
+        "ab -q -n 100 -c 2 -k http://127.0.0.1:{second_port}/api/users/9 >/dev/null"
+    ))
+    .expect("ab second");
+
+    let first_log = host.nginx.access().expect("log").len() as u64;
+    let second_log = second.access().expect("log").len() as u64;
+    assert_eq!((first_log, second_log), (12, 109));
+    // Each agent counted only its own server.
+    first_agent
+        .scrape_until(Duration::from_secs(10), |m| {
+            m.sum("api_requests_total", &[]) == first_log
+        })
+        .expect("scrape");
+    let m2 = second_agent
+        .scrape_until(Duration::from_secs(10), |m| {
+            m.sum("api_requests_total", &[]) == second_log
+        })
+        .expect("scrape");
+    assert_eq!(m2.sum("api_requests_total", &[]), second_log);
+    // Redis holds the fleet-wide sum, under the same field from both agents.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let daily = || {
+        redis
+            .sum_hashes("usage:daily:*", |k| !k.ends_with(":client"))
+            .expect("redis")
+    };
+    while daily() != first_log + second_log && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(daily(), first_log + second_log);
+    let keys = redis
+        .cli(&["--scan", "--pattern", "usage:daily:????-??-??"])
+        .expect("keys");
+    let day = keys.lines().next().expect("a daily key").to_string();
+    assert_eq!(
+        redis
+            .cli(&["HGET", &day, "/api/users/{id}:GET"])
+            .expect("hget")
+            .trim(),
+        (first_log + second_log).to_string()
+    );
+    // Each agent's usage API reads the shared store: the fleet-wide totals.
+    let v = api_until(&first_agent, "/api/v1/usage?days=1", |v| {
+        usage_total(v) == first_log + second_log
+    });
+    assert_eq!(usage_total(&v), first_log + second_log, "{v}");
+}

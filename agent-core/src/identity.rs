@@ -12,6 +12,17 @@ use std::net::IpAddr;
 /// Longest `sub:` value kept (characters after `sub:`).
 pub const MAX_SUB_CHARS: usize = 64;
 /// Longest `request.id` kept.
+/// Query keys whose values are redacted by default (SPEC): the one list the engine, the agent's
+/// config defaults and the golden tests share.
+pub const DEFAULT_REDACT_KEYS: [&str; 7] = [
+    "token",
+    "key",
+    "api_key",
+    "apikey",
+    "password",
+    "secret",
+    "access_token",
+];
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Longest `user_agent.original` kept.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
@@ -34,18 +45,7 @@ impl Default for IdentityConfig {
         IdentityConfig {
             client_id_header: "x-api-key".into(),
             trust_forwarded_for: false,
-            redact_keys: [
-                "token",
-                "key",
-                "api_key",
-                "apikey",
-                "password",
-                "secret",
-                "access_token",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            redact_keys: DEFAULT_REDACT_KEYS.into_iter().map(String::from).collect(),
         }
     }
 }

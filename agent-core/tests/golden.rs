@@ -11,15 +11,7 @@ use agent_core::engine::{Engine, EngineConfig};
 use agent_core::pcap::{self, CaptureReader, Decoder};
 
 /// Default redacted query keys (SPEC), applied to nginx's logged URI before comparing.
-const REDACTED_KEYS: [&str; 7] = [
-    "token",
-    "key",
-    "api_key",
-    "apikey",
-    "password",
-    "secret",
-    "access_token",
-];
+const REDACTED_KEYS: [&str; 7] = agent_core::identity::DEFAULT_REDACT_KEYS;
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")

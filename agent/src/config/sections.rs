@@ -58,15 +58,7 @@ pub struct RedactConfig {
 
 impl Default for RedactConfig {
     fn default() -> Self {
-        let keys = [
-            "token",
-            "key",
-            "api_key",
-            "apikey",
-            "password",
-            "secret",
-            "access_token",
-        ];
+        let keys = agent_core::identity::DEFAULT_REDACT_KEYS;
         RedactConfig {
             query_keys: keys.iter().map(|k| (*k).to_string()).collect(),
         }

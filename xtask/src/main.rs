@@ -5,6 +5,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod prereqs;
 mod test;
 mod toolchain;
 
@@ -32,8 +33,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Everything CI checks: fmt, clippy -D warnings, unit and golden tests, deploy checks,
-    /// fuzz smoke runs and the root end-to-end tests.
+    /// Everything CI checks: installs the test prerequisites (xtask/src/prereqs.rs) if
+    /// missing, then fmt, clippy -D warnings, unit and golden tests, deploy checks, fuzz smoke
+    /// runs and the root end-to-end tests.
     Test {
         /// Seconds each fuzz target runs (0 skips the fuzz smoke run, and says so).
         #[arg(long, default_value_t = 20)]
@@ -51,7 +53,9 @@ enum Command {
     },
     /// Criterion benches and the live overhead measurement (figures, never assertions).
     Bench,
-    /// Show what the build needs and what is present.
+    /// Install the test prerequisites only (what `test` does first).
+    Prereqs,
+    /// Show what the build and the tests need and what is present.
     Doctor,
 }
 
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
         Command::IntegrationTest { filter } => test::integration(filter.as_deref()),
         Command::Fuzz { seconds } => test::fuzz(seconds),
         Command::Bench => bench::all(),
+        Command::Prereqs => prereqs::ensure(),
         Command::Doctor => toolchain::doctor(),
     };
     match result {

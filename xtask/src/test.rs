@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::build;
 use crate::cmd::{self, step};
-use crate::toolchain;
+use crate::{prereqs, toolchain};
 
 /// Fuzz targets in fuzz/ (each runs for a bounded time in `xtask test` and `xtask fuzz`).
 const FUZZ_TARGETS: &[&str] = &[
@@ -16,9 +16,7 @@ const FUZZ_TARGETS: &[&str] = &[
 ];
 
 pub fn all(fuzz_seconds: u64) -> Result<()> {
-    step("checking the eBPF toolchain");
-    toolchain::ensure_rust_src()?;
-    toolchain::ensure_bpf_linker()?;
+    prereqs::ensure()?;
 
     step("rustfmt");
     cmd::run(cmd::cargo().args(["fmt", "--all", "--check"]))?;

@@ -88,9 +88,14 @@ pub fn ensure_bpf_linker() -> Result<()> {
     Ok(())
 }
 
+/// Whether `cargo fuzz` runs.
+pub fn cargo_fuzz_present() -> bool {
+    output(Command::new("cargo").args(["fuzz", "--version"])).is_some()
+}
+
 /// Installs cargo-fuzz if missing.
 pub fn ensure_cargo_fuzz() -> Result<()> {
-    if output(Command::new("cargo").args(["fuzz", "--version"])).is_some() {
+    if cargo_fuzz_present() {
         return Ok(());
     }
     step("installing cargo-fuzz");
@@ -109,29 +114,9 @@ pub fn doctor() -> Result<()> {
         );
     };
     show("rustc", output(Command::new("rustc").arg("--version")));
-    show("rust-src", rust_src_present().then(|| "present".into()));
-    show("bpf-linker", bpf_linker().map(|p| p.display().to_string()));
-    show(
-        "cargo-fuzz",
-        output(Command::new("cargo").args(["fuzz", "--version"])),
-    );
-    for tool in [
-        "nginx",
-        "redis-server",
-        "curl",
-        "ab",
-        "wrk",
-        "tshark",
-        "tcpdump",
-        "ip",
-        "promtool",
-    ] {
-        show(
-            tool,
-            output(Command::new("sh").args(["-c", &format!("command -v {tool}")])),
-        );
-    }
     show("kernel", output(Command::new("uname").arg("-r")));
     show("root", Some(cmd::is_root().to_string()));
+    eprintln!();
+    crate::prereqs::doctor();
     Ok(())
 }

@@ -28,12 +28,15 @@
 //! [`ErrorType::CaptureGap`]: crate::ErrorType::CaptureGap
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use crate::flow::Flow;
-pub use crate::flow::stats::{EngineStats, ParseErrorReason};
+use crate::flow::reassembly::ReassemblyStats;
+pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
-use crate::http::{Ctx, HttpConn};
+use crate::flow::{self, Flow, FlowLimits, protocol};
+pub use crate::http::{HeadLimits, HttpStats, ParseErrorReason};
 pub use crate::identity::IdentityConfig;
+use crate::transaction::ConnMeta;
 use crate::{ErrorType, Segment, Transaction};
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -53,10 +56,8 @@ pub struct EngineConfig {
     pub total_budget_bytes: usize,
     /// Flows tracked at once; beyond it the least recently used flow is evicted. Default 65536.
     pub max_flows: usize,
-    /// Header lines per message; more is malformed. Default 100.
-    pub max_headers: usize,
-    /// Bytes of a message head (start line + headers); more is malformed. Default 16 KiB.
-    pub max_head_bytes: usize,
+    /// HTTP/1.x head limits (100 header lines, 16 KiB); past them a message is malformed.
+    pub head: HeadLimits,
     /// How far ahead of the next expected byte a segment may be buffered, per direction.
     /// Default 256 KiB.
     pub reorder_window_bytes: u32,
@@ -79,8 +80,7 @@ impl Default for EngineConfig {
             flow_budget_bytes: 256 * 1024,
             total_budget_bytes: 64 * 1024 * 1024,
             max_flows: 65_536,
-            max_headers: 100,
-            max_head_bytes: 16 * 1024,
+            head: HeadLimits::default(),
             reorder_window_bytes: 256 * 1024,
             gap_timeout_ns: 2 * SECOND_NS,
             sweep_interval_ns: SECOND_NS / 10,
@@ -92,11 +92,58 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     /// The service name of a server port.
-    pub fn service_name(&self, port: u16) -> String {
+    pub fn service_name(&self, port: u16) -> Arc<str> {
         match self.service_names.get(&port) {
-            Some(name) => name.clone(),
-            None => format!("port-{port}"),
+            Some(name) => Arc::from(name.as_str()),
+            None => Arc::from(format!("port-{port}")),
         }
+    }
+
+    fn flow_limits(&self) -> FlowLimits {
+        FlowLimits {
+            reorder_window_bytes: self.reorder_window_bytes,
+            flow_budget_bytes: self.flow_budget_bytes,
+        }
+    }
+}
+
+/// Cumulative counters, one set per layer (each layer counts what it sees; see
+/// `pipeline::self_metrics` for how they are summed into the exported figures).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub flows: FlowStats,
+    pub reassembly: ReassemblyStats,
+    pub http: HttpStats,
+}
+
+impl EngineStats {
+    /// Times bytes of a stream were lost: reassembly giving up on missing bytes, plus bytes
+    /// not copied where a message start or head needed them.
+    pub fn gaps(&self) -> u64 {
+        self.reassembly.gaps + self.http.uncopied_head_gaps
+    }
+
+    /// Transactions produced, all protocols.
+    pub fn transactions(&self) -> u64 {
+        self.http.transactions
+    }
+}
+
+/// The context a flow call needs: the settings, the layers' counters and the output.
+fn flow_ctx<'a>(
+    cfg: &'a EngineConfig,
+    stats: &'a mut EngineStats,
+    out: &'a mut Vec<Transaction>,
+) -> flow::Ctx<'a> {
+    flow::Ctx {
+        limits: cfg.flow_limits(),
+        reassembly: &mut stats.reassembly,
+        protocol: protocol::Ctx {
+            head: &cfg.head,
+            identity: &cfg.identity,
+            http: &mut stats.http,
+            out,
+        },
     }
 }
 
@@ -125,7 +172,7 @@ impl Engine {
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
     pub fn ingest(&mut self, seg: &Segment<'_>, out: &mut Vec<Transaction>) {
-        let st = &mut self.stats;
+        let st = &mut self.stats.flows;
         st.segments += 1;
         st.payload_bytes += u64::from(seg.payload_len);
         st.uncopied_bytes += u64::from(seg.uncopied_len());
@@ -141,7 +188,7 @@ impl Engine {
                     .is_some_and(|f| f.is_new_connection(seg)) =>
             {
                 self.evict(idx, ErrorType::ConnectionClosed, out);
-                self.stats.flows_closed += 1;
+                self.stats.flows.closed += 1;
                 self.open_flow(key, seg, out)
             }
             Some(idx) => {
@@ -156,19 +203,15 @@ impl Engine {
                 self.open_flow(key, seg, out)
             }
         };
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out,
-        };
         let Some(flow) = self.flows.get_mut(idx) else {
             return;
         };
-        flow.ingest(seg, &mut cx, &mut self.stats);
+        flow.ingest(seg, &mut flow_ctx(&self.cfg, &mut self.stats, out));
         let closed = flow.is_closed();
         self.account(idx);
         if closed {
             self.drop_flow(idx);
-            self.stats.flows_closed += 1;
+            self.stats.flows.closed += 1;
         }
         self.enforce_total_budget(out);
     }
@@ -179,20 +222,15 @@ impl Engine {
                 break;
             };
             self.evict(oldest, ErrorType::CaptureGap, out);
-            self.stats.flows_evicted_budget += 1;
+            self.stats.flows.evicted_budget += 1;
         }
-        let fresh = seg.flags.syn();
         let service = self.cfg.service_name(key.server.port());
-        let http = HttpConn::new(
-            key.client,
-            key.server,
-            service,
-            fresh,
-            self.cfg.max_head_bytes,
-        );
-        self.stats.flows_opened += 1;
-        let idx = self.flows.insert(key, Flow::new(http, seg.ts_ns));
-        self.stats.flows_tracked = self.flows.len() as u64;
+        let meta = ConnMeta::new(key.client, key.server, service);
+        self.stats.flows.opened += 1;
+        let idx = self
+            .flows
+            .insert(key, Flow::new(meta, seg.flags.syn(), seg.ts_ns));
+        self.stats.flows.tracked = self.flows.len() as u64;
         idx
     }
 
@@ -200,40 +238,35 @@ impl Engine {
     fn account(&mut self, idx: u32) {
         if let Some(flow) = self.flows.get_mut(idx) {
             let now = flow.buffered_now();
-            self.stats.buffered_bytes =
-                (self.stats.buffered_bytes + now as u64).saturating_sub(flow.buffered as u64);
+            let st = &mut self.stats.flows;
+            st.buffered_bytes =
+                (st.buffered_bytes + now as u64).saturating_sub(flow.buffered as u64);
             flow.buffered = now;
         }
     }
 
     fn drop_flow(&mut self, idx: u32) {
+        let st = &mut self.stats.flows;
         if let Some(flow) = self.flows.remove(idx) {
-            self.stats.buffered_bytes = self
-                .stats
-                .buffered_bytes
-                .saturating_sub(flow.buffered as u64);
+            st.buffered_bytes = st.buffered_bytes.saturating_sub(flow.buffered as u64);
         }
-        self.stats.flows_tracked = self.flows.len() as u64;
+        st.tracked = self.flows.len() as u64;
     }
 
     fn evict(&mut self, idx: u32, error: ErrorType, out: &mut Vec<Transaction>) {
-        let mut cx = Ctx {
-            cfg: &self.cfg,
-            out,
-        };
         if let Some(flow) = self.flows.get_mut(idx) {
-            flow.terminate(error, &mut cx, &mut self.stats);
+            flow.terminate(error, &mut flow_ctx(&self.cfg, &mut self.stats, out));
         }
         self.drop_flow(idx);
     }
 
     fn enforce_total_budget(&mut self, out: &mut Vec<Transaction>) {
-        while self.stats.buffered_bytes > self.cfg.total_budget_bytes as u64 {
+        while self.stats.flows.buffered_bytes > self.cfg.total_budget_bytes as u64 {
             let Some(oldest) = self.flows.oldest() else {
                 break;
             };
             self.evict(oldest, ErrorType::CaptureGap, out);
-            self.stats.flows_evicted_budget += 1;
+            self.stats.flows.evicted_budget += 1;
         }
     }
 
@@ -255,23 +288,15 @@ impl Engine {
                 break;
             }
             self.evict(oldest, ErrorType::Timeout, out);
-            self.stats.flows_evicted_idle += 1;
+            self.stats.flows.evicted_idle += 1;
         }
         for idx in self.flows.indices() {
-            let mut cx = Ctx {
-                cfg: &self.cfg,
-                out,
-            };
             let Some(flow) = self.flows.get_mut(idx) else {
                 continue;
             };
-            flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx, &mut self.stats);
-            flow.http.expire(
-                now_ns,
-                self.cfg.request_timeout_ns,
-                &mut cx,
-                &mut self.stats,
-            );
+            let mut cx = flow_ctx(&self.cfg, &mut self.stats, out);
+            flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
+            flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);
         }
     }
@@ -295,8 +320,8 @@ impl Engine {
     /// Flows found not to speak HTTP are left out.
     pub fn active_connections(&self) -> Vec<(String, u64)> {
         let mut counts: HashMap<&str, u64> = HashMap::new();
-        for flow in self.flows.values().filter(|f| f.http.is_http()) {
-            *counts.entry(flow.http.service()).or_default() += 1;
+        for flow in self.flows.values().filter(|f| !f.protocol.is_opaque()) {
+            *counts.entry(&flow.meta.service).or_default() += 1;
         }
         let mut v: Vec<(String, u64)> =
             counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();

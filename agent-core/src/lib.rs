@@ -2,10 +2,14 @@
 //! segment and an exported number.
 //!
 //! ```text
-//! segment ─▶ flow (table + reassembly) ─▶ http (framing + pairing) ─▶ Transaction
+//! segment ─▶ engine (flow table, budgets, timeouts)
+//!        ─▶ flow (reassembly per direction ─▶ stream pieces ─▶ protocol: http …) ─▶ Transaction
 //!        ─▶ route (templates) ─▶ aggregate (metrics, sketches, usage) ─▶ export (Prometheus)
 //! ```
-//! `pcap` feeds the same path from capture files (`apitap replay`).
+//! Each layer imports only the layers below it and counts what it sees in its own stats
+//! (`FlowStats`, `ReassemblyStats`, `HttpStats`); the engine keeps them side by side and
+//! `pipeline` sums them into the exported `apitap_*` figures. `pcap` feeds the same path from
+//! capture files (`apitap replay`).
 
 pub mod aggregate;
 pub mod engine;
@@ -17,8 +21,9 @@ pub mod pcap;
 pub mod pipeline;
 pub mod route;
 pub mod segment;
+pub mod stream;
 pub mod time;
 pub mod transaction;
 
 pub use segment::{Direction, Segment, TcpFlags};
-pub use transaction::{ErrorType, Transaction};
+pub use transaction::{ConnMeta, ErrorType, Transaction};

@@ -3,6 +3,7 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Why a transaction is incomplete or failed below HTTP (SPEC `error.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,8 +71,8 @@ pub struct Transaction {
     pub response_wire_bytes: u64,
     pub client: Option<SocketAddr>,
     pub server: Option<SocketAddr>,
-    /// `port-<server port>` unless configured otherwise.
-    pub service: String,
+    /// `port-<server port>` unless configured otherwise; shared by every record of a flow.
+    pub service: Arc<str>,
     pub user_agent: Option<String>,
     /// API consumer: `key:<short hash>`, `sub:<jwt sub>` or the client IP (SPEC "client").
     pub client_id: Option<String>,
@@ -96,6 +97,41 @@ impl Transaction {
     }
 }
 
+/// What every record of one connection shares, fixed when its flow opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnMeta {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// The server's service name.
+    pub service: Arc<str>,
+    /// The client IP as text (the default `client.id`), formatted once per flow.
+    pub client_ip: String,
+}
+
+impl ConnMeta {
+    pub fn new(client: SocketAddr, server: SocketAddr, service: Arc<str>) -> ConnMeta {
+        ConnMeta {
+            client,
+            server,
+            service,
+            client_ip: client.ip().to_string(),
+        }
+    }
+
+    /// A record of this connection whose first request byte came at `start_ns`, with nothing
+    /// else known yet.
+    pub fn transaction(&self, start_ns: u64) -> Transaction {
+        Transaction {
+            start_ns,
+            client: Some(self.client),
+            server: Some(self.server),
+            service: Arc::clone(&self.service),
+            client_id: Some(self.client_ip.clone()),
+            ..Transaction::default()
+        }
+    }
+}
+
 impl Serialize for Transaction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(22))?;
@@ -114,7 +150,7 @@ impl Serialize for Transaction {
         m.serialize_entry("client.port", &self.client.map(|a| a.port()))?;
         m.serialize_entry("server.address", &self.server.map(|a| a.ip()))?;
         m.serialize_entry("server.port", &self.server.map(|a| a.port()))?;
-        m.serialize_entry("service.name", &self.service)?;
+        m.serialize_entry("service.name", &*self.service)?;
         m.serialize_entry("user_agent.original", &self.user_agent)?;
         m.serialize_entry("client.id", &self.client_id)?;
         m.serialize_entry("request.id", &self.request_id)?;

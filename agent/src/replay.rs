@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use agent_core::engine::EngineStats;
+use agent_core::engine::{EngineStats, HttpStats};
 use agent_core::export::{Format, MetricKind, SelfMetric, prometheus};
 use agent_core::pcap::{self, CaptureReader, DecodeStats, Decoder, PcapError};
 use agent_core::pipeline::Pipeline;
@@ -170,14 +170,14 @@ fn summary(
         } else {
             errors.join(", ")
         },
-        e.flows_opened,
-        e.non_http_flows,
-        e.gaps,
-        e.gap_bytes
+        e.flows.opened,
+        e.http.non_http_flows,
+        e.gaps(),
+        e.reassembly.gap_bytes
     );
-    let parse: Vec<String> = EngineStats::reasons()
+    let parse: Vec<String> = HttpStats::reasons()
         .iter()
-        .zip(e.parse_errors)
+        .zip(e.http.parse_errors)
         .filter(|(_, n)| *n > 0)
         .map(|(r, n)| format!("{r} {n}"))
         .collect();

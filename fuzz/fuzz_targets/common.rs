@@ -1,7 +1,7 @@
 //! Shared by the fuzz targets: a segment builder and budget checks.
 #![allow(dead_code)] // each target uses a different part
 
-use agent_core::engine::{Engine, EngineConfig};
+use agent_core::engine::{Engine, EngineConfig, HeadLimits};
 use agent_core::{Direction, Segment, TcpFlags, Transaction};
 use std::net::SocketAddr;
 
@@ -11,8 +11,10 @@ pub fn small_config() -> EngineConfig {
         flow_budget_bytes: 8 * 1024,
         total_budget_bytes: 24 * 1024,
         max_flows: 4,
-        max_headers: 16,
-        max_head_bytes: 2 * 1024,
+        head: HeadLimits {
+            max_headers: 16,
+            max_head_bytes: 2 * 1024,
+        },
         reorder_window_bytes: 4 * 1024,
         ..EngineConfig::default()
     }
@@ -24,15 +26,15 @@ pub fn check(engine: &Engine, out: &[Transaction], emitted_before: usize) {
     let cfg = engine.config();
     let st = engine.stats();
     assert!(
-        st.buffered_bytes <= cfg.total_budget_bytes as u64,
+        st.flows.buffered_bytes <= cfg.total_budget_bytes as u64,
         "total budget: {st:?}"
     );
     assert!(
-        st.flows_tracked <= cfg.max_flows as u64,
+        st.flows.tracked <= cfg.max_flows as u64,
         "max flows: {st:?}"
     );
     assert_eq!(
-        st.transactions as usize,
+        st.transactions() as usize,
         out.len() + emitted_before,
         "every record counted"
     );

@@ -77,6 +77,6 @@ fuzz_target!(|data: &[u8]| {
     engine.advance(u64::MAX / 2, &mut out);
     engine.finish(&mut out);
     common::check(&engine, &out, cleared);
-    assert_eq!(engine.stats().flows_tracked, 0);
-    assert_eq!(engine.stats().buffered_bytes, 0);
+    assert_eq!(engine.stats().flows.tracked, 0);
+    assert_eq!(engine.stats().flows.buffered_bytes, 0);
 });

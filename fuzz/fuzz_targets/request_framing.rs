@@ -23,9 +23,13 @@ fuzz_target!(|data: &[u8]| {
     common::check(&engine, &out, 0);
     engine.finish(&mut out);
     common::check(&engine, &out, 0);
-    assert_eq!(engine.stats().flows_tracked, 0);
+    assert_eq!(engine.stats().flows.tracked, 0);
     // Heads and chunked bodies on their own.
-    let _ = agent_core::http::head::parse_request(body, engine.config());
+    let _ = agent_core::http::head::parse_request(
+        body,
+        &engine.config().head,
+        &engine.config().identity,
+    );
     let mut whole = agent_core::http::chunked::ChunkDecoder::default();
     let mut bytewise = agent_core::http::chunked::ChunkDecoder::default();
     let a = whole.feed(body);

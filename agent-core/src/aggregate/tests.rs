@@ -381,7 +381,7 @@ fn collapsing_relabels_but_never_loses_counts(#[case] cfg: AggregateConfig) {
         limited += u64::from(status == 429);
         a.record(&Transaction {
             start_ns: T0 + i * 50_000_000,
-            service: format!("port-{}", 8000 + next(4)),
+            service: format!("port-{}", 8000 + next(4)).into(),
             client_id: Some(format!("c{}", next(40))),
             error,
             ..tx(

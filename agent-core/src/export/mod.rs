@@ -62,3 +62,52 @@ pub struct SelfMetric {
     pub labels: Vec<(String, String)>,
     pub value: f64,
 }
+
+/// One row of a self-metric table: how one figure of `S` is exported. Components keep their
+/// counters as plain structs and describe them with a `const` table of rows, so the names, help
+/// texts and what each reads sit side by side.
+pub struct MetricRow<S> {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: MetricKind,
+    /// A constant label, for a family spread over several rows (`reason="idle"`).
+    pub label: Option<(&'static str, &'static str)>,
+    pub get: fn(&S) -> u64,
+}
+
+impl<S> MetricRow<S> {
+    /// A row without labels.
+    pub const fn plain(
+        name: &'static str,
+        help: &'static str,
+        kind: MetricKind,
+        get: fn(&S) -> u64,
+    ) -> MetricRow<S> {
+        MetricRow {
+            name,
+            help,
+            kind,
+            label: None,
+            get,
+        }
+    }
+
+    /// The sample of this row for `stats`.
+    pub fn sample(&self, stats: &S) -> SelfMetric {
+        SelfMetric {
+            name: self.name.to_string(),
+            help: self.help.to_string(),
+            kind: self.kind,
+            labels: self
+                .label
+                .map(|(k, v)| vec![(k.to_string(), v.to_string())])
+                .unwrap_or_default(),
+            value: (self.get)(stats) as f64,
+        }
+    }
+}
+
+/// The samples of a whole table.
+pub fn table_samples<S>(rows: &[MetricRow<S>], stats: &S) -> Vec<SelfMetric> {
+    rows.iter().map(|r| r.sample(stats)).collect()
+}

@@ -6,25 +6,49 @@
 //! `lost: true` when the reorder window or the flow budget overflows, when the peer
 //! acknowledges them, after the gap timeout, or at the end of the flow. Bytes the capture saw
 //! but did not copy are `lost: false`.
+//!
+//! What it counts is its own ([`ReassemblyStats`]); the engine sums it with the other layers'.
 
-use crate::engine::EngineStats;
+pub use crate::stream::Piece;
 
-/// What the HTTP layer receives, in stream order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Piece<'a> {
-    Data(&'a [u8]),
-    /// `len` bytes of stream whose content is unknown: lost (never seen) or not copied.
-    Missing {
-        len: u32,
-        lost: bool,
-    },
-    /// FIN reached in sequence: the direction is over.
-    End,
+/// Reassembly counters, summed over every flow and direction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    /// Times reassembly gave up waiting for missing bytes.
+    pub gaps: u64,
+    /// Sequence-space bytes that never arrived.
+    pub gap_bytes: u64,
+    /// Bytes received again after they were already delivered or buffered.
+    pub retransmit_bytes: u64,
+    /// Overlapping bytes whose content differed from the first copy (which wins).
+    pub overlap_conflicts: u64,
+    pub out_of_order_segments: u64,
 }
 
 /// Receives reassembled pieces with the timestamp of the segment that carried them.
 pub trait PieceSink {
-    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64, stats: &mut EngineStats);
+    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64);
+}
+
+/// One segment's part of a direction, as [`Reassembler::push`] takes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Payload<'a> {
+    /// Sequence number of the first payload byte (after the SYN, when there is one).
+    pub seq: u32,
+    /// True payload length (`copied` may be shorter).
+    pub len: u32,
+    pub copied: &'a [u8],
+    pub fin: bool,
+    pub ts_ns: u64,
+}
+
+/// How much a direction may hold back while it waits for missing bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    /// How far ahead of the next expected byte a segment may be held.
+    pub window: u32,
+    /// Bytes this direction may hold (what the flow budget leaves it).
+    pub held_max: usize,
 }
 
 #[derive(Debug)]
@@ -97,58 +121,74 @@ impl Reassembler {
         }
     }
 
-    /// Takes one segment's payload (`seq` of its first byte) and FIN flag.
-    #[allow(clippy::too_many_arguments)]
+    /// Takes one segment's payload and FIN flag.
     pub fn push(
         &mut self,
-        seq: u32,
-        payload_len: u32,
-        payload: &[u8],
-        fin: bool,
-        ts_ns: u64,
-        window: u32,
-        limit: usize,
-        stats: &mut EngineStats,
+        p: Payload<'_>,
+        bounds: Bounds,
+        stats: &mut ReassemblyStats,
         sink: &mut impl PieceSink,
     ) {
-        let payload = &payload[..payload.len().min(payload_len as usize)];
+        let Payload {
+            seq,
+            len,
+            copied,
+            fin,
+            ts_ns,
+        } = p;
+        let copied = &copied[..copied.len().min(len as usize)];
         let next = *self.next.get_or_insert(seq);
         if self.ended {
-            stats.retransmit_bytes += u64::from(payload_len);
+            stats.retransmit_bytes += u64::from(len);
             return;
         }
         if fin && self.fin.is_none() {
-            self.fin = Some(seq.wrapping_add(payload_len));
+            self.fin = Some(seq.wrapping_add(len));
         }
-        if payload_len > 0 {
+        if len > 0 {
             let off = dist(next, seq);
             if off <= 0 && self.held.is_empty() {
-                self.deliver(seq, payload_len, payload, ts_ns, stats, sink);
-            } else if off > i64::from(window) {
+                self.deliver(seq, len, copied, ts_ns, stats, sink);
+            } else if off > i64::from(bounds.window) {
                 self.flush(None, stats, sink);
                 let next = self.next.unwrap_or(seq);
                 let hole = dist(next, seq);
                 if hole > 0 {
                     self.lose(hole as u32, ts_ns, stats, sink);
                 }
-                self.deliver(seq, payload_len, payload, ts_ns, stats, sink);
+                self.deliver(seq, len, copied, ts_ns, stats, sink);
             } else {
                 if off > 0 {
                     stats.out_of_order_segments += 1;
                 }
-                self.hold(seq, payload_len, payload, ts_ns, stats);
+                self.hold(seq, len, copied, ts_ns, stats);
                 self.drain(stats, sink);
-                if self.held_bytes > limit {
+                if self.held_bytes > bounds.held_max {
                     self.flush(None, stats, sink);
                 }
             }
         }
-        self.check_fin(ts_ns, stats, sink);
+        self.check_fin(ts_ns, sink);
+    }
+
+    /// A reset: held bytes are lost (counted) and the direction starts over.
+    pub fn discard(&mut self, stats: &mut ReassemblyStats) {
+        let held = self.held_bytes as u64;
+        if held > 0 {
+            stats.gaps += 1;
+            stats.gap_bytes += held;
+        }
+        *self = Reassembler::default();
     }
 
     /// Gives up waiting: bytes before each held segment (and before `upto`, when given) are
     /// reported lost. With `upto`, only data before that sequence number is forced.
-    pub fn flush(&mut self, upto: Option<u32>, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+    pub fn flush(
+        &mut self,
+        upto: Option<u32>,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl PieceSink,
+    ) {
         let Some(mut next) = self.next else { return };
         if self.ended {
             return;
@@ -177,29 +217,35 @@ impl Reassembler {
                 self.drain(stats, sink);
             }
         }
-        self.check_fin(0, stats, sink);
+        self.check_fin(0, sink);
     }
 
     /// End of the flow: held data is forced out and, when a FIN was seen, the end delivered.
-    pub fn close(&mut self, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+    pub fn close(&mut self, stats: &mut ReassemblyStats, sink: &mut impl PieceSink) {
         self.flush(None, stats, sink);
         if let (Some(f), Some(n)) = (self.fin, self.next)
             && !self.ended
             && dist(n, f) > 0
         {
             self.lose(dist(n, f) as u32, 0, stats, sink);
-            self.check_fin(0, stats, sink);
+            self.check_fin(0, sink);
         }
     }
 
-    fn lose(&mut self, len: u32, ts_ns: u64, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+    fn lose(
+        &mut self,
+        len: u32,
+        ts_ns: u64,
+        stats: &mut ReassemblyStats,
+        sink: &mut impl PieceSink,
+    ) {
         let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
         stats.gaps += 1;
         stats.gap_bytes += u64::from(len);
         if let Some(n) = self.next.as_mut() {
             *n = n.wrapping_add(len);
         }
-        sink.piece(Piece::Missing { len, lost: true }, ts_ns, stats);
+        sink.piece(Piece::Missing { len, lost: true }, ts_ns);
     }
 
     /// Delivers a segment that starts at or before `next`, trimming what was already seen.
@@ -209,7 +255,7 @@ impl Reassembler {
         len: u32,
         data: &[u8],
         ts_ns: u64,
-        stats: &mut EngineStats,
+        stats: &mut ReassemblyStats,
         sink: &mut impl PieceSink,
     ) {
         let next = self.next.unwrap_or(seq);
@@ -225,7 +271,7 @@ impl Reassembler {
         let fresh = len - back;
         self.next = Some(next.wrapping_add(fresh));
         if !copied.is_empty() {
-            sink.piece(Piece::Data(copied), ts_ns, stats);
+            sink.piece(Piece::Data(copied), ts_ns);
         }
         let uncopied = fresh - copied.len() as u32;
         if uncopied > 0 {
@@ -235,13 +281,12 @@ impl Reassembler {
                     lost: false,
                 },
                 ts_ns,
-                stats,
             );
         }
     }
 
     /// Delivers held segments that became contiguous.
-    fn drain(&mut self, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+    fn drain(&mut self, stats: &mut ReassemblyStats, sink: &mut impl PieceSink) {
         while let Some(first) = self.held.first() {
             let next = self.next.unwrap_or(first.seq);
             if dist(next, first.seq) > 0 {
@@ -254,7 +299,7 @@ impl Reassembler {
     }
 
     /// Stores the parts of a segment not already held (first copy wins), counting conflicts.
-    fn hold(&mut self, seq: u32, len: u32, data: &[u8], ts_ns: u64, stats: &mut EngineStats) {
+    fn hold(&mut self, seq: u32, len: u32, data: &[u8], ts_ns: u64, stats: &mut ReassemblyStats) {
         let next = self.next.unwrap_or(seq);
         let rel = |s: u32| dist(next, s);
         let (start, end) = (rel(seq), rel(seq) + i64::from(len));
@@ -302,7 +347,7 @@ impl Reassembler {
         }
     }
 
-    fn check_fin(&mut self, ts_ns: u64, stats: &mut EngineStats, sink: &mut impl PieceSink) {
+    fn check_fin(&mut self, ts_ns: u64, sink: &mut impl PieceSink) {
         if let (Some(f), Some(n)) = (self.fin, self.next)
             && !self.ended
             && self.held.is_empty()
@@ -310,7 +355,7 @@ impl Reassembler {
         {
             self.ended = true;
             let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
-            sink.piece(Piece::End, ts_ns, stats);
+            sink.piece(Piece::End, ts_ns);
         }
     }
 }

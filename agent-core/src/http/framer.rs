@@ -4,8 +4,8 @@
 use super::chunked::ChunkDecoder;
 use super::head::BodyKind;
 use super::startline;
-use crate::engine::{EngineStats, ParseErrorReason};
-use crate::flow::reassembly::Piece;
+use super::stats::{HttpStats, ParseErrorReason};
+use crate::stream::Piece;
 
 /// The message being read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,15 +57,15 @@ pub enum HeadVerdict {
 }
 
 pub trait Handler {
-    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict;
+    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict;
     fn on_head(
         &mut self,
         head: &[u8],
         meta: &MsgMeta,
         ts: u64,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) -> HeadVerdict;
-    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut EngineStats);
+    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut HttpStats);
     /// Framing was lost (gap, uncopied head bytes, bad chunk); `partial` holds head bytes read.
     fn on_lost(
         &mut self,
@@ -74,10 +74,10 @@ pub trait Handler {
         partial: &[u8],
         meta: &MsgMeta,
         ts: u64,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     );
     /// The direction ended (FIN) with a message in progress (`in_message`).
-    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut EngineStats);
+    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut HttpStats);
     /// Set when the handler wants this direction to stop parsing.
     fn stopped(&self) -> bool;
 }
@@ -151,20 +151,14 @@ impl Framer {
     }
 
     /// Start resynchronising (counted).
-    pub fn resync(&mut self, stats: &mut EngineStats) {
+    pub fn resync(&mut self, stats: &mut HttpStats) {
         stats.resyncs += 1;
         self.state = State::Resync;
         self.buf.clear();
         self.scan = 0;
     }
 
-    pub fn feed(
-        &mut self,
-        piece: Piece<'_>,
-        ts: u64,
-        h: &mut impl Handler,
-        stats: &mut EngineStats,
-    ) {
+    pub fn feed(&mut self, piece: Piece<'_>, ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         match piece {
             Piece::Data(d) => self.data(d, ts, h, stats),
             Piece::Missing { len, lost } => self.missing(u64::from(len), lost, ts, h, stats),
@@ -184,7 +178,7 @@ impl Framer {
         self.scan = 0;
     }
 
-    fn data(&mut self, mut d: &[u8], ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+    fn data(&mut self, mut d: &[u8], ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         while !d.is_empty() {
             if h.stopped() {
                 return;
@@ -243,7 +237,7 @@ impl Framer {
         d: &'d [u8],
         ts: u64,
         h: &mut impl Handler,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) -> &'d [u8] {
         if self.buf.is_empty()
             && let Some(end) = startline::find_head_end(d, 0)
@@ -281,7 +275,7 @@ impl Framer {
         }
     }
 
-    fn on_head(&mut self, head: &[u8], ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+    fn on_head(&mut self, head: &[u8], ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         self.meta.head_len = head.len() as u64;
         match h.on_head(head, &self.meta, ts, stats) {
             HeadVerdict::Body(BodyKind::None) | HeadVerdict::Done => self.complete(ts, h, stats),
@@ -295,7 +289,7 @@ impl Framer {
         }
     }
 
-    fn complete(&mut self, ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+    fn complete(&mut self, ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         self.state = State::Start;
         h.on_complete(&self.meta, ts, stats);
     }
@@ -305,7 +299,7 @@ impl Framer {
         d: &'d [u8],
         ts: u64,
         h: &mut impl Handler,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) -> &'d [u8] {
         let from = self.scan.saturating_sub(24);
         let skimming = self.state == State::Skim;
@@ -361,7 +355,7 @@ impl Framer {
         lost: bool,
         ts: u64,
         h: &mut impl Handler,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) {
         while len > 0 {
             match &mut self.state {
@@ -387,7 +381,7 @@ impl Framer {
                         };
                     }
                     if !lost {
-                        stats.gaps += 1;
+                        stats.uncopied_head_gaps += 1;
                     }
                     let in_head = self.state == State::Head;
                     let partial = std::mem::take(&mut self.buf);
@@ -440,7 +434,7 @@ impl Framer {
         }
     }
 
-    fn end(&mut self, ts: u64, h: &mut impl Handler, stats: &mut EngineStats) {
+    fn end(&mut self, ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         match self.state {
             State::Close | State::Skim => {
                 self.state = State::Start;

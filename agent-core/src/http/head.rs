@@ -1,8 +1,27 @@
 //! Message heads: httparse for the syntax, then the framing decision of RFC 9112 §6 and the
 //! few header values a [`Transaction`](crate::Transaction) keeps.
 
-use crate::engine::{EngineConfig, ParseErrorReason};
-use crate::identity;
+use super::stats::ParseErrorReason;
+use crate::identity::{self, IdentityConfig};
+
+/// How big a message head may be; past either limit it is malformed. `Default` gives the
+/// documented values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// Header lines per message. Default 100.
+    pub max_headers: usize,
+    /// Bytes of a head (start line + headers + empty line). Default 16 KiB.
+    pub max_head_bytes: usize,
+}
+
+impl Default for HeadLimits {
+    fn default() -> Self {
+        HeadLimits {
+            max_headers: 100,
+            max_head_bytes: 16 * 1024,
+        }
+    }
+}
 
 /// How the body of a message is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,8 +135,12 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 }
 
 /// Parses a complete request head (`head` ends with the empty line).
-pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, ParseErrorReason> {
-    with_headers(cfg.max_headers, |headers| {
+pub fn parse_request(
+    head: &[u8],
+    limits: &HeadLimits,
+    id: &IdentityConfig,
+) -> Result<RequestHead, ParseErrorReason> {
+    with_headers(limits.max_headers, |headers| {
         let mut req = httparse::Request::new(headers);
         match req.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}
@@ -141,7 +164,6 @@ pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, Par
             minor_version: req.version.unwrap_or(1),
             ..RequestInfo::default()
         };
-        let id = &cfg.identity;
         let mut key_id = None;
         let mut sub_id = None;
         let mut connection_upgrade = false;
@@ -183,8 +205,8 @@ pub fn parse_request(head: &[u8], cfg: &EngineConfig) -> Result<RequestHead, Par
 }
 
 /// Parses a complete response head.
-pub fn parse_response(head: &[u8], cfg: &EngineConfig) -> Result<ResponseHead, ParseErrorReason> {
-    with_headers(cfg.max_headers, |headers| {
+pub fn parse_response(head: &[u8], limits: &HeadLimits) -> Result<ResponseHead, ParseErrorReason> {
+    with_headers(limits.max_headers, |headers| {
         let mut resp = httparse::Response::new(headers);
         match resp.parse(head) {
             Ok(httparse::Status::Complete(_)) => {}

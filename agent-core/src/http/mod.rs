@@ -1,25 +1,34 @@
 //! HTTP/1.x over one TCP connection: framing per direction ([`framer`]), heads ([`head`]),
 //! chunked bodies ([`chunked`]) and FIFO pairing of requests with responses (here and in
 //! `pairing`).
+//!
+//! It reads the reassembled [`Piece`]s of both directions, knows nothing of flows or segments,
+//! and counts what it sees in its own [`HttpStats`].
 
 pub mod chunked;
 pub mod framer;
 pub mod head;
 mod pairing;
 pub mod startline;
+pub mod stats;
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 
-use crate::engine::{EngineConfig, EngineStats};
-use crate::flow::reassembly::Piece;
+use crate::identity::IdentityConfig;
+use crate::stream::Piece;
+use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Transaction};
 use framer::Framer;
+pub use head::HeadLimits;
 use pairing::{ReqSide, RespSide};
+pub use stats::{HttpStats, ParseErrorReason};
 
-/// What the engine hands the HTTP layer besides the bytes.
+/// What HTTP/1.x needs besides the bytes: its settings, the fields every record of the
+/// connection shares, and where finished transactions go.
 pub struct Ctx<'a> {
-    pub cfg: &'a EngineConfig,
+    pub limits: &'a HeadLimits,
+    pub identity: &'a IdentityConfig,
+    pub meta: &'a ConnMeta,
     pub out: &'a mut Vec<Transaction>,
 }
 
@@ -52,11 +61,6 @@ struct Response {
 /// State both directions share.
 #[derive(Debug)]
 struct Shared {
-    client: SocketAddr,
-    server: SocketAddr,
-    service: String,
-    /// The client IP as text (the default `client.id`), formatted once per flow.
-    client_ip: String,
     /// The flow's start (SYN) was seen, so its first bytes are a message start.
     fresh: bool,
     request_bytes_seen: bool,
@@ -81,21 +85,12 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    pub fn new(
-        client: SocketAddr,
-        server: SocketAddr,
-        service: String,
-        fresh: bool,
-        max_head: usize,
-    ) -> HttpConn {
+    /// A connection whose first bytes are a message start when `fresh` (its SYN was seen).
+    pub fn new(fresh: bool, limits: &HeadLimits) -> HttpConn {
         HttpConn {
-            req: Framer::new(true, max_head),
-            resp: Framer::new(false, max_head),
+            req: Framer::new(true, limits.max_head_bytes),
+            resp: Framer::new(false, limits.max_head_bytes),
             s: Shared {
-                client,
-                server,
-                service,
-                client_ip: client.ip().to_string(),
                 fresh,
                 request_bytes_seen: false,
                 requests: 0,
@@ -108,10 +103,6 @@ impl HttpConn {
                 mode: Mode::Http,
             },
         }
-    }
-
-    pub fn service(&self) -> &str {
-        &self.s.service
     }
 
     /// False once the flow was found not to speak HTTP/1.x.
@@ -135,7 +126,7 @@ impl HttpConn {
         piece: Piece<'_>,
         ts: u64,
         cx: &mut Ctx<'_>,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) {
         match dir {
             Direction::ToServer => {
@@ -155,7 +146,7 @@ impl HttpConn {
 
     /// Requests without a response head `timeout_ns` after their first byte become `timeout`
     /// records (kept as tombstones so a late response still pairs with them).
-    pub fn expire(&mut self, now: u64, timeout_ns: u64, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+    pub fn expire(&mut self, now: u64, timeout_ns: u64, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
         let responding = self.resp.in_message();
         for (i, p) in self.s.queue.iter_mut().enumerate() {
             if p.emitted || (i == 0 && responding) || now.saturating_sub(p.tx.start_ns) < timeout_ns
@@ -172,7 +163,7 @@ impl HttpConn {
     /// Ends the connection: a response in progress and every pending request are recorded
     /// with `error` (a close-delimited response in progress completes normally unless
     /// `error` is a reset).
-    pub fn close(&mut self, error: ErrorType, ts: u64, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+    pub fn close(&mut self, error: ErrorType, ts: u64, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
         if self.resp.in_open_ended_body() && error != ErrorType::ConnectionReset {
             let meta = *self.resp.meta();
             let mut h = RespSide { s: &mut self.s, cx };

@@ -4,17 +4,17 @@
 use super::framer::{Handler, HeadVerdict, Loss, MsgMeta, StartVerdict};
 use super::head::{self, BodyKind};
 use super::startline;
+use super::stats::{HttpStats, ParseErrorReason};
 use super::{Ctx, Mode, Pending, Shared};
-use crate::engine::{EngineStats, ParseErrorReason};
 use crate::{ErrorType, Transaction};
 
 /// Pushes a finished transaction.
-pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut EngineStats) {
+pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
     stats.transactions += 1;
     cx.out.push(tx);
 }
 
-fn not_http(s: &mut Shared, stats: &mut EngineStats) -> StartVerdict {
+fn not_http(s: &mut Shared, stats: &mut HttpStats) -> StartVerdict {
     if s.mode == Mode::Http {
         s.mode = Mode::NotHttp;
         stats.non_http_flows += 1;
@@ -63,14 +63,7 @@ pub(super) struct ReqSide<'a, 'b> {
 
 impl ReqSide<'_, '_> {
     fn new_tx(&self, start_ns: u64) -> Transaction {
-        Transaction {
-            start_ns,
-            client: Some(self.s.client),
-            server: Some(self.s.server),
-            service: self.s.service.clone(),
-            client_id: Some(self.s.client_ip.clone()),
-            ..Transaction::default()
-        }
+        self.cx.meta.transaction(start_ns)
     }
 
     fn push(&mut self, tx: Transaction, head_method: bool, connect: bool) -> u64 {
@@ -91,7 +84,7 @@ impl ReqSide<'_, '_> {
     fn placeholder(&mut self, head: &[u8], meta: &MsgMeta, error: ErrorType) {
         let mut tx = self.new_tx(meta.start_ts);
         if let Some((method, target)) = request_line(head) {
-            let (path, query) = head::split_target(&target, &self.cx.cfg.identity.redact_keys);
+            let (path, query) = head::split_target(&target, &self.cx.identity.redact_keys);
             tx.method = Some(method);
             tx.path = Some(path);
             tx.query = query;
@@ -113,7 +106,7 @@ impl ReqSide<'_, '_> {
 }
 
 impl Handler for ReqSide<'_, '_> {
-    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict {
+    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict {
         if self.s.mode != Mode::Http {
             return StartVerdict::Stop;
         }
@@ -135,9 +128,9 @@ impl Handler for ReqSide<'_, '_> {
         head: &[u8],
         meta: &MsgMeta,
         _ts: u64,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) -> HeadVerdict {
-        let parsed = match head::parse_request(head, self.cx.cfg) {
+        let parsed = match head::parse_request(head, self.cx.limits, self.cx.identity) {
             Ok(p) => p,
             Err(reason) => {
                 if self.s.fresh && self.s.requests == 0 && request_line(head).is_none() {
@@ -153,7 +146,7 @@ impl Handler for ReqSide<'_, '_> {
             stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
         }
         let info = parsed.info;
-        let (path, query) = head::split_target(&info.target, &self.cx.cfg.identity.redact_keys);
+        let (path, query) = head::split_target(&info.target, &self.cx.identity.redact_keys);
         let mut tx = self.new_tx(meta.start_ts);
         if let Some(id) = info.client_id {
             tx.client_id = Some(id);
@@ -187,7 +180,7 @@ impl Handler for ReqSide<'_, '_> {
         HeadVerdict::Body(parsed.body)
     }
 
-    fn on_complete(&mut self, meta: &MsgMeta, _ts: u64, _stats: &mut EngineStats) {
+    fn on_complete(&mut self, meta: &MsgMeta, _ts: u64, _stats: &mut HttpStats) {
         if let Some(p) = self.current() {
             p.tx.request_body_size = (!meta.size_unknown).then_some(meta.body_size);
             p.tx.request_wire_bytes = meta.head_len + meta.body_wire;
@@ -205,7 +198,7 @@ impl Handler for ReqSide<'_, '_> {
         partial: &[u8],
         meta: &MsgMeta,
         _ts: u64,
-        _stats: &mut EngineStats,
+        _stats: &mut HttpStats,
     ) {
         self.s.request_bytes_seen = true;
         let error = match why {
@@ -222,7 +215,7 @@ impl Handler for ReqSide<'_, '_> {
         self.s.cur_req = None;
     }
 
-    fn on_end(&mut self, _in_message: bool, _meta: &MsgMeta, _ts: u64, _stats: &mut EngineStats) {
+    fn on_end(&mut self, _in_message: bool, _meta: &MsgMeta, _ts: u64, _stats: &mut HttpStats) {
         // The client half-closed; pending requests still wait for their responses.
         self.s.cur_req = None;
     }
@@ -244,22 +237,17 @@ impl RespSide<'_, '_> {
         meta: &MsgMeta,
         ts: u64,
         error: Option<ErrorType>,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) {
         let status = self.s.resp.status.take();
         let Some(p) = self.s.queue.pop_front() else {
             if self.s.lost_requests > 0 {
                 self.s.lost_requests -= 1;
                 let tx = Transaction {
-                    start_ns: meta.start_ts,
                     status,
-                    client: Some(self.s.client),
-                    server: Some(self.s.server),
-                    service: self.s.service.clone(),
-                    client_id: Some(self.s.client_ip.clone()),
                     response_wire_bytes: meta.head_len + meta.body_wire,
                     error: Some(ErrorType::CaptureGap),
-                    ..Transaction::default()
+                    ..self.cx.meta.transaction(meta.start_ts)
                 };
                 record(tx, self.cx, stats);
             } else {
@@ -290,7 +278,7 @@ impl RespSide<'_, '_> {
 }
 
 impl Handler for RespSide<'_, '_> {
-    fn on_start(&mut self, first: &[u8], stats: &mut EngineStats) -> StartVerdict {
+    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict {
         if self.s.mode != Mode::Http {
             return StartVerdict::Stop;
         }
@@ -312,9 +300,9 @@ impl Handler for RespSide<'_, '_> {
         head: &[u8],
         meta: &MsgMeta,
         ts: u64,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) -> HeadVerdict {
-        let parsed = match head::parse_response(head, self.cx.cfg) {
+        let parsed = match head::parse_response(head, self.cx.limits) {
             Ok(p) => p,
             Err(reason) => {
                 stats.parse_error(reason);
@@ -350,7 +338,7 @@ impl Handler for RespSide<'_, '_> {
         HeadVerdict::Body(parsed.body)
     }
 
-    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut EngineStats) {
+    fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut HttpStats) {
         if std::mem::take(&mut self.s.resp.interim) {
             return;
         }
@@ -364,7 +352,7 @@ impl Handler for RespSide<'_, '_> {
         partial: &[u8],
         meta: &MsgMeta,
         ts: u64,
-        stats: &mut EngineStats,
+        stats: &mut HttpStats,
     ) {
         let error = match why {
             Loss::Gap => ErrorType::CaptureGap,
@@ -380,7 +368,7 @@ impl Handler for RespSide<'_, '_> {
         self.pair(meta, ts, Some(error), stats);
     }
 
-    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut EngineStats) {
+    fn on_end(&mut self, in_message: bool, meta: &MsgMeta, ts: u64, stats: &mut HttpStats) {
         if in_message && !std::mem::take(&mut self.s.resp.interim) {
             self.pair(meta, ts, Some(ErrorType::ConnectionClosed), stats);
         }

@@ -20,7 +20,7 @@ pub mod pattern;
 
 pub use method::{METHODS, method_index, normalize_method};
 
-use crate::export::{MetricKind, SelfMetric};
+use crate::export::{MetricKind, MetricRow, SelfMetric, table_samples};
 use crate::transaction::{ErrorType, Transaction};
 use learned::LearnedTree;
 use pattern::{PatternSet, segments};
@@ -141,42 +141,36 @@ impl Router {
 
     /// `apitap_route_*` figures: learned nodes, node-bound hits, collapses, unmatched requests.
     pub fn self_metrics(&self) -> Vec<SelfMetric> {
-        let s = self.learned.stats();
-        let m = |name: &str, help: &str, kind, value: f64| SelfMetric {
-            name: name.into(),
-            help: help.into(),
-            kind,
-            labels: Vec::new(),
-            value,
-        };
-        vec![
-            m(
-                "apitap_route_learned_nodes",
-                "Nodes in the learned route tree.",
-                MetricKind::Gauge,
-                s.nodes as f64,
-            ),
-            m(
-                "apitap_route_node_limit_hits_total",
-                "Path segments that found the learned route tree full.",
-                MetricKind::Counter,
-                s.node_limit_hits as f64,
-            ),
-            m(
-                "apitap_route_collapses_total",
-                "Path positions collapsed to {id} for having too many distinct values.",
-                MetricKind::Counter,
-                s.collapses as f64,
-            ),
-            m(
-                "apitap_route_unmatched_total",
-                "Unrecognised requests (e.g. 404) that matched no known route.",
-                MetricKind::Counter,
-                self.unmatched as f64,
-            ),
-        ]
+        table_samples(&ROUTER, self)
     }
 }
+
+const ROUTER: [MetricRow<Router>; 4] = [
+    MetricRow::plain(
+        "apitap_route_learned_nodes",
+        "Nodes in the learned route tree.",
+        MetricKind::Gauge,
+        |r| r.learned.stats().nodes as u64,
+    ),
+    MetricRow::plain(
+        "apitap_route_node_limit_hits_total",
+        "Path segments that found the learned route tree full.",
+        MetricKind::Counter,
+        |r| r.learned.stats().node_limit_hits,
+    ),
+    MetricRow::plain(
+        "apitap_route_collapses_total",
+        "Path positions collapsed to {id} for having too many distinct values.",
+        MetricKind::Counter,
+        |r| r.learned.stats().collapses,
+    ),
+    MetricRow::plain(
+        "apitap_route_unmatched_total",
+        "Unrecognised requests (e.g. 404) that matched no known route.",
+        MetricKind::Counter,
+        |r| r.unmatched,
+    ),
+];
 
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,8 @@ fn out_of_order_segments_are_reordered() {
     let mut e = engine();
     let out = c.run_order(&mut e, &order);
     assert_eq!(one(&out).path.as_deref(), Some("/api/users/42"));
-    assert_eq!(e.stats().out_of_order_segments, 2);
-    assert_eq!(e.stats().gap_bytes, 0);
+    assert_eq!(e.stats().reassembly.out_of_order_segments, 2);
+    assert_eq!(e.stats().reassembly.gap_bytes, 0);
 }
 
 #[rstest]
@@ -24,7 +24,7 @@ fn retransmitted_duplicate_is_counted_and_ignored() {
     let mut e = engine();
     let out = c.run_order(&mut e, &order);
     assert_eq!(one(&out).status, Some(200));
-    assert_eq!(e.stats().retransmit_bytes, GET.len() as u64);
+    assert_eq!(e.stats().reassembly.retransmit_bytes, GET.len() as u64);
 }
 
 #[rstest]
@@ -40,7 +40,7 @@ fn conflicting_overlap_keeps_first_copy_and_counts() {
     let mut e = engine();
     let out = c.run_order(&mut e, &order);
     assert_eq!(one(&out).path.as_deref(), Some("/api/users/42"));
-    assert_eq!(e.stats().overlap_conflicts, 1);
+    assert_eq!(e.stats().reassembly.overlap_conflicts, 1);
 }
 
 #[rstest]
@@ -56,8 +56,8 @@ fn gap_in_head_marks_capture_gap_and_resyncs() {
     assert_eq!(out[0].status, Some(200));
     assert_eq!(out[1].error, None);
     assert_eq!(out[1].path.as_deref(), Some("/api/users/42"));
-    assert_eq!(e.stats().gap_bytes, (GET.len() - 20) as u64);
-    assert!(e.stats().resyncs >= 1);
+    assert_eq!(e.stats().reassembly.gap_bytes, (GET.len() - 20) as u64);
+    assert!(e.stats().http.resyncs >= 1);
 }
 
 #[rstest]
@@ -77,8 +77,8 @@ fn uncopied_bytes_in_body_are_fine() {
     assert_eq!(out[0].error, None);
     assert_eq!(out[0].response_body_size, Some(4000));
     assert_eq!(out[1].status, Some(200));
-    assert_eq!(e.stats().gaps, 0);
-    assert!(e.stats().uncopied_bytes > 0);
+    assert_eq!(e.stats().gaps(), 0);
+    assert!(e.stats().flows.uncopied_bytes > 0);
 }
 
 #[rstest]
@@ -91,7 +91,7 @@ fn uncopied_bytes_in_head_are_a_gap() {
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[0].error, Some(ErrorType::CaptureGap));
     assert_eq!(out[1].error, None);
-    assert_eq!(e.stats().gaps, 1);
+    assert_eq!(e.stats().gaps(), 1);
 }
 
 #[rstest]
@@ -104,7 +104,7 @@ fn non_http_port_is_detected_and_ignored(#[case] first: &[u8]) {
     let mut e = engine();
     let out = c.run(&mut e);
     assert!(out.is_empty());
-    assert_eq!(e.stats().non_http_flows, 1);
+    assert_eq!(e.stats().http.non_http_flows, 1);
     assert!(e.active_connections().is_empty());
 }
 
@@ -120,7 +120,7 @@ fn mid_stream_join_resyncs_at_next_request_and_status() {
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[0].path.as_deref(), Some("/api/users/42"));
     assert_eq!(out[1].method.as_deref(), Some("POST"));
-    assert!(e.stats().resyncs >= 2);
+    assert!(e.stats().http.resyncs >= 2);
 }
 
 #[rstest]
@@ -136,7 +136,7 @@ fn sequence_wraparound_at_2_pow_32() {
         out.iter()
             .all(|t| t.error.is_none() && t.status == Some(200))
     );
-    assert_eq!(e.stats().gap_bytes, 0);
+    assert_eq!(e.stats().reassembly.gap_bytes, 0);
 }
 
 #[rstest]
@@ -153,7 +153,7 @@ fn lost_request_segment_is_detected_from_the_servers_ack() {
         (out[1].status, out[1].error),
         (Some(200), Some(ErrorType::CaptureGap))
     );
-    assert_eq!(e.stats().gap_bytes, GET.len() as u64);
+    assert_eq!(e.stats().reassembly.gap_bytes, GET.len() as u64);
 }
 
 #[rstest]
@@ -186,7 +186,7 @@ fn server_speaking_first_is_not_http() {
     c.resp(b"220 smtp.example ESMTP\r\n").req(b"EHLO me\r\n");
     let mut e = engine();
     assert!(c.run(&mut e).is_empty());
-    assert_eq!(e.stats().non_http_flows, 1);
+    assert_eq!(e.stats().http.non_http_flows, 1);
 }
 
 #[rstest]
@@ -204,7 +204,7 @@ fn bare_acks_of_unknown_flows_are_ignored() {
     );
     let mut e = engine();
     assert!(c.run(&mut e).is_empty());
-    assert_eq!(e.stats().flows_opened, 0);
+    assert_eq!(e.stats().flows.opened, 0);
 }
 
 fn chunked_body(chunks: usize, size: usize) -> Vec<u8> {
@@ -240,7 +240,7 @@ fn chunked_framing_in_uncopied_bytes_is_skimmed_to_the_next_response() {
     assert_eq!(t.response_wire_bytes, resp.len() as u64);
     assert_eq!(t.start_ns + t.duration_ns.expect("duration"), last_body_ts);
     assert_eq!((out[1].status, out[1].error), (Some(200), None));
-    assert_eq!(e.stats().gaps, 0);
+    assert_eq!(e.stats().gaps(), 0);
 }
 
 #[rstest]
@@ -271,8 +271,8 @@ fn segment_beyond_reorder_window_gives_up_on_the_hole() {
     let out = c.run(&mut e);
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[1].error, None);
-    assert_eq!(e.stats().gap_bytes, 4000);
-    assert_eq!(e.stats().gaps, 1);
+    assert_eq!(e.stats().reassembly.gap_bytes, 4000);
+    assert_eq!(e.stats().gaps(), 1);
 }
 
 #[rstest]
@@ -283,11 +283,11 @@ fn held_data_is_given_up_after_the_gap_timeout() {
     order.remove(2);
     let mut e = engine();
     let mut out = c.run_order(&mut e, &order);
-    assert_eq!(e.stats().buffered_bytes, (GET.len() - 10) as u64);
+    assert_eq!(e.stats().flows.buffered_bytes, (GET.len() - 10) as u64);
     e.advance(T0 + 3_000 * MS, &mut out);
-    assert_eq!(e.stats().gap_bytes, 10);
+    assert_eq!(e.stats().reassembly.gap_bytes, 10);
     // What followed the hole went to the resync window (no start line in it).
-    assert_eq!(e.stats().resyncs, 1);
+    assert_eq!(e.stats().http.resyncs, 1);
 }
 
 #[rstest]
@@ -307,7 +307,7 @@ fn flow_budget_bounds_out_of_order_data() {
     order.remove(3); // the first body segment is lost; the rest wait out of order
     let mut e = Engine::new(cfg);
     let out = c.run_order(&mut e, &order);
-    assert!(e.stats().buffered_bytes <= 2048);
+    assert!(e.stats().flows.buffered_bytes <= 2048);
     let t = one(&out);
     assert_eq!(
         (t.status, t.error),

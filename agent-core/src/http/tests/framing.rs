@@ -19,7 +19,7 @@ fn simple_exchange_yields_one_complete_record() {
     assert_eq!(t.response_wire_bytes, OK.len() as u64);
     assert_eq!(t.ttfb_ns, Some(MS));
     assert_eq!(t.duration_ns, Some(MS));
-    assert_eq!(t.service, "port-8080");
+    assert_eq!(&*t.service, "port-8080");
     assert_eq!(t.user_agent.as_deref(), Some("curl/8"));
     assert_eq!(t.client_id.as_deref(), Some("192.0.2.1"));
     assert_eq!(t.error, None);
@@ -129,8 +129,8 @@ fn http10_close_delimited_response_ends_at_fin() {
     assert_eq!(t.version, Some("1.0"));
     assert_eq!(t.response_body_size, Some(11));
     assert_eq!(t.error, None);
-    assert_eq!(e.stats().flows_closed, 1);
-    assert_eq!(e.stats().flows_tracked, 0);
+    assert_eq!(e.stats().flows.closed, 1);
+    assert_eq!(e.stats().flows.tracked, 0);
 }
 
 #[rstest]
@@ -144,8 +144,8 @@ fn upgrade_101_is_recorded_then_flow_not_parsed() {
     let mut e = engine();
     let out = c.run(&mut e);
     assert_eq!(one(&out).status, Some(101));
-    assert_eq!(e.stats().resyncs, 0);
-    assert_eq!(e.stats().parse_errors.iter().sum::<u64>(), 0);
+    assert_eq!(e.stats().http.resyncs, 0);
+    assert_eq!(e.stats().http.parse_errors.iter().sum::<u64>(), 0);
 }
 
 #[rstest]
@@ -175,6 +175,7 @@ fn transfer_encoding_with_content_length_is_chunked_and_flagged() {
     assert_eq!((t.request_body_size, t.error), (Some(2), None));
     assert_eq!(
         e.stats()
+            .http
             .parse_errors_for(ParseErrorReason::TransferEncodingWithContentLength),
         1
     );
@@ -196,7 +197,7 @@ fn bad_content_length_is_malformed_request(#[case] req: &[u8], #[case] reason: P
         (Some(ErrorType::MalformedRequest), Some(400))
     );
     assert_eq!(t.method.as_deref(), Some("POST"));
-    assert_eq!(e.stats().parse_errors_for(reason), 1);
+    assert_eq!(e.stats().http.parse_errors_for(reason), 1);
 }
 
 #[rstest]
@@ -238,7 +239,9 @@ fn header_count_limit_is_malformed() {
     );
     assert_eq!(out[0].path.as_deref(), Some("/many"));
     assert_eq!(
-        e.stats().parse_errors_for(ParseErrorReason::TooManyHeaders),
+        e.stats()
+            .http
+            .parse_errors_for(ParseErrorReason::TooManyHeaders),
         1
     );
 }
@@ -261,7 +264,9 @@ fn head_size_limit_is_malformed() {
     assert_eq!(out[0].error, Some(ErrorType::MalformedRequest));
     assert_eq!(out[1].error, None);
     assert_eq!(
-        e.stats().parse_errors_for(ParseErrorReason::HeadTooLarge),
+        e.stats()
+            .http
+            .parse_errors_for(ParseErrorReason::HeadTooLarge),
         1
     );
 }
@@ -273,7 +278,7 @@ fn service_names_map_ports() {
     let mut c = Conv::new(40036, 9).open();
     c.req(GET).resp(OK);
     let out = c.run(&mut Engine::new(cfg));
-    assert_eq!(one(&out).service, "users");
+    assert_eq!(&*one(&out).service, "users");
 }
 
 #[rstest]

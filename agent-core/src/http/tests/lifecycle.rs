@@ -28,7 +28,7 @@ fn late_response_after_timeout_pairs_away() {
     out.extend(c.run(&mut e));
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].error, None);
-    assert_eq!(e.stats().late_responses, 1);
+    assert_eq!(e.stats().http.late_responses, 1);
 }
 
 #[rstest]
@@ -44,7 +44,7 @@ fn reset_yields_connection_reset() {
         out.iter()
             .all(|t| t.error == Some(ErrorType::ConnectionReset))
     );
-    assert_eq!(e.stats().flows_tracked, 0);
+    assert_eq!(e.stats().flows.tracked, 0);
 }
 
 #[rstest]
@@ -63,7 +63,7 @@ fn finish_flushes_pending_as_connection_closed() {
     let mut out = c.run(&mut e);
     e.finish(&mut out);
     assert_eq!(one(&out).error, Some(ErrorType::ConnectionClosed));
-    assert_eq!(e.stats().flows_tracked, 0);
+    assert_eq!(e.stats().flows.tracked, 0);
 }
 
 #[rstest]
@@ -73,8 +73,8 @@ fn idle_flow_is_evicted() {
     let mut e = engine();
     let mut out = c.run(&mut e);
     e.advance(T0 + 301_000 * MS, &mut out);
-    assert_eq!(e.stats().flows_evicted_idle, 1);
-    assert_eq!(e.stats().flows_tracked, 0);
+    assert_eq!(e.stats().flows.evicted_idle, 1);
+    assert_eq!(e.stats().flows.tracked, 0);
     assert_eq!(out.len(), 1);
 }
 
@@ -92,9 +92,9 @@ fn total_budget_evicts_least_recently_used_flow() {
         c.req(GET).req(b"GET /x HTTP/1.1\r\nX: ").req(&partial);
         out.extend(c.run(&mut e));
     }
-    assert_eq!(e.stats().flows_evicted_budget, 1);
-    assert_eq!(e.stats().flows_tracked, 1);
-    assert!(e.stats().buffered_bytes <= 4096);
+    assert_eq!(e.stats().flows.evicted_budget, 1);
+    assert_eq!(e.stats().flows.tracked, 1);
+    assert!(e.stats().flows.buffered_bytes <= 4096);
     assert_eq!(one(&out).error, Some(ErrorType::CaptureGap));
 }
 
@@ -111,7 +111,7 @@ fn max_flows_evicts_least_recently_used() {
         c.run(&mut e);
     }
     assert_eq!(
-        (e.stats().flows_tracked, e.stats().flows_evicted_budget),
+        (e.stats().flows.tracked, e.stats().flows.evicted_budget),
         (2, 1)
     );
 }
@@ -129,5 +129,5 @@ fn reused_four_tuple_with_new_syn_starts_a_new_flow() {
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[0].error, Some(ErrorType::ConnectionClosed));
     assert_eq!((out[1].status, out[1].error), (Some(200), None));
-    assert_eq!(e.stats().flows_opened, 2);
+    assert_eq!(e.stats().flows.opened, 2);
 }

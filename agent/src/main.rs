@@ -1,26 +1,22 @@
 //! `apitap`: parse, init tracing, run.
 
-mod alert;
-mod api;
-mod capture;
-mod check;
-mod cli;
-mod config;
-mod health;
-mod live;
-mod replay;
-mod reqlog;
-mod store;
-
+use apitap::cli::{Cli, Command};
+use apitap::config::Config;
+use apitap::{check, live, replay};
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     let result = match cli.command {
-        cli::Command::Run(args) => live::main(args),
-        cli::Command::Replay(args) => replay::main(args),
-        cli::Command::Check(args) => check::main(args),
+        Command::Run(args) => Config::from_run_args(&args)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| {
+                apitap::init_tracing(&cfg.log_format);
+                live::main(cfg)
+            }),
+        Command::Replay(args) => replay::main(args),
+        Command::Check(args) => check::main(args),
     };
     match result {
         Ok(code) => code,

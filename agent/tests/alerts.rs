@@ -7,11 +7,7 @@
 //! Snapshots are synthetic, with wall-clock `taken_ns` one second apart, so nothing sleeps to
 //! let a `for` duration pass.
 
-// Included by path (the agent is a binary crate); this test uses part of its surface.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/alert/mod.rs"]
-mod alert;
-
+use apitap::alert;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -478,54 +474,4 @@ async fn smtp_alert_reaches_a_real_smtp_server() {
     }
     wait_metric(&m, "smtp", "sent", 2.0).await;
     assert_eq!(metric(&m, "smtp", "failed"), 0.0);
-}
-
-/// A measurement, not an assertion: `cargo test -p apitap --test alerts -- --ignored --nocapture`.
-/// The cost of one evaluation tick with 100 services and 2,000 endpoint rows of which 200 are
-/// covered by `[[alerts.endpoints]]` rules (log notifier only).
-#[tokio::test]
-#[ignore = "measurement; run by hand"]
-async fn measure_evaluation_tick() {
-    use agent_core::aggregate::snapshot::EndpointStats;
-    let mut cfg = AlertConfig {
-        log: false,
-        ..config()
-    };
-    cfg.endpoints = (0..10)
-        .map(|i| alert::EndpointRule {
-            endpoint: format!("/api/r{i}"),
-            ..Default::default()
-        })
-        .collect();
-    let (m, _tasks) = AlertManager::spawn(&cfg).expect("spawn");
-    let t0 = now_ns();
-    let snap = |k: u64| Snapshot {
-        taken_ns: t0 + k * SECOND_NS,
-        services: (0..100)
-            .map(|s| ServiceStats {
-                service: format!("svc-{s}"),
-                requests: 100 * k,
-                ..Default::default()
-            })
-            .collect(),
-        endpoints: (0..2_000)
-            .map(|e| EndpointStats {
-                service: format!("svc-{}", e % 20),
-                method: "GET".into(),
-                endpoint: format!("/api/r{}", e / 20),
-                count: 10 * k,
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let snaps: Vec<Snapshot> = (1..=300).map(snap).collect();
-    let start = Instant::now();
-    for s in &snaps {
-        m.on_snapshot(s);
-    }
-    let per_tick = start.elapsed() / snaps.len() as u32;
-    println!(
-        "on_snapshot: {per_tick:?} per tick (100 services, 200 covered endpoint rows, 300 ticks)"
-    );
 }

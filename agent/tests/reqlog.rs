@@ -3,11 +3,7 @@
 //!
 //! Run: `cargo test -p apitap --test reqlog` (no root, no network).
 
-// Included by path (the agent is a binary crate); this test uses part of its surface.
-#[allow(dead_code, unused_imports)]
-#[path = "../src/reqlog/mod.rs"]
-mod reqlog;
-
+use apitap::reqlog;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -227,40 +223,5 @@ Proxy-Authorization: Basic SECRET-PROXY\r\nX-Request-ID: req-secret-test\r\n\r\n
     assert!(
         !text.to_ascii_lowercase().contains("authorization")
             && !text.to_ascii_lowercase().contains("cookie")
-    );
-}
-
-/// A measurement, not an assertion: `cargo test -p apitap --test reqlog -- --ignored --nocapture`.
-/// The hot-path cost of `record` and the writer's sustained rate (a queue holding every record,
-/// so nothing drops), to a file on the test machine's temp file system.
-#[test]
-#[ignore = "measurement; run by hand"]
-fn measure_throughput() {
-    let n = 200_000u64;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("apitap.log");
-    let cfg = LogConfig {
-        queue_capacity: n as usize,
-        max_bytes: u64::MAX,
-        ..file_config(&path)
-    };
-    let (log, writer) = RequestLog::spawn(&cfg).expect("spawn");
-    let records: Vec<Transaction> = (0..n).map(|i| txn(i, 200, 1)).collect();
-    let start = std::time::Instant::now();
-    for t in &records {
-        log.record(t);
-    }
-    let pushed = start.elapsed();
-    assert_eq!(log.stats().dropped, 0);
-    drop(log);
-    writer.join().expect("writer");
-    let total = start.elapsed();
-    let bytes = fs::metadata(&path).expect("meta").len();
-    println!(
-        "record(): {:.0} ns/call; writer: {n} lines in {total:?} = {:.0} lines/s, {:.1} MB/s, {} bytes/line",
-        pushed.as_nanos() as f64 / n as f64,
-        n as f64 / total.as_secs_f64(),
-        bytes as f64 / total.as_secs_f64() / 1e6,
-        bytes / n,
     );
 }

@@ -2,12 +2,9 @@
 //! exact keys and TTLs, one pipeline per flush, nothing lost across a Redis restart, two agents
 //! summing into one Redis.
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src/store/mod.rs"]
-mod store;
-
 use agent_core::Transaction;
 use agent_core::time::{utc_date, utc_hour};
+use apitap::store;
 use redis::Commands;
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -386,56 +383,4 @@ async fn wait_for_count(redis: &RedisServer, date: &str, field: &str, want: u64)
     })
     .await;
     assert!(reached, "{key} {field} reaches {want}");
-}
-
-/// Figures for the report, not assertions: `cargo test --release -p apitap --test store_redis
-/// -- --ignored --nocapture measure`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement; run by hand in release"]
-async fn measure_record_and_flush() {
-    const N: u64 = 1_000_000;
-    let now = now_ns();
-    let txs: Vec<Transaction> = (0..1000)
-        .map(|i| {
-            tx(
-                &format!("/api/r{}/{{id}}", i % 100),
-                "GET",
-                &format!("key:{i:04}"),
-                now,
-            )
-        })
-        .collect();
-    let redis = RedisServer::start(false);
-    let remote = UsageStore::redis(&redis.url(), StoreOptions::default()).expect("store");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let embedded = UsageStore::embedded(dir.path(), StoreOptions::default()).expect("store");
-    for (name, store) in [("redis", &remote), ("embedded", &embedded)] {
-        let start = Instant::now();
-        for i in 0..N {
-            store.record(&txs[(i % 1000) as usize]);
-        }
-        let record = start.elapsed();
-        let keys = store.stats().pending;
-        let start = Instant::now();
-        store.flush().await.expect("flush");
-        let flush = start.elapsed();
-        // A second flush of the same keys (existing fields, as in steady state).
-        for i in 0..N {
-            store.record(&txs[(i % 1000) as usize]);
-        }
-        let start = Instant::now();
-        store.flush().await.expect("flush");
-        let flush_again = start.elapsed();
-        println!(
-            "{name}: record {:.0} ns/transaction ({N} transactions, {keys} keys); flush {keys} keys {:?}, again {:?}",
-            record.as_nanos() as f64 / N as f64,
-            flush,
-            flush_again
-        );
-    }
-    let start = Instant::now();
-    for _ in 0..1000 {
-        remote.ping().await.expect("ping");
-    }
-    println!("redis ping {:?} each", start.elapsed() / 1000);
 }

@@ -16,12 +16,9 @@ mod manager;
 pub mod notify;
 mod rules;
 
-pub use config::AlertConfig;
-pub use manager::AlertManager;
+pub use config::{AlertConfig, EndpointRule, SmtpConfig};
+pub use manager::{AlertManager, AlertView};
 pub use rules::Thresholds;
-// The rest of the public surface, used by agent/tests/alerts.rs (which includes this module).
-#[allow(unused_imports)]
-pub use config::{EndpointRule, SmtpConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {

@@ -1,10 +1,12 @@
 //! The HTTP endpoint (--listen): GET /metrics, /health, /healthz, /readyz, and the analytics
-//! API under /api/v1 behind a bearer token.
+//! API under /api/v1 behind a bearer token. [`router`] builds every route of the agent.
 
+mod alerts;
 mod auth;
 mod error;
 mod probes;
 mod query;
+mod requests;
 mod v1;
 
 pub use auth::ApiToken;
@@ -17,7 +19,9 @@ use axum::routing::get;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+use crate::alert::AlertManager;
 use crate::health::HealthInputs;
+use crate::reqlog::RecentRequests;
 use crate::store::UsageStore;
 
 /// The `apitap_*` self-metrics of the capture, engine and pipeline, gathered on each scrape.
@@ -33,6 +37,10 @@ pub struct ApiState {
     pub store: UsageStore,
     pub health: Arc<HealthInputs>,
     pub token: ApiToken,
+    /// Recent transactions by request id (`/api/v1/requests/{id}`).
+    pub recent: Arc<RecentRequests>,
+    /// Active and recent alerts (`/api/v1/alerts`).
+    pub alerts: Arc<AlertManager>,
 }
 
 impl ApiState {
@@ -41,11 +49,10 @@ impl ApiState {
     }
 }
 
-/// All routes. `extra_v1` adds routes under /api/v1 (e.g. `/alerts`) behind the same token.
-pub fn router_with(state: ApiState, extra_v1: Router<ApiState>) -> Router {
+/// Every route of the agent: the probes and /metrics without auth, /api/v1/* behind the token.
+pub fn router(state: ApiState) -> Router {
     let token = state.token.clone();
     let api = v1::routes()
-        .merge(extra_v1)
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             token,
@@ -59,12 +66,6 @@ pub fn router_with(state: ApiState, extra_v1: Router<ApiState>) -> Router {
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .with_state(state)
-}
-
-/// All routes of this module, without extras (the tests' router).
-#[cfg(test)]
-pub fn router(state: ApiState) -> Router {
-    router_with(state, Router::new())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

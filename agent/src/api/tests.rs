@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::alert::Thresholds;
+use crate::alert::{AlertConfig, Thresholds};
 use crate::config::HealthConfig;
 use crate::health::CaptureHealth;
 use crate::store::{StoreOptions, now_ns};
@@ -95,6 +95,10 @@ fn fixture() -> Fixture {
         store,
         health: Arc::new(health),
         token: ApiToken::new(TOKEN),
+        recent: Arc::new(RecentRequests::new(10)),
+        alerts: AlertManager::spawn(&AlertConfig::default())
+            .expect("default alert config")
+            .0,
     };
     Fixture {
         _dir: dir,
@@ -365,28 +369,38 @@ async fn probes_answer_without_auth() {
 }
 
 #[tokio::test]
-async fn extra_v1_routes_share_the_token() {
+async fn a_known_request_id_returns_its_records_and_an_unknown_one_is_404() {
     let f = fixture();
-    let extra = Router::new().route("/alerts", axum::routing::get(|| async { "[]" }));
-    let app = router_with(f.state.clone(), extra);
-    let call = |auth: Option<&'static str>| {
-        let app = app.clone();
-        async move {
-            let mut req = Request::builder().uri("/api/v1/alerts");
-            if let Some(a) = auth {
-                req = req.header("authorization", a);
-            }
-            app.oneshot(req.body(Body::empty()).expect("request"))
-                .await
-                .expect("infallible")
-                .status()
-        }
-    };
-    assert_eq!(call(None).await, StatusCode::UNAUTHORIZED);
+    f.state.recent.insert(&agent_core::Transaction {
+        request_id: Some("req-1".into()),
+        status: Some(502),
+        service: "port-8080".into(),
+        ..Default::default()
+    });
     assert_eq!(
-        call(Some("Bearer s3cret-token-for-tests")).await,
-        StatusCode::OK
+        get(&f, "/api/v1/requests/req-1", &[]).await.0,
+        StatusCode::UNAUTHORIZED
     );
+    let (status, body) = get_json(&f, "/api/v1/requests/req-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["request_id"], "req-1");
+    assert_eq!(body["transactions"][0]["http.response.status_code"], 502);
+    assert_eq!(body["transactions"][0]["request.id"], "req-1");
+    let (status, body) = get_json(&f, "/api/v1/requests/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "no recent request with id \"nope\"");
+}
+
+#[tokio::test]
+async fn alerts_are_listed_behind_the_token() {
+    let f = fixture();
+    assert_eq!(
+        get(&f, "/api/v1/alerts", &[]).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, body) = get_json(&f, "/api/v1/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, serde_json::json!({"firing": 0, "alerts": []}));
 }
 
 #[test]

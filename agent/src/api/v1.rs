@@ -1,5 +1,5 @@
-//! The analytics API under /api/v1: usage by day (from the store) and the popular endpoints and
-//! clients (from the latest snapshot).
+//! The analytics API under /api/v1: usage by day (from the store), the popular endpoints and
+//! clients (from the latest snapshot), recent requests by id and the alerts.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -23,6 +23,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/usage/clients", get(usage_clients))
         .route("/endpoints", get(endpoints))
         .route("/clients", get(clients))
+        .route("/requests/{id}", get(super::requests::get_request))
+        .route("/alerts", get(super::alerts::list))
 }
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;

@@ -12,7 +12,6 @@
 //! Cookie, Set-Cookie and API-key values therefore cannot reach the log from here; query values
 //! are redacted by the engine before a `Transaction` exists (tests/reqlog.rs checks both).
 
-mod api;
 mod config;
 mod recent;
 mod rotate;
@@ -20,13 +19,10 @@ mod sampling;
 mod stats;
 mod writer;
 
-pub use api::get_request;
 pub use config::LogConfig;
 pub use recent::RecentRequests;
-pub use sampling::{Decision, Sampler};
-// Used by agent/tests/reqlog.rs (which includes this module).
-#[allow(unused_imports)]
 pub use rotate::numbered;
+pub use sampling::{Decision, Sampler};
 pub use stats::{LogStats, LogStatsSnapshot};
 
 use std::io::BufWriter;

@@ -1,0 +1,40 @@
+//! The `apitap` agent as a library: everything `main.rs` runs, and what the integration tests
+//! in `agent/tests/` and the benches in `agent/benches/` use.
+//!
+//! | module | what it does |
+//! | --- | --- |
+//! | [`cli`], [`config`] | flags, environment and the TOML file, validated once |
+//! | [`capture`] | load and attach the kernel programs, follow ports and interfaces, drain the ring |
+//! | [`live`] | `apitap run`: the [`live::App`] that wires capture to the pipeline and the sinks |
+//! | [`replay`] | `apitap replay`: the same pipeline over a pcap file |
+//! | [`check`] | `apitap check`: what this kernel supports |
+//! | [`api`], [`health`] | the HTTP endpoint: /metrics, /health, probes, /api/v1/* |
+//! | [`store`], [`reqlog`], [`alert`] | usage store, request log, alerts and notifiers |
+
+pub mod alert;
+pub mod api;
+pub mod capture;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod live;
+pub mod replay;
+pub mod reqlog;
+pub mod store;
+
+/// The agent's own log on stderr, as text or JSON lines (`--log-format`), filtered by RUST_LOG.
+pub fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod export;
 pub mod flow;
 pub mod http;
+pub mod http2;
 pub mod identity;
 pub mod pcap;
 pub mod pipeline;
@@ -26,4 +27,4 @@ pub mod time;
 pub mod transaction;
 
 pub use segment::{Direction, Segment, TcpFlags};
-pub use transaction::{ConnMeta, ErrorType, Transaction};
+pub use transaction::{ConnMeta, ErrorType, Rpc, Transaction};

@@ -42,6 +42,26 @@ impl ErrorType {
     }
 }
 
+/// The gRPC side of an HTTP/2 exchange (SPEC's `rpc.*` attributes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rpc {
+    /// `package.Service` from the path `/package.Service/Method`.
+    pub service: Option<String>,
+    pub method: Option<String>,
+    /// The `grpc-status` of the trailers (or trailers-only response), else the code mapped
+    /// from a non-200 HTTP status; `None` when the call did not end with a response.
+    pub status: Option<u8>,
+}
+
+impl Rpc {
+    /// The status code name (`UNAVAILABLE` …) when the call failed.
+    pub fn error_name(&self) -> Option<&'static str> {
+        self.status
+            .filter(|s| *s != crate::http2::grpc::OK)
+            .map(crate::http2::grpc::code_name)
+    }
+}
+
 /// One request and its response (if any), as the server saw them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Transaction {
@@ -55,7 +75,7 @@ pub struct Transaction {
     /// Route template (`/api/users/{id}`); set by the route stage, `None` from the engine.
     pub route: Option<String>,
     pub status: Option<u16>,
-    /// "1.0" or "1.1".
+    /// "1.0", "1.1" or "2".
     pub version: Option<&'static str>,
     /// First request byte -> last response byte.
     pub duration_ns: Option<u64>,
@@ -83,6 +103,8 @@ pub struct Transaction {
     /// Parent span id from W3C traceparent.
     pub parent_span_id: Option<String>,
     pub error: Option<ErrorType>,
+    /// Set for gRPC calls (boxed: most transactions are not).
+    pub rpc: Option<Box<Rpc>>,
 }
 
 impl Transaction {
@@ -91,9 +113,16 @@ impl Transaction {
         self.duration_ns.map(|ns| ns as f64 / 1e9)
     }
 
-    /// True when the server answered with 5xx or the exchange failed below HTTP.
+    /// True when the server answered with 5xx, the exchange failed below HTTP, or a gRPC
+    /// call ended with a server-side code (see [`crate::http2::grpc::is_server_failure`]).
     pub fn is_failure(&self) -> bool {
-        self.error.is_some() || self.status.is_some_and(|s| s >= 500)
+        self.error.is_some()
+            || self.status.is_some_and(|s| s >= 500)
+            || self
+                .rpc
+                .as_ref()
+                .and_then(|r| r.status)
+                .is_some_and(crate::http2::grpc::is_server_failure)
     }
 }
 
@@ -134,7 +163,7 @@ impl ConnMeta {
 
 impl Serialize for Transaction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(22))?;
+        let mut m = s.serialize_map(Some(22 + if self.rpc.is_some() { 4 } else { 0 }))?;
         m.serialize_entry("timestamp", &crate::time::rfc3339_micros(self.start_ns))?;
         m.serialize_entry("http.request.method", &self.method)?;
         m.serialize_entry("url.path", &self.path)?;
@@ -157,6 +186,12 @@ impl Serialize for Transaction {
         m.serialize_entry("trace.id", &self.trace_id)?;
         m.serialize_entry("span.parent_id", &self.parent_span_id)?;
         m.serialize_entry("error.type", &self.error.map(ErrorType::as_str))?;
+        if let Some(rpc) = &self.rpc {
+            m.serialize_entry("rpc.system", "grpc")?;
+            m.serialize_entry("rpc.service", &rpc.service)?;
+            m.serialize_entry("rpc.method", &rpc.method)?;
+            m.serialize_entry("rpc.grpc.status_code", &rpc.status)?;
+        }
         m.end()
     }
 }
@@ -194,5 +229,29 @@ mod tests {
         assert!(json.contains(r#""duration_s":0.000412,"ttfb_s":0.00038,"#));
         assert!(json.contains(r#""client.address":"127.0.0.1","client.port":51234"#));
         assert!(json.ends_with(r#""trace.id":null,"span.parent_id":null,"error.type":null}"#));
+    }
+
+    #[test]
+    fn grpc_calls_add_rpc_attributes() {
+        let t = Transaction {
+            version: Some("2"),
+            status: Some(200),
+            rpc: Some(Box::new(Rpc {
+                service: Some("helloworld.Greeter".into()),
+                method: Some("SayHello".into()),
+                status: Some(14),
+            })),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&t).expect("serializes");
+        assert!(json.contains(r#""network.protocol.version":"2""#));
+        assert!(json.ends_with(
+            r#""error.type":null,"rpc.system":"grpc","rpc.service":"helloworld.Greeter","rpc.method":"SayHello","rpc.grpc.status_code":14}"#
+        ));
+        assert!(t.is_failure(), "UNAVAILABLE is a server failure");
+        assert_eq!(
+            t.rpc.as_ref().and_then(|r| r.error_name()),
+            Some("UNAVAILABLE")
+        );
     }
 }

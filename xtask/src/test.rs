@@ -13,6 +13,8 @@ const FUZZ_TARGETS: &[&str] = &[
     "response_framing",
     "reassembly",
     "pcap_decode",
+    "h2_frames",
+    "h2_stream",
 ];
 
 pub fn all(fuzz_seconds: u64) -> Result<()> {

@@ -1,7 +1,8 @@
 //! The HTTP transaction engine: segments in, [`Transaction`]s out.
 //!
 //! One [`Engine`] owns the flow table (keyed by the oriented client/server 4-tuple), per-direction
-//! TCP reassembly and HTTP/1.x framing and pairing. It is single-threaded and synchronous; the
+//! TCP reassembly and the protocol of each flow (HTTP/1.x framing and FIFO pairing, or HTTP/2
+//! frames and HPACK with pairing by stream id). It is single-threaded and synchronous; the
 //! caller feeds segments with [`Engine::ingest`], moves time with [`Engine::advance`] and
 //! flushes with [`Engine::finish`].
 //!
@@ -35,6 +36,7 @@ pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
 use crate::flow::{self, Flow, FlowLimits, protocol};
 pub use crate::http::{HeadLimits, HttpStats, ParseErrorReason};
+pub use crate::http2::{H2Config, H2Stats};
 pub use crate::identity::IdentityConfig;
 use crate::transaction::ConnMeta;
 use crate::{ErrorType, Segment, Transaction};
@@ -58,6 +60,8 @@ pub struct EngineConfig {
     pub max_flows: usize,
     /// HTTP/1.x head limits (100 header lines, 16 KiB); past them a message is malformed.
     pub head: HeadLimits,
+    /// HTTP/2 limits: streams per connection, header block size, HPACK table size.
+    pub h2: H2Config,
     /// How far ahead of the next expected byte a segment may be buffered, per direction.
     /// Default 256 KiB.
     pub reorder_window_bytes: u32,
@@ -81,6 +85,7 @@ impl Default for EngineConfig {
             total_budget_bytes: 64 * 1024 * 1024,
             max_flows: 65_536,
             head: HeadLimits::default(),
+            h2: H2Config::default(),
             reorder_window_bytes: 256 * 1024,
             gap_timeout_ns: 2 * SECOND_NS,
             sweep_interval_ns: SECOND_NS / 10,
@@ -114,6 +119,7 @@ pub struct EngineStats {
     pub flows: FlowStats,
     pub reassembly: ReassemblyStats,
     pub http: HttpStats,
+    pub h2: H2Stats,
 }
 
 impl EngineStats {
@@ -125,7 +131,7 @@ impl EngineStats {
 
     /// Transactions produced, all protocols.
     pub fn transactions(&self) -> u64 {
-        self.http.transactions
+        self.http.transactions + self.h2.streams
     }
 }
 
@@ -140,8 +146,10 @@ fn flow_ctx<'a>(
         reassembly: &mut stats.reassembly,
         protocol: protocol::Ctx {
             head: &cfg.head,
+            h2: &cfg.h2,
             identity: &cfg.identity,
             http: &mut stats.http,
+            h2_stats: &mut stats.h2,
             out,
         },
     }

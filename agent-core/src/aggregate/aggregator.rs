@@ -10,6 +10,7 @@ use super::config::AggregateConfig;
 use super::histogram::{DURATION_BUCKETS, Histogram, SIZE_BUCKETS};
 use super::sketch::{DdSketch, RELATIVE_ACCURACY};
 use super::window::Windows;
+use crate::http2::grpc;
 use crate::route::method_index;
 use crate::transaction::{ErrorType, Transaction};
 use foldhash::{HashMap, HashMapExt};
@@ -76,13 +77,61 @@ pub(super) struct ServiceState {
     pub windows: Windows,
 }
 
-/// Index of an `error_type` label: 0 is `server_error`, then `ErrorType::ALL` in order.
+/// First `error_type` label index of the gRPC codes (`GRPC_ERROR_BASE + code`).
+const GRPC_ERROR_BASE: u8 = ErrorType::ALL.len() as u8 + 1;
+
+/// `status` label value of a gRPC auth failure: `GRPC_AUTH_STATUS + code`, shown as the code
+/// name (`UNAUTHENTICATED`, `PERMISSION_DENIED`).
+pub(super) const GRPC_AUTH_STATUS: u16 = 1000;
+
+/// Index of an `error_type` label: 0 is `server_error`, then `ErrorType::ALL` in order, then
+/// the gRPC status codes by name (`UNAVAILABLE` …).
 pub(super) fn error_label(i: u8) -> &'static str {
     match i {
         0 => "server_error",
+        i if i >= GRPC_ERROR_BASE => grpc::code_name(i - GRPC_ERROR_BASE),
         i => ErrorType::ALL
             .get(usize::from(i) - 1)
             .map_or("unknown", |e| e.as_str()),
+    }
+}
+
+/// What a transaction's outcome means for the rate-limit and auth-failure figures: 429 and
+/// gRPC RESOURCE_EXHAUSTED are rate-limit hits; 401, 403 and gRPC UNAUTHENTICATED and
+/// PERMISSION_DENIED are auth failures (with the `status` label they are counted under).
+#[derive(Clone, Copy, Debug)]
+struct Outcome {
+    status: u16,
+    grpc: Option<u8>,
+    rate_limited: bool,
+    auth_status: Option<u16>,
+}
+
+impl Outcome {
+    fn of(tx: &Transaction) -> Outcome {
+        let status = tx.status.unwrap_or(0);
+        let grpc = tx.rpc.as_ref().and_then(|r| r.status);
+        let auth_status = match (status, grpc) {
+            (401 | 403, _) => Some(status),
+            (_, Some(c @ (grpc::UNAUTHENTICATED | grpc::PERMISSION_DENIED))) => {
+                Some(GRPC_AUTH_STATUS + u16::from(c))
+            }
+            _ => None,
+        };
+        Outcome {
+            status,
+            grpc,
+            rate_limited: status == 429 || grpc == Some(grpc::RESOURCE_EXHAUSTED),
+            auth_status,
+        }
+    }
+
+    /// 4xx, or a gRPC failure that is the caller's (NOT_FOUND, INVALID_ARGUMENT …).
+    fn client_error(&self) -> bool {
+        (400..500).contains(&self.status)
+            || self
+                .grpc
+                .is_some_and(|c| c != grpc::OK && !grpc::is_server_failure(c))
     }
 }
 
@@ -178,15 +227,16 @@ impl Aggregator {
         let endpoint = tx.route.as_deref().unwrap_or(UNKNOWN_ENDPOINT);
         let failure = tx.is_failure();
         let duration = tx.duration_s();
-        let status = tx.status.unwrap_or(0);
+        let outcome = Outcome::of(tx);
+        let status = outcome.status;
 
         let (row_id, name) = self.row_id(svc, method, endpoint, tx);
         let row = &mut self.rows[row_id as usize];
         row.count += 1;
         row.errors += u64::from(failure);
-        row.client_errors += u64::from((400..500).contains(&status));
-        row.rate_limited += u64::from(status == 429);
-        row.auth_failures += u64::from(status == 401 || status == 403);
+        row.client_errors += u64::from(outcome.client_error());
+        row.rate_limited += u64::from(outcome.rate_limited);
+        row.auth_failures += u64::from(outcome.auth_status.is_some());
         if let Some(d) = duration {
             row.duration.observe(d);
             row.latency.add(d);
@@ -205,8 +255,11 @@ impl Aggregator {
         if let Some(e) = tx.error {
             self.count_error(svc, name, error_index(e));
         }
+        if let Some(code) = outcome.grpc.filter(|c| *c != grpc::OK) {
+            self.count_error(svc, name, GRPC_ERROR_BASE + code);
+        }
 
-        self.count_client(tx, svc, name, status, failure);
+        self.count_client(tx, svc, name, outcome, failure);
 
         let service = &mut self.services[svc as usize];
         service.requests += 1;
@@ -311,7 +364,14 @@ impl Aggregator {
         );
     }
 
-    fn count_client(&mut self, tx: &Transaction, svc: u32, name: u32, status: u16, failure: bool) {
+    fn count_client(
+        &mut self,
+        tx: &Transaction,
+        svc: u32,
+        name: u32,
+        outcome: Outcome,
+        failure: bool,
+    ) {
         let mut buf = std::mem::take(&mut self.client_buf);
         let client: &str = match (&tx.client_id, &tx.client) {
             (Some(id), _) => id,
@@ -330,8 +390,8 @@ impl Aggregator {
         let counts = self.clients.counts_mut(slot);
         counts.count += 1;
         counts.errors += u64::from(failure);
-        counts.rate_limited += u64::from(status == 429);
-        counts.auth_failures += u64::from(status == 401 || status == 403);
+        counts.rate_limited += u64::from(outcome.rate_limited);
+        counts.auth_failures += u64::from(outcome.auth_status.is_some());
         let uid = self.clients.uid(slot);
         bump(
             &mut self.client_requests,
@@ -340,7 +400,7 @@ impl Aggregator {
             &mut self.budgets[Budgeted::ClientRequests as usize],
             &mut self.collapsed[Budgeted::ClientRequests as usize],
         );
-        if status == 429 {
+        if outcome.rate_limited {
             bump(
                 &mut self.rate_limits,
                 (svc, name, uid),
@@ -349,7 +409,7 @@ impl Aggregator {
                 &mut self.collapsed[Budgeted::RateLimits as usize],
             );
         }
-        if status == 401 || status == 403 {
+        if let Some(status) = outcome.auth_status {
             bump(
                 &mut self.auth,
                 (svc, name, uid, status),

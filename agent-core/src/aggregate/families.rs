@@ -1,7 +1,7 @@
 //! Building an immutable [`Snapshot`] (rows, clients, services and the metric families the
 //! exposition renders) from the aggregator's state.
 
-use super::aggregator::{Aggregator, error_label};
+use super::aggregator::{Aggregator, GRPC_AUTH_STATUS, error_label};
 use super::budget::Budgeted;
 use super::clients::OTHER as OTHER_CLIENT;
 use super::snapshot::{
@@ -45,6 +45,8 @@ fn scalar(labels: Vec<(String, String)>, v: u64) -> Sample {
 fn status_label(status: u16) -> String {
     if status == 0 {
         String::new()
+    } else if status >= GRPC_AUTH_STATUS {
+        crate::http2::grpc::code_name((status - GRPC_AUTH_STATUS) as u8).to_string()
     } else {
         status.to_string()
     }

@@ -422,3 +422,74 @@ fn collapsing_relabels_but_never_loses_counts(#[case] cfg: AggregateConfig) {
         assert!(real <= budget, "{family}: {real} > {budget}");
     }
 }
+
+fn grpc_call(code: u8) -> Transaction {
+    Transaction {
+        version: Some("2"),
+        rpc: Some(Box::new(crate::Rpc {
+            service: Some("shop.Catalog".into()),
+            method: Some("GetItem".into()),
+            status: Some(code),
+        })),
+        ..tx("POST", "/shop.Catalog/GetItem", Some(200), 1)
+    }
+}
+
+#[rstest]
+fn grpc_codes_are_error_types_rate_limits_and_auth_failures() {
+    use crate::http2::grpc;
+    let mut a = Aggregator::default();
+    for code in [
+        grpc::OK,
+        5, // NOT_FOUND
+        grpc::UNAVAILABLE,
+        grpc::UNAVAILABLE,
+        grpc::RESOURCE_EXHAUSTED,
+        grpc::UNAUTHENTICATED,
+        grpc::PERMISSION_DENIED,
+    ] {
+        a.record(&grpc_call(code));
+    }
+    let s = a.snapshot(T0);
+    let err = |t| {
+        [
+            ("service", "port-8080"),
+            ("endpoint", "/shop.Catalog/GetItem"),
+            ("error_type", t),
+        ]
+    };
+    for (name, n) in [
+        ("NOT_FOUND", 1.0),
+        ("UNAVAILABLE", 2.0),
+        ("RESOURCE_EXHAUSTED", 1.0),
+        ("UNAUTHENTICATED", 1.0),
+        ("PERMISSION_DENIED", 1.0),
+    ] {
+        assert_eq!(
+            scalar(&s, "api_errors_total", &err(name)),
+            Some(n),
+            "{name}"
+        );
+    }
+    assert_eq!(scalar(&s, "api_errors_total", &err("OK")), None);
+    let base = [
+        ("service", "port-8080"),
+        ("endpoint", "/shop.Catalog/GetItem"),
+        ("client", "key:abc"),
+    ];
+    assert_eq!(scalar(&s, "api_rate_limit_hits_total", &base), Some(1.0));
+    let auth = |st| [base[0], base[1], base[2], ("status", st)];
+    assert_eq!(
+        scalar(&s, "api_auth_failures_total", &auth("UNAUTHENTICATED")),
+        Some(1.0)
+    );
+    assert_eq!(
+        scalar(&s, "api_auth_failures_total", &auth("PERMISSION_DENIED")),
+        Some(1.0)
+    );
+    // Only UNAVAILABLE is a server failure here (availability 5/7); NOT_FOUND,
+    // RESOURCE_EXHAUSTED and the auth codes are the caller's.
+    let e = &s.endpoints[0];
+    assert_eq!((e.count, e.errors, e.client_errors), (7, 2, 4));
+    assert!((s.services[0].availability_5m - 5.0 / 7.0).abs() < 1e-9);
+}

@@ -5,15 +5,16 @@
 use crate::engine::{EngineStats, ParseErrorReason};
 use crate::export::MetricKind::{Counter, Gauge};
 use crate::export::{MetricRow, SelfMetric, table_samples};
+use crate::http2::Malformed;
 
 const EVICTED: &str = "apitap_flows_evicted_total";
 const EVICTED_HELP: &str = "Flows evicted before they ended.";
 const PARSE_ERRORS: &str = "apitap_parse_errors_total";
-const PARSE_ERRORS_HELP: &str = "HTTP messages that could not be framed cleanly, by reason.";
+const PARSE_ERRORS_HELP: &str = "HTTP/1.x messages that could not be framed cleanly, and HTTP/2 connections whose parsing ended on a malformed frame (h2_*), by reason.";
 
 /// Every engine figure but the parse errors (one row per reason, below). Names are part of the
 /// metric catalogue in the README.
-const ENGINE: [MetricRow<EngineStats>; 19] = [
+const ENGINE: [MetricRow<EngineStats>; 32] = [
     MetricRow::plain(
         "apitap_engine_segments_total",
         "TCP segments analysed by the HTTP engine.",
@@ -90,7 +91,7 @@ const ENGINE: [MetricRow<EngineStats>; 19] = [
     ),
     MetricRow::plain(
         "apitap_transactions_total",
-        "HTTP transactions produced by the engine.",
+        "HTTP transactions produced by the engine (HTTP/1.x exchanges and HTTP/2 streams).",
         Counter,
         EngineStats::transactions,
     ),
@@ -102,21 +103,99 @@ const ENGINE: [MetricRow<EngineStats>; 19] = [
     ),
     MetricRow::plain(
         "apitap_resyncs_total",
-        "Times a stream searched for the next message start (mid-stream join, gap, malformed message).",
+        "Times a stream searched for the next message start or HTTP/2 frame (mid-stream join, gap, malformed message).",
         Counter,
-        |s| s.http.resyncs,
+        |s| s.http.resyncs + s.h2.resyncs,
     ),
     MetricRow::plain(
         "apitap_orphan_responses_total",
-        "Responses with no request to pair with.",
+        "Responses (HTTP/2: streams) with no request to pair with.",
         Counter,
-        |s| s.http.orphan_responses,
+        |s| s.http.orphan_responses + s.h2.orphan_streams,
     ),
     MetricRow::plain(
         "apitap_late_responses_total",
         "Responses that arrived after their request was reported as a timeout.",
         Counter,
-        |s| s.http.late_responses,
+        |s| s.http.late_responses + s.h2.late_streams,
+    ),
+    MetricRow::plain(
+        "apitap_h2_connections_total",
+        "Connections parsed as HTTP/2.",
+        Counter,
+        |s| s.h2.connections,
+    ),
+    MetricRow::plain(
+        "apitap_h2_joined_connections_total",
+        "HTTP/2 connections joined after their start (found by frame shape; their HPACK tables start unknown).",
+        Counter,
+        |s| s.h2.joined_connections,
+    ),
+    MetricRow::plain(
+        "apitap_h2_streams_total",
+        "HTTP/2 streams recorded as transactions.",
+        Counter,
+        |s| s.h2.streams,
+    ),
+    MetricRow::plain(
+        "apitap_grpc_calls_total",
+        "gRPC calls among the HTTP/2 streams.",
+        Counter,
+        |s| s.h2.grpc_calls,
+    ),
+    MetricRow::plain(
+        "apitap_h2_frames_total",
+        "HTTP/2 frames parsed.",
+        Counter,
+        |s| s.h2.frames,
+    ),
+    MetricRow::plain(
+        "apitap_h2_unknown_fields_total",
+        "HTTP/2 header fields that could not be decoded (a dynamic-table entry from before the agent joined or a lost block); reported as unknown, never guessed.",
+        Counter,
+        |s| s.h2.unknown_fields,
+    ),
+    MetricRow::plain(
+        "apitap_h2_header_blocks_lost_total",
+        "HTTP/2 header blocks not decoded (bytes lost or not copied, or over the size cap); the HPACK table is unknown afterwards.",
+        Counter,
+        |s| s.h2.header_blocks_lost,
+    ),
+    MetricRow::plain(
+        "apitap_h2_header_blocks_too_large_total",
+        "HTTP/2 header blocks over the header block size cap (also counted as lost).",
+        Counter,
+        |s| s.h2.header_blocks_too_large,
+    ),
+    MetricRow::plain(
+        "apitap_h2_table_size_capped_total",
+        "HPACK dynamic table size updates above the agent's cap (the table is kept at the cap).",
+        Counter,
+        |s| s.h2.table_size_capped,
+    ),
+    MetricRow::plain(
+        "apitap_h2_streams_over_limit_total",
+        "HTTP/2 streams not recorded because the per-connection stream limit was reached.",
+        Counter,
+        |s| s.h2.streams_over_limit,
+    ),
+    MetricRow::plain(
+        "apitap_h2_resync_skipped_bytes_total",
+        "Bytes skipped while searching for an HTTP/2 frame boundary.",
+        Counter,
+        |s| s.h2.resync_skipped_bytes,
+    ),
+    MetricRow::plain(
+        "apitap_h2_rst_streams_total",
+        "HTTP/2 RST_STREAM frames.",
+        Counter,
+        |s| s.h2.rst_streams,
+    ),
+    MetricRow::plain(
+        "apitap_h2_goaways_total",
+        "HTTP/2 GOAWAY frames.",
+        Counter,
+        |s| s.h2.goaways,
     ),
     MetricRow::plain(
         "apitap_reassembly_buffered_bytes",
@@ -136,13 +215,20 @@ pub fn engine_self_metrics(s: &EngineStats) -> Vec<SelfMetric> {
         labels: vec![("reason".to_string(), reason.as_str().to_string())],
         value: s.http.parse_errors_for(reason) as f64,
     }));
+    m.extend(Malformed::ALL.iter().map(|&reason| SelfMetric {
+        name: PARSE_ERRORS.to_string(),
+        help: PARSE_ERRORS_HELP.to_string(),
+        kind: Counter,
+        labels: vec![("reason".to_string(), reason.as_str().to_string())],
+        value: s.h2.malformed_for(reason) as f64,
+    }));
     m
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{FlowStats, HttpStats};
+    use crate::engine::{FlowStats, H2Stats, HttpStats};
     use crate::flow::reassembly::ReassemblyStats;
 
     /// Every counter of every layer reaches an exported figure. The stats are written out
@@ -178,19 +264,44 @@ mod tests {
                 uncopied_head_gaps: 100,
                 parse_errors: [20, 21, 22, 23, 24, 25, 26, 27, 28],
             },
+            h2: H2Stats {
+                connections: 29,
+                joined_connections: 30,
+                streams: 31,
+                grpc_calls: 32,
+                frames: 33,
+                unknown_fields: 34,
+                header_blocks_lost: 35,
+                header_blocks_too_large: 36,
+                table_size_capped: 37,
+                streams_over_limit: 38,
+                orphan_streams: 1000,
+                late_streams: 2000,
+                resyncs: 3000,
+                resync_skipped_bytes: 39,
+                rst_streams: 40,
+                goaways: 41,
+                malformed: [42, 43, 44, 45, 46, 47],
+            },
         };
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=28).filter(|v| *v != 10).collect();
+        let mut want: Vec<u64> = (1..=47)
+            .filter(|v| ![10, 15, 17, 18, 19].contains(v))
+            .collect();
         want.push(110); // reassembly gaps + uncopied head gaps
+        want.push(15 + 31); // transactions: HTTP/1.x + HTTP/2 streams
+        want.push(17 + 3000); // resyncs
+        want.push(18 + 1000); // orphan responses + orphan streams
+        want.push(19 + 2000); // late responses + late streams
         want.sort_unstable();
         assert_eq!(values, want);
         let families: std::collections::HashSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             families.len(),
-            19,
-            "17 plain figures, evicted and parse errors by reason"
+            32,
+            "30 plain figures, evicted and parse errors by reason"
         );
     }
 }

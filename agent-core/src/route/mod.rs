@@ -106,8 +106,17 @@ impl Router {
         Ok(patterns.len())
     }
 
-    /// Sets `tx.route` from `tx.path` (see the module doc for the rules).
+    /// Sets `tx.route` from `tx.path` (see the module doc for the rules). A gRPC call's route
+    /// is its path, `/package.Service/Method`: already a low-cardinality name (the series
+    /// budgets still bound it), never learned or templated.
     pub fn route(&mut self, tx: &mut Transaction) {
+        if tx.rpc.is_some()
+            && let Some(path) = tx.path.as_deref()
+            && crate::http2::grpc::split_path(path).is_some()
+        {
+            tx.route = Some(path.to_owned());
+            return;
+        }
         let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414))
             && tx.error != Some(ErrorType::MalformedRequest);
         tx.route = tx.path.as_deref().map(|p| self.template(p, learn));

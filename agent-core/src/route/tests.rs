@@ -133,3 +133,26 @@ fn self_metrics_report_unmatched() {
         .map(|m| m.value);
     assert_eq!(unmatched, Some(1.0));
 }
+
+#[rstest]
+fn grpc_methods_are_their_own_route_and_never_learned() {
+    let mut r = Router::new(&RouteConfig::default()).expect("router");
+    // Many ids in the second segment would collapse a learned position; gRPC paths do not
+    // enter the learned tree.
+    for i in 0..200 {
+        let mut t = Transaction {
+            path: Some(format!("/pkg.Svc{i}/Get")),
+            rpc: Some(Box::new(crate::Rpc::default())),
+            ..Default::default()
+        };
+        r.route(&mut t);
+        assert_eq!(
+            t.route.as_deref(),
+            Some(format!("/pkg.Svc{i}/Get").as_str())
+        );
+    }
+    assert_eq!(
+        routed(&mut r, "/pkg.Svc7/Get", Some(200)).as_deref(),
+        Some("/pkg.Svc7/Get")
+    );
+}

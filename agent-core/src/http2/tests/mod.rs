@@ -1,6 +1,7 @@
 //! HTTP/2 connection tests: frames written with [`super::build`], fed to an [`H2Conn`] as
 //! reassembled pieces, records checked field by field.
 
+mod engine;
 mod grpc;
 mod recovery;
 mod streams;

@@ -25,6 +25,10 @@ pub const APT: &[(&str, &str)] = &[
     ("iproute2", "ip netns, veth and tc in the e2e tests"),
     ("jq", "deploy checks"),
     ("netcat-openbsd", "nc: fixtures"),
+    (
+        "nghttp2-client",
+        "nghttp and h2load: HTTP/2 fixtures, e2e and load",
+    ),
     ("nginx", "the server watched in the e2e and golden tests"),
     ("openssl", "test CAs and certificates for the TLS tests"),
     (
@@ -53,12 +57,20 @@ pub const APT: &[(&str, &str)] = &[
 
 /// Python packages, installed into the `python3` on PATH. (import name, pip requirement,
 /// Debian twin used when that interpreter is Debian's externally managed one, who needs it)
-pub const PIP: &[(&str, &str, &str, &str)] = &[(
-    "aiosmtpd",
-    "aiosmtpd==1.4.6",
-    "python3-aiosmtpd",
-    "the SMTP server the alert tests send mail to",
-)];
+pub const PIP: &[(&str, &str, &str, &str)] = &[
+    (
+        "aiosmtpd",
+        "aiosmtpd==1.4.6",
+        "python3-aiosmtpd",
+        "the SMTP server the alert tests send mail to",
+    ),
+    (
+        "grpc",
+        "grpcio==1.85.3",
+        "python3-grpcio",
+        "the real gRPC server and client of the HTTP/2 fixtures and e2e tests",
+    ),
+];
 
 /// npm packages, installed globally. (package, the command it provides, who needs it)
 pub const NPM: &[(&str, &str, &str)] = &[];

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use agent_core::engine::{EngineStats, HttpStats};
 use agent_core::export::{Format, MetricKind, SelfMetric, prometheus};
+use agent_core::pcap::tunnel::Tunnel;
 use agent_core::pcap::{self, CaptureReader, DecodeStats, Decoder, PcapError};
 use agent_core::pipeline::Pipeline;
 use agent_core::{ErrorType, Transaction};
@@ -137,18 +138,36 @@ fn summary(
     );
     let _ = writeln!(
         s,
-        "  packets {} (segments {}, pure acks {}, non-ip {}, non-tcp {}, fragments {}, malformed {}, \
-         other ports {}, unsupported link {})",
+        "  packets {} (segments {}, pure acks {}, non-ip {}, non-tcp {}, fragments held {}, malformed {}, \
+         too deep {}, other ports {}, unsupported link {})",
         d.packets,
         d.segments,
         d.pure_acks,
         d.non_ip,
         d.non_tcp,
-        d.fragments,
+        d.fragments_held,
         d.malformed,
+        d.too_deep,
         d.other_ports,
         d.unsupported_link
     );
+    let tunnels: Vec<String> = Tunnel::ALL
+        .iter()
+        .filter(|t| d.decapsulated(**t) > 0)
+        .map(|t| format!("{} {}", t.as_str(), d.decapsulated(*t)))
+        .collect();
+    if !tunnels.is_empty() {
+        let _ = writeln!(s, "  tunnel layers opened: {}", tunnels.join(", "));
+    }
+    let f = &d.fragment_table;
+    if f.fragments > 0 {
+        let _ = writeln!(
+            s,
+            "  ip fragments {} (datagrams reassembled {}, dropped: timeout {}, table full {}, invalid {}; \
+             still incomplete {}, differing overlap bytes {})",
+            f.fragments, f.reassembled, f.timed_out, f.overflow, f.invalid, f.pending, f.conflicts
+        );
+    }
     match stopped {
         None => s.push_str("  capture: read to the end, no decode errors\n"),
         Some(err) => {
@@ -204,7 +223,8 @@ fn replay_metrics(d: &DecodeStats) -> Vec<SelfMetric> {
             .unwrap_or_default(),
         value: v as f64,
     };
-    let skipped = "Packets of the capture file that carried nothing for the engine, by reason.";
+    let skipped = "Packets of the capture file that carried nothing for the engine, by reason \
+                   (fragment: held for reassembly).";
     let mut m = vec![counter(
         "apitap_replay_packets_total",
         "Packets read from the capture file.",
@@ -215,8 +235,9 @@ fn replay_metrics(d: &DecodeStats) -> Vec<SelfMetric> {
         ("pure_ack", d.pure_acks),
         ("non_ip", d.non_ip),
         ("non_tcp", d.non_tcp),
-        ("fragment", d.fragments),
+        ("fragment", d.fragments_held),
         ("malformed", d.malformed),
+        ("too_deep", d.too_deep),
         ("other_port", d.other_ports),
         ("unsupported_link", d.unsupported_link),
     ] {
@@ -227,6 +248,49 @@ fn replay_metrics(d: &DecodeStats) -> Vec<SelfMetric> {
             v,
         ));
     }
+    for t in Tunnel::ALL {
+        m.push(counter(
+            "apitap_replay_decapsulated_total",
+            "Tunnel layers opened (the inner packet is analysed), by tunnel.",
+            Some(("tunnel", t.as_str())),
+            d.decapsulated(t),
+        ));
+    }
+    let f = &d.fragment_table;
+    m.push(counter(
+        "apitap_replay_ip_fragments_total",
+        "IP fragments read (IPv4 and IPv6).",
+        None,
+        f.fragments,
+    ));
+    m.push(counter(
+        "apitap_replay_ip_datagrams_reassembled_total",
+        "IP datagrams rebuilt from their fragments and decoded.",
+        None,
+        f.reassembled,
+    ));
+    for (reason, v) in [
+        ("timeout", f.timed_out),
+        ("table_full", f.overflow),
+        ("invalid", f.invalid),
+    ] {
+        m.push(counter(
+            "apitap_replay_ip_fragments_dropped_total",
+            "IP fragments given up on, by reason; fragments still incomplete at the end are \
+             apitap_replay_ip_fragments_pending.",
+            Some(("reason", reason)),
+            v,
+        ));
+    }
+    m.push(SelfMetric {
+        kind: MetricKind::Gauge,
+        ..counter(
+            "apitap_replay_ip_fragments_pending",
+            "IP fragments held at the end, their datagram incomplete.",
+            None,
+            f.pending,
+        )
+    });
     m.push(counter(
         "apitap_replay_orientation_resets_total",
         "Times the table of inferred server sides was full and cleared.",
@@ -313,7 +377,7 @@ mod tests {
             pure_acks: 2,
             ..DecodeStats::default()
         });
-        assert_eq!(m.len(), 9);
+        assert_eq!(m.len(), 10 + Tunnel::ALL.len() + 6);
         assert!(m.iter().all(|s| s.name.starts_with("apitap_replay_")));
         assert_eq!(
             m[1].labels,

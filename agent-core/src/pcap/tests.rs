@@ -263,6 +263,8 @@ fn pcapng_reads_sections_interfaces_and_resolution(
 #[case::linux_sll(LINKTYPE_LINUX_SLL, [&[0u8; 14][..], &[8, 0], &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0)].concat())]
 #[case::raw(LINKTYPE_RAW, ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0))]
 #[case::raw_12(LINKTYPE_RAW_12, ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0))]
+#[case::ipv4(LINKTYPE_IPV4, ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0))]
+#[case::linux_sll_vlan(LINKTYPE_LINUX_SLL, [&[0u8; 14][..], &[0x81, 0, 0, 42, 8, 0], &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0)].concat())]
 #[case::null_little_endian(LINKTYPE_NULL, [&[2u8, 0, 0, 0][..], &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0)].concat())]
 #[case::loop_network_order(LINKTYPE_LOOP, [&[0u8, 0, 0, 2][..], &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", 0)].concat())]
 fn link_types_reach_the_tcp_payload(#[case] linktype: u32, #[case] frame: Vec<u8>) {
@@ -289,11 +291,11 @@ fn linux_sll2_reaches_ipv6_tcp_behind_extension_headers() {
 #[rstest]
 #[case::more_fragments(0x2000)]
 #[case::later_fragment(0x0010)]
-fn ipv4_fragments_are_counted_and_skipped(#[case] frag: u16) {
+fn a_lone_ipv4_fragment_is_held_for_reassembly(#[case] frag: u16) {
     let frame = ethernet(
         &[],
         0x0800,
-        &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /", frag),
+        &ipv4(addr(CLIENT), addr(SERVER), 0x18, b"GET /abc", frag),
     );
     let mut reader = CaptureReader::new(Cursor::new(classic(
         Endian::Little,
@@ -305,7 +307,8 @@ fn ipv4_fragments_are_counted_and_skipped(#[case] frag: u16) {
     let mut decoder = Decoder::new(&[]);
     let pkt = reader.next_packet().expect("read").expect("one packet");
     assert_eq!(decoder.decode(&pkt), None);
-    assert_eq!(decoder.stats().fragments, 1);
+    assert_eq!(decoder.stats().fragments_held, 1);
+    assert_eq!(decoder.stats().fragment_table.pending, 1);
 }
 
 #[test]

@@ -76,8 +76,9 @@ pub struct ReplayArgs {
     /// TOML config file (routes, client header, redaction keys ...).
     #[arg(short = 'c', long, env = "APITAP_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Server ports (default: inferred from handshakes and request lines).
-    #[arg(short = 'p', long = "port", value_delimiter = ',', num_args = 1..)]
+    /// Server ports, comma-separated or one per flag (default: inferred from handshakes and
+    /// request lines). One value per flag, so `-p 80 file.pcap` keeps the file name.
+    #[arg(short = 'p', long = "port", value_delimiter = ',')]
     pub ports: Vec<u16>,
     /// Write transactions here instead of stdout (- for stdout).
     #[arg(long)]
@@ -92,4 +93,40 @@ pub struct CheckArgs {
     /// Interfaces to test (default: every interface that is up).
     #[arg(short = 'i', long = "interface", value_delimiter = ',', num_args = 1..)]
     pub interfaces: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(args: &[&str]) -> Result<ReplayArgs, clap::Error> {
+        let argv = ["apitap", "replay"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Replay(r) => Ok(r),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::port_then_file(&["-p", "80", "f.pcap"], &[80])]
+    #[case::file_then_port(&["f.pcap", "-p", "80"], &[80])]
+    #[case::comma_separated(&["-p", "80,8080", "f.pcap"], &[80, 8080])]
+    #[case::one_per_flag(&["-p", "80", "--port", "8080", "f.pcap"], &[80, 8080])]
+    #[case::around_the_file(&["-p", "80", "f.pcap", "-p", "8080"], &[80, 8080])]
+    #[case::equals(&["--port=80", "f.pcap", "--log", "-"], &[80])]
+    #[case::attached(&["-p80", "f.pcap"], &[80])]
+    fn replay_takes_ports_and_the_file_in_the_common_orders(
+        #[case] args: &[&str],
+        #[case] ports: &[u16],
+    ) {
+        let r = replay(args).expect("parses");
+        assert_eq!(r.ports, ports);
+        assert_eq!(r.file, PathBuf::from("f.pcap"));
+    }
+
+    #[test]
+    fn a_second_bare_value_after_a_port_is_refused_not_taken_as_a_port() {
+        let err = replay(&["-p", "80", "8080", "f.pcap"]).expect_err("two files");
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
 }

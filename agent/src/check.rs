@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::capture::ifaces::{self, Framing};
-use crate::capture::{Attacher, caps, loader};
+use crate::capture::{AttachPolicy, Attacher, caps, loader, stale};
 use crate::cli::CheckArgs;
 
 struct Report {
@@ -61,9 +61,15 @@ pub fn main(args: CheckArgs) -> Result<ExitCode> {
     };
     r.line(caps_ok, true, "capabilities", &detail);
 
+    let names = if args.interfaces.is_empty() {
+        ifaces::up_interfaces()
+    } else {
+        args.interfaces.clone()
+    };
     if caps_ok {
         probe_features(&mut r);
-        probe_classifiers(&mut r);
+        report_stale(&mut r, &names);
+        probe_classifiers(&mut r, args.attach_mode);
     }
     let kprobes = kprobes();
     r.line(kprobes.0, false, "kprobes", &kprobes.1);
@@ -80,7 +86,7 @@ pub fn main(args: CheckArgs) -> Result<ExitCode> {
         tp.map_or("tracefs not mounted", |p| p),
     );
 
-    report_interfaces(&mut r, &args.interfaces);
+    report_interfaces(&mut r, &names);
     if r.fatal {
         println!("result: live capture cannot work here (see FAIL lines)");
         Ok(ExitCode::from(1))
@@ -137,33 +143,84 @@ fn probe_features(r: &mut Report) {
     }
 }
 
-/// Loads the real classifiers (the verifier runs), attaches them to lo and detaches.
-fn probe_classifiers(r: &mut Report) {
-    let loaded = match loader::load(agent_common::DEFAULT_SNAP_LEN, 64 * 1024) {
-        Ok(l) => l,
+/// Loads the real classifiers (the verifier runs), attaches them to lo with each mechanism and
+/// detaches; then says which one `apitap run` would use with `policy`.
+fn probe_classifiers(r: &mut Report, policy: AttachPolicy) {
+    let load = || loader::load(agent_common::DEFAULT_SNAP_LEN, 64 * 1024);
+    match load() {
+        Ok(_) => r.line(
+            true,
+            true,
+            "apitap classifiers",
+            "tc_ingress and tc_egress pass the verifier",
+        ),
         Err(e) => {
             r.line(false, true, "apitap classifiers", &format!("{e:#}"));
             return;
         }
+    }
+    let works = |mechanism: AttachPolicy| -> Result<usize, String> {
+        let loaded = load().map_err(|e| format!("{e:#}"))?;
+        let mut attacher = Attacher::new(loaded.ebpf, mechanism).keep_stale();
+        let n = attacher.attach("lo").map_err(|e| format!("{e:#}"))?;
+        attacher.detach_all();
+        Ok(n)
     };
-    r.line(
-        true,
-        true,
-        "apitap classifiers",
-        "tc_ingress and tc_egress pass the verifier",
-    );
-    let mut attacher = Attacher::new(loaded.ebpf);
-    match attacher.attach("lo") {
-        Ok(n) => {
-            attacher.detach_all();
-            r.line(
+    let tcx = works(AttachPolicy::Tcx);
+    let netlink = works(AttachPolicy::Netlink);
+    for (what, result, note) in [
+        ("TCX links", &tcx, "(Linux 6.6+)"),
+        ("netlink filters", &netlink, "(the fallback)"),
+    ] {
+        match result {
+            Ok(n) => r.line(
                 true,
-                true,
-                "attach to lo",
-                &format!("{n} program(s) attached and detached again"),
-            );
+                false,
+                &format!("attach to lo with {what}"),
+                &format!("{n} program(s) attached and detached again {note}"),
+            ),
+            Err(e) => r.line(false, false, &format!("attach to lo with {what}"), e),
         }
-        Err(e) => r.line(false, true, "attach to lo", &format!("{e:#}")),
+    }
+    let mode = match policy {
+        AttachPolicy::Auto if tcx.is_ok() => Ok("tcx (auto: this kernel has TCX links)"),
+        AttachPolicy::Auto if netlink.is_ok() => Ok("netlink (auto: TCX links do not attach here)"),
+        AttachPolicy::Tcx if tcx.is_ok() => Ok("tcx (forced)"),
+        AttachPolicy::Netlink if netlink.is_ok() => Ok("netlink (forced)"),
+        _ => Err("no mechanism apitap run would use attaches here"),
+    };
+    match mode {
+        Ok(m) => r.line(true, true, "attach mode", m),
+        Err(m) => r.line(false, true, "attach mode", m),
+    }
+}
+
+/// apitap filters a killed apitap left behind (removed by the next `apitap run`).
+fn report_stale(r: &mut Report, names: &[String]) {
+    let census = stale::Census::take();
+    let mut found = Vec::new();
+    for name in names {
+        let Some(ifindex) = ifaces::index(name) else {
+            continue;
+        };
+        match stale::find(&census, ifindex) {
+            Ok(fs) if !fs.is_empty() => found.push(format!("{} on {name}", fs.len())),
+            Ok(_) => {}
+            Err(e) => found.push(format!("{name}: cannot list filters ({e})")),
+        }
+    }
+    if found.is_empty() {
+        r.line(true, false, "stale apitap filters", "none");
+    } else {
+        r.line(
+            false,
+            false,
+            "stale apitap filters",
+            &format!(
+                "{} (left by an apitap that was killed; apitap run removes them)",
+                found.join(", ")
+            ),
+        );
     }
 }
 
@@ -210,14 +267,9 @@ fn kernel_config() -> Option<String> {
     None
 }
 
-fn report_interfaces(r: &mut Report, wanted: &[String]) {
-    let names = if wanted.is_empty() {
-        ifaces::up_interfaces()
-    } else {
-        wanted.to_vec()
-    };
+fn report_interfaces(r: &mut Report, names: &[String]) {
     for name in names {
-        match ifaces::framing(&name) {
+        match ifaces::framing(name) {
             None => r.line(
                 false,
                 true,

@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Agent log format: text or json [default: text].
     #[arg(long, env = "APITAP_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// How the classifiers attach: auto (TCX links where the kernel has them, else netlink
+    /// filters), tcx, or netlink [default: auto].
+    #[arg(long, env = "APITAP_ATTACH_MODE", value_enum)]
+    pub attach_mode: Option<crate::capture::AttachPolicy>,
     /// Webhook that receives alert notifications as JSON.
     #[arg(long, env = "APITAP_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
@@ -93,6 +97,9 @@ pub struct CheckArgs {
     /// Interfaces to test (default: every interface that is up).
     #[arg(short = 'i', long = "interface", value_delimiter = ',', num_args = 1..)]
     pub interfaces: Vec<String>,
+    /// The attach mode to report on, as `apitap run --attach-mode` [default: auto].
+    #[arg(long, env = "APITAP_ATTACH_MODE", value_enum, default_value_t)]
+    pub attach_mode: crate::capture::AttachPolicy,
 }
 
 #[cfg(test)]

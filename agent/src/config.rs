@@ -47,6 +47,8 @@ pub struct Config {
     pub ring_bytes: u32,
     /// "text" or "json".
     pub log_format: String,
+    /// How the classifiers attach: auto (TCX links where the kernel has them), tcx, netlink.
+    pub attach_mode: crate::capture::AttachPolicy,
     pub routes: RoutesConfig,
     pub clients: ClientsConfig,
     pub redact: RedactConfig,
@@ -72,6 +74,7 @@ impl Default for Config {
             snap_len: agent_common::DEFAULT_SNAP_LEN,
             ring_bytes: agent_common::DEFAULT_RING_BYTES,
             log_format: "text".into(),
+            attach_mode: crate::capture::AttachPolicy::Auto,
             routes: RoutesConfig::default(),
             clients: ClientsConfig::default(),
             redact: RedactConfig::default(),
@@ -197,6 +200,9 @@ impl Config {
         }
         if let Some(v) = &args.log_format {
             self.log_format = v.clone();
+        }
+        if let Some(v) = args.attach_mode {
+            self.attach_mode = v;
         }
     }
 

@@ -56,8 +56,14 @@ impl Agent {
         let log = std::fs::File::create(dir.path().join("stderr.log"))?;
         let bin = apitap_bin();
         let bin = bin.to_str().context("binary path is not UTF-8")?;
+        // Its own data dir unless the test names one: never the host's /var/lib/apitap, and
+        // two agents never share an embedded store.
+        let data = dir.path().join("data").display().to_string();
         let mut all = vec!["run"];
         all.extend_from_slice(args);
+        if !args.contains(&"--data-dir") {
+            all.extend_from_slice(&["--data-dir", &data]);
+        }
         all.extend_from_slice(&["--listen", listen]);
         let mut cmd = match ns {
             Some(ns) => ns.cmd(bin, &all),
@@ -228,6 +234,17 @@ impl Agent {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Agent {
+    /// SIGKILL, as the OOM killer would: the agent gets no chance to detach anything.
+    pub fn sigkill(&mut self) -> Result<ExitStatus> {
+        let Some(mut child) = self.child.take() else {
+            bail!("agent already stopped");
+        };
+        child.kill().context("SIGKILL")?;
+        Ok(child.wait()?)
     }
 }
 

@@ -10,6 +10,7 @@ pub mod netns;
 pub mod nginx;
 pub mod redis;
 pub mod scenario;
+pub mod tc;
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;

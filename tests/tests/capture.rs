@@ -352,7 +352,7 @@ fn has_clsact(ns: &Netns, ifname: &str) -> bool {
 }
 
 #[test]
-fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
+fn sigterm_detaches_every_netlink_filter_and_removes_only_the_qdiscs_apitap_added() {
     tools();
     let pair = Pair::new().expect("namespaces and veth");
     // A clsact qdisc that exists before apitap starts must survive it.
@@ -360,8 +360,14 @@ fn sigterm_detaches_every_filter_and_removes_only_the_qdiscs_apitap_added() {
         .sh("tc qdisc add dev lo clsact")
         .expect("pre-existing qdisc");
     // Defaults: every interface that is up (and new ones), listening ports discovered and
-    // followed: nginx starts after the agent.
-    let mut agent = Agent::start(Some(&pair.srv), &[], "127.0.0.1:9464").expect("apitap run");
+    // followed: nginx starts after the agent. netlink filters (what `tc filter show` lists and
+    // what needs a qdisc); TCX links are tested in tests/attach.rs.
+    let mut agent = Agent::start(
+        Some(&pair.srv),
+        &["--attach-mode", "netlink"],
+        "127.0.0.1:9464",
+    )
+    .expect("apitap run");
     let nginx = Nginx::start(Some(&pair.srv), &[format!("{}:80", netns::SRV_V4)]).expect("nginx");
     pair.srv
         .sh("ip link add atnew0 type veth peer name atnew1 && ip link set atnew0 up && ip link set atnew1 up")

@@ -31,6 +31,14 @@ pub fn exists(name: &str) -> bool {
     !name.contains('/') && Path::new("/sys/class/net").join(name).exists()
 }
 
+/// The interface's index, or None when there is no such interface.
+pub fn index(name: &str) -> Option<u32> {
+    let c = std::ffi::CString::new(name).ok()?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
 /// The interface's framing, or None when it vanished.
 pub fn framing(name: &str) -> Option<Framing> {
     let ty = read_u32(&Path::new("/sys/class/net").join(name), "type")?;

@@ -13,9 +13,10 @@ pub mod loader;
 mod netlink;
 mod ports;
 mod reader;
+pub mod stale;
 mod stats;
 
-pub use attach::Attacher;
+pub use attach::{AttachMode, AttachPolicy, Attacher};
 pub use batch::SegmentBatch;
 pub use stats::{CaptureStats, StatsSnapshot};
 
@@ -114,7 +115,7 @@ pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch
         );
     }
 
-    let attacher = Arc::new(Mutex::new(Attacher::new(loaded.ebpf)));
+    let attacher = Arc::new(Mutex::new(Attacher::new(loaded.ebpf, cfg.attach_mode)));
     {
         let mut a = attacher.lock().unwrap_or_else(|p| p.into_inner());
         if cfg.interfaces.is_empty() {
@@ -175,6 +176,11 @@ fn publish(stats: &CaptureStats, a: &Attacher) {
         .user
         .interfaces_attached
         .store(a.interfaces() as u64, Relaxed);
+    stats.user.set_attach_mode(a.mode());
+    stats
+        .user
+        .stale_filters_removed
+        .store(a.stale_removed(), Relaxed);
 }
 
 /// Makes the kernel's PORTS map equal to `want`.

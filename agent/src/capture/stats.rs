@@ -4,7 +4,9 @@
 use agent_common::Counter;
 use aya::maps::{MapData, PerCpuArray};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use super::AttachMode;
 
 /// Counters kept by the reader and the attacher.
 #[derive(Debug, Default)]
@@ -16,6 +18,29 @@ pub struct UserCounters {
     pub decode_errors: AtomicU64,
     pub interfaces_attached: AtomicU64,
     pub programs_attached: AtomicU64,
+    /// 0 before the first attach, then 1 for TCX links, 2 for netlink filters.
+    attach_mode: AtomicU8,
+    /// apitap filters left by a killed apitap and removed at attach time.
+    pub stale_filters_removed: AtomicU64,
+}
+
+impl UserCounters {
+    pub fn set_attach_mode(&self, mode: Option<AttachMode>) {
+        let v = match mode {
+            None => 0,
+            Some(AttachMode::Tcx) => 1,
+            Some(AttachMode::Netlink) => 2,
+        };
+        self.attach_mode.store(v, Relaxed);
+    }
+
+    pub fn attach_mode(&self) -> Option<AttachMode> {
+        match self.attach_mode.load(Relaxed) {
+            1 => Some(AttachMode::Tcx),
+            2 => Some(AttachMode::Netlink),
+            _ => None,
+        }
+    }
 }
 
 /// A point-in-time copy of every capture counter.
@@ -34,6 +59,8 @@ pub struct StatsSnapshot {
     pub decode_errors: u64,
     pub interfaces_attached: u64,
     pub programs_attached: u64,
+    pub attach_mode: Option<AttachMode>,
+    pub stale_filters_removed: u64,
 }
 
 /// Cheap to clone; reads the kernel map on every `snapshot()`.
@@ -75,6 +102,8 @@ impl CaptureStats {
             decode_errors: u.decode_errors.load(Relaxed),
             interfaces_attached: u.interfaces_attached.load(Relaxed),
             programs_attached: u.programs_attached.load(Relaxed),
+            attach_mode: u.attach_mode(),
+            stale_filters_removed: u.stale_filters_removed.load(Relaxed),
         }
     }
 }

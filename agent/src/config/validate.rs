@@ -40,6 +40,7 @@ pub fn flag_of(key: &str) -> String {
         "snap_len" => ("--snap-len", "APITAP_SNAP_LEN"),
         "ring_bytes" => ("--ring-bytes", "APITAP_RING_BYTES"),
         "log_format" => ("--log-format", "APITAP_LOG_FORMAT"),
+        "attach_mode" => ("--attach-mode", "APITAP_ATTACH_MODE"),
         _ if key == "alerts.webhook" => ("--alert-webhook", "APITAP_ALERT_WEBHOOK"),
         _ if key == "alerts.alertmanager_url" => ("--alertmanager-url", "APITAP_ALERTMANAGER_URL"),
         _ => return format!("invalid configuration ({key})"),

@@ -28,7 +28,7 @@ fn metric(
 pub fn capture(s: &StatsSnapshot) -> Vec<SelfMetric> {
     use MetricKind::{Counter, Gauge};
     let c = |name: &str, help: &str, v: u64| metric(name, help, Counter, &[], v as f64);
-    vec![
+    let mut m = vec![
         c(
             "apitap_packets_seen_total",
             "Packets the classifiers ran on.",
@@ -99,7 +99,22 @@ pub fn capture(s: &StatsSnapshot) -> Vec<SelfMetric> {
             &[],
             s.interfaces_attached as f64,
         ),
-    ]
+        c(
+            "apitap_stale_filters_removed_total",
+            "TC filters left by a killed apitap and removed at attach time.",
+            s.stale_filters_removed,
+        ),
+    ];
+    if let Some(mode) = s.attach_mode {
+        m.push(metric(
+            "apitap_attach_mode",
+            "How the classifiers are attached: tcx (BPF links owned by the process) or netlink (filters on the clsact qdisc).",
+            Gauge,
+            &[("mode", mode.as_str())],
+            1.0,
+        ));
+    }
+    m
 }
 
 /// `apitap_build_info{version} 1`.

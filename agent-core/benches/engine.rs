@@ -1,115 +1,58 @@
-//! Engine throughput on a synthetic keep-alive stream of small GET exchanges (one connection,
-//! one request segment and one response segment per exchange, as a loopback capture sees them).
+//! Cost per transaction of the analysis path on synthetic loopback traffic (see
+//! `common::traffic`): the engine alone, and the whole pipeline (engine, router, aggregator),
+//! for wrk's steady state (keep-alive on a few connections) and for ab without -k (a new
+//! connection per request).
 //!
 //! `cargo bench -p agent-core --bench engine`
 
+mod common;
+
 use agent_core::engine::{Engine, EngineConfig};
-use agent_core::{Direction, Segment, TcpFlags};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use agent_core::pipeline::{Pipeline, PipelineConfig};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::net::SocketAddr;
 
-const EXCHANGES: usize = 10_000;
+/// (name, connections, exchanges per connection)
+const SHAPES: [(&str, usize, usize); 2] =
+    [("keep_alive", 8, 1_250), ("conn_per_request", 2_000, 1)];
 
-struct Owned {
-    ts: u64,
-    dir: Direction,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    data: Vec<u8>,
-}
-
-fn stream(n: usize) -> Vec<Owned> {
-    let mut segs = Vec::with_capacity(2 * n + 2);
-    let (mut c, mut s) = (1_000u32, 5_000_000u32);
-    let mut ts = 1_795_585_921_000_000_000u64;
-    segs.push(Owned {
-        ts,
-        dir: Direction::ToServer,
-        seq: c,
-        ack: 0,
-        flags: TcpFlags::SYN,
-        data: Vec::new(),
-    });
-    segs.push(Owned {
-        ts,
-        dir: Direction::ToClient,
-        seq: s,
-        ack: c + 1,
-        flags: TcpFlags::SYN | TcpFlags::ACK,
-        data: Vec::new(),
-    });
-    c += 1;
-    s += 1;
-    for i in 0..n {
-        let req = format!(
-            "GET /api/users/{i}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: wrk/4\r\nAccept: */*\r\n\r\n"
-        );
-        let resp = "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
-        ts += 20_000;
-        let flags = TcpFlags::ACK | TcpFlags::PSH;
-        segs.push(Owned {
-            ts,
-            dir: Direction::ToServer,
-            seq: c,
-            ack: s,
-            flags,
-            data: req.into_bytes(),
-        });
-        c = c.wrapping_add(segs.last().map_or(0, |o| o.data.len() as u32));
-        ts += 80_000;
-        segs.push(Owned {
-            ts,
-            dir: Direction::ToClient,
-            seq: s,
-            ack: c,
-            flags,
-            data: resp.as_bytes().to_vec(),
-        });
-        s = s.wrapping_add(resp.len() as u32);
-    }
-    segs
-}
-
-fn keep_alive(cr: &mut Criterion) {
-    let segs = stream(EXCHANGES);
-    let bytes: u64 = segs.iter().map(|o| o.data.len() as u64).sum();
-    let client = SocketAddr::from(([192, 0, 2, 1], 40000));
-    let server = SocketAddr::from(([192, 0, 2, 2], 8080));
-    let mut group = cr.benchmark_group("engine");
-    for (name, throughput) in [
-        ("keep_alive_tx", Throughput::Elements(EXCHANGES as u64)),
-        ("keep_alive_bytes", Throughput::Bytes(bytes)),
-    ] {
-        group.throughput(throughput);
-        group.bench_function(name, |b| {
-            let mut out = Vec::with_capacity(EXCHANGES);
+fn per_transaction(cr: &mut Criterion) {
+    let mut group = cr.benchmark_group("per_tx");
+    for (shape, conns, per_conn) in SHAPES {
+        let segs = common::traffic(conns, per_conn);
+        let txs = (conns * per_conn) as u64;
+        group.throughput(Throughput::Elements(txs));
+        group.bench_function(BenchmarkId::new("engine", shape), |b| {
+            let mut out = Vec::with_capacity(txs as usize);
             b.iter(|| {
                 let mut engine = Engine::new(EngineConfig::default());
                 out.clear();
                 for o in &segs {
-                    let seg = Segment {
-                        ts_ns: o.ts,
-                        client,
-                        server,
-                        direction: o.dir,
-                        seq: o.seq,
-                        ack: o.ack,
-                        flags: TcpFlags(o.flags),
-                        payload_len: o.data.len() as u32,
-                        payload: &o.data,
-                    };
-                    engine.ingest(&seg, &mut out);
+                    engine.ingest(&o.segment(), &mut out);
                     engine.advance(o.ts, &mut out);
                 }
-                assert_eq!(out.len(), EXCHANGES, "every exchange is recorded");
+                assert_eq!(out.len() as u64, txs, "every exchange is recorded");
                 black_box(&out);
+            });
+        });
+        group.bench_function(BenchmarkId::new("pipeline", shape), |b| {
+            b.iter(|| {
+                let mut p = Pipeline::new(PipelineConfig::default()).expect("default config");
+                let mut n = 0u64;
+                let mut sink = |t: &agent_core::Transaction| {
+                    n += 1;
+                    black_box(t);
+                };
+                for o in &segs {
+                    p.ingest(&o.segment(), &mut sink);
+                    p.advance(o.ts, &mut sink);
+                }
+                assert_eq!(n, txs, "every exchange is recorded");
             });
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, keep_alive);
+criterion_group!(benches, per_transaction);
 criterion_main!(benches);

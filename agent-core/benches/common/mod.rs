@@ -1,0 +1,150 @@
+//! Synthetic loopback traffic for the benches and the allocation test: what the engine sees when
+//! wrk or ab drives nginx (one request segment and one response segment per exchange).
+#![allow(dead_code)] // each bench uses a part
+
+use agent_core::{Direction, Segment, TcpFlags};
+use std::net::SocketAddr;
+
+const T0: u64 = 1_795_585_921_000_000_000;
+
+/// One captured segment, owned.
+pub struct Owned {
+    pub ts: u64,
+    pub client: SocketAddr,
+    pub dir: Direction,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub data: Vec<u8>,
+}
+
+pub const SERVER: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)),
+    8080,
+);
+
+impl Owned {
+    pub fn segment(&self) -> Segment<'_> {
+        Segment {
+            ts_ns: self.ts,
+            client: self.client,
+            server: SERVER,
+            direction: self.dir,
+            seq: self.seq,
+            ack: self.ack,
+            flags: TcpFlags(self.flags),
+            payload_len: self.data.len() as u32,
+            payload: &self.data,
+        }
+    }
+}
+
+/// A request as wrk sends it by default, with a path that varies like an id.
+pub fn request(i: usize) -> Vec<u8> {
+    format!(
+        "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: wrk/4\r\nAccept: */*\r\n\r\n",
+        i % 1000
+    )
+    .into_bytes()
+}
+
+pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
+
+/// One connection's state while generating.
+struct Conn {
+    client: SocketAddr,
+    c: u32,
+    s: u32,
+}
+
+/// `connections` connections, each opened with a handshake, carrying `per_conn` keep-alive
+/// exchanges, interleaved round-robin, then closed by FIN both ways. `per_conn = 1` is ab
+/// without -k; one connection with many exchanges is wrk's steady state.
+pub fn traffic(connections: usize, per_conn: usize) -> Vec<Owned> {
+    let mut segs = Vec::with_capacity(connections * (2 * per_conn + 5));
+    let mut ts = T0;
+    let mut conns: Vec<Conn> = (0..connections)
+        .map(|i| Conn {
+            client: SocketAddr::from(([192, 0, 2, 1], 10_000 + (i % 50_000) as u16)),
+            c: 1_000 + i as u32 * 7_919,
+            s: 5_000_000 + i as u32 * 104_729,
+        })
+        .collect();
+    for k in &mut conns {
+        ts += 1_000;
+        segs.push(Owned {
+            ts,
+            client: k.client,
+            dir: Direction::ToServer,
+            seq: k.c,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            data: Vec::new(),
+        });
+        segs.push(Owned {
+            ts,
+            client: k.client,
+            dir: Direction::ToClient,
+            seq: k.s,
+            ack: k.c + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            data: Vec::new(),
+        });
+        k.c += 1;
+        k.s += 1;
+    }
+    let flags = TcpFlags::ACK | TcpFlags::PSH;
+    let mut n = 0;
+    for _ in 0..per_conn {
+        for k in &mut conns {
+            let req = request(n);
+            n += 1;
+            ts += 20_000;
+            let len = req.len() as u32;
+            segs.push(Owned {
+                ts,
+                client: k.client,
+                dir: Direction::ToServer,
+                seq: k.c,
+                ack: k.s,
+                flags,
+                data: req,
+            });
+            k.c = k.c.wrapping_add(len);
+            ts += 80_000;
+            segs.push(Owned {
+                ts,
+                client: k.client,
+                dir: Direction::ToClient,
+                seq: k.s,
+                ack: k.c,
+                flags,
+                data: RESPONSE.to_vec(),
+            });
+            k.s = k.s.wrapping_add(RESPONSE.len() as u32);
+        }
+    }
+    for k in &conns {
+        ts += 1_000;
+        let fin = TcpFlags::FIN | TcpFlags::ACK;
+        segs.push(Owned {
+            ts,
+            client: k.client,
+            dir: Direction::ToServer,
+            seq: k.c,
+            ack: k.s,
+            flags: fin,
+            data: Vec::new(),
+        });
+        segs.push(Owned {
+            ts,
+            client: k.client,
+            dir: Direction::ToClient,
+            seq: k.s,
+            ack: k.c + 1,
+            flags: fin,
+            data: Vec::new(),
+        });
+    }
+    segs
+}

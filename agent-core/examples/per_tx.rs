@@ -1,0 +1,69 @@
+//! Drives the synthetic loopback traffic of the benches through the engine or the whole
+//! pipeline `REPS` times, for counting with `perf stat` (instructions and cycles are far less
+//! disturbed by a busy machine than wall time):
+//!
+//! ```text
+//! cargo build --release -p agent-core --example per_tx
+//! perf stat -e instructions:u,cycles:u target/release/examples/per_tx pipeline keep_alive 20
+//! perf stat -e instructions:u,cycles:u target/release/examples/per_tx pipeline keep_alive 0
+//! ```
+//! (the difference over the transactions it prints is the cost per transaction).
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use agent_core::engine::{Engine, EngineConfig};
+use agent_core::pipeline::{Pipeline, PipelineConfig};
+use std::hint::black_box;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (stage, shape, reps) = match args.as_slice() {
+        [_, stage, shape, reps] => (stage.as_str(), shape.as_str(), reps.parse().unwrap_or(1)),
+        _ => {
+            eprintln!("usage: per_tx engine|pipeline keep_alive|conn_per_request REPS");
+            std::process::exit(2);
+        }
+    };
+    let (conns, per_conn) = match shape {
+        "conn_per_request" => (2_000, 1),
+        _ => (8, 1_250),
+    };
+    let segs = common::traffic(conns, per_conn);
+    let started = Instant::now();
+    let mut txs = 0u64;
+    for _ in 0..reps {
+        match stage {
+            "engine" => {
+                let mut engine = Engine::new(EngineConfig::default());
+                let mut out = Vec::with_capacity(64);
+                for o in &segs {
+                    engine.ingest(&o.segment(), &mut out);
+                    engine.advance(o.ts, &mut out);
+                    txs += out.len() as u64;
+                    black_box(&out);
+                    out.clear();
+                }
+            }
+            _ => {
+                let mut p = Pipeline::new(PipelineConfig::default()).unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    std::process::exit(1)
+                });
+                for o in &segs {
+                    p.ingest(&o.segment(), &mut |t| {
+                        txs += 1;
+                        black_box(t);
+                    });
+                    p.advance(o.ts, &mut |_| txs += 1);
+                }
+            }
+        }
+    }
+    let ns = started.elapsed().as_nanos() as f64;
+    println!(
+        "{stage} {shape}: {txs} transactions, {:.0} ns per transaction (wall)",
+        if txs > 0 { ns / txs as f64 } else { 0.0 }
+    );
+}

@@ -1,0 +1,105 @@
+//! Heap allocations on the hot path, counted by a wrapping global allocator (this test binary
+//! only). The common path is a keep-alive GET answered 200 with a Content-Length body, on a
+//! route and by a client already known: it must not allocate at all, in the engine or in the
+//! whole pipeline (router and aggregator included). A new connection may allocate a bounded
+//! few times (its parser state), never per request.
+//!
+//! `cargo test -p agent-core --test allocations -- --nocapture` prints the figures.
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use agent_core::Transaction;
+use agent_core::engine::{Engine, EngineConfig};
+use agent_core::pipeline::{Pipeline, PipelineConfig};
+
+struct Counting;
+
+thread_local! {
+    /// Allocations made by this thread (only this thread's work is measured).
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        let _ = BYTES.try_with(|c| c.set(c.get() + layout.size() as u64));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        let _ = BYTES.try_with(|c| c.set(c.get() + new_size as u64));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// Allocations per transaction over the second half of `segs` (the first half warms up
+/// routes, series, clients and buffers), through `feed`.
+fn per_tx(segs: &[common::Owned], mut feed: impl FnMut(&common::Owned) -> u64) -> f64 {
+    let half = segs.len() / 2;
+    for o in &segs[..half] {
+        feed(o);
+    }
+    let before = allocs();
+    let txs: u64 = segs[half..].iter().map(&mut feed).sum();
+    assert!(txs > 0);
+    (allocs() - before) as f64 / txs as f64
+}
+
+fn engine_per_tx(segs: &[common::Owned]) -> f64 {
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out: Vec<Transaction> = Vec::with_capacity(64);
+    per_tx(segs, |o| {
+        engine.ingest(&o.segment(), &mut out);
+        engine.advance(o.ts, &mut out);
+        let n = out.len() as u64;
+        out.clear();
+        n
+    })
+}
+
+fn pipeline_per_tx(segs: &[common::Owned]) -> f64 {
+    let mut p = Pipeline::new(PipelineConfig::default()).expect("default config");
+    per_tx(segs, |o| {
+        let mut n = 0;
+        p.ingest(&o.segment(), &mut |_| n += 1);
+        p.advance(o.ts, &mut |_| n += 1);
+        n
+    })
+}
+
+#[test]
+fn allocations_per_request() {
+    let keep_alive = common::traffic(8, 2_000);
+    let per_conn = common::traffic(4_000, 1);
+    let figures = [
+        ("engine, keep-alive", engine_per_tx(&keep_alive)),
+        ("pipeline, keep-alive", pipeline_per_tx(&keep_alive)),
+        ("engine, connection per request", engine_per_tx(&per_conn)),
+        (
+            "pipeline, connection per request",
+            pipeline_per_tx(&per_conn),
+        ),
+    ];
+    for (what, n) in figures {
+        println!("allocations per request, {what}: {n:.2}");
+    }
+}

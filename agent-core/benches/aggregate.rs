@@ -22,14 +22,14 @@ fn workload(n: usize) -> Vec<Transaction> {
         .map(|i| Transaction {
             start_ns: T0 + i as u64 * 1_000_000,
             method: Some(methods[i % 3].into()),
-            path: Some(format!("/api/v1/resource{}/{}", i % 40, i * 7919 % 100_000)),
-            route: Some(format!("/api/v1/resource{}/{{id}}", i % 40)),
+            path: Some(format!("/api/v1/resource{}/{}", i % 40, i * 7919 % 100_000).into()),
+            route: Some(format!("/api/v1/resource{}/{{id}}", i % 40).into()),
             status: Some(statuses[i % statuses.len()]),
             duration_ns: Some(50_000 + (i as u64 * 2_654_435_761) % 500_000_000),
             request_body_size: Some((i % 5) as u64 * 100),
             response_body_size: Some(200 + (i % 13) as u64 * 512),
             service: "port-8080".into(),
-            client_id: Some(format!("key:{:08x}", i % 300)),
+            client_id: Some(format!("key:{:08x}", i % 300).into()),
             ..Default::default()
         })
         .collect()

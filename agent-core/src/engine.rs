@@ -161,6 +161,8 @@ pub struct Engine {
     stats: EngineStats,
     flows: FlowTable<Flow>,
     next_sweep_ns: u64,
+    /// The flow indices a sweep walks (kept: a sweep does not allocate).
+    walk: Vec<u32>,
 }
 
 impl Engine {
@@ -170,6 +172,7 @@ impl Engine {
             stats: EngineStats::default(),
             flows: FlowTable::default(),
             next_sweep_ns: 0,
+            walk: Vec::new(),
         }
     }
 
@@ -184,10 +187,7 @@ impl Engine {
         st.segments += 1;
         st.payload_bytes += u64::from(seg.payload_len);
         st.uncopied_bytes += u64::from(seg.uncopied_len());
-        let key = FlowKey {
-            client: seg.client,
-            server: seg.server,
-        };
+        let key = FlowKey::new(seg.client, seg.server);
         let idx = match self.flows.find(&key) {
             Some(idx)
                 if self
@@ -232,8 +232,8 @@ impl Engine {
             self.evict(oldest, ErrorType::CaptureGap, out);
             self.stats.flows.evicted_budget += 1;
         }
-        let service = self.cfg.service_name(key.server.port());
-        let meta = ConnMeta::new(key.client, key.server, service);
+        let service = self.cfg.service_name(seg.server.port());
+        let meta = ConnMeta::new(seg.client, seg.server, service);
         self.stats.flows.opened += 1;
         let idx = self
             .flows
@@ -298,7 +298,9 @@ impl Engine {
             self.evict(oldest, ErrorType::Timeout, out);
             self.stats.flows.evicted_idle += 1;
         }
-        for idx in self.flows.indices() {
+        let mut walk = std::mem::take(&mut self.walk);
+        self.flows.indices_into(&mut walk);
+        for &idx in &walk {
             let Some(flow) = self.flows.get_mut(idx) else {
                 continue;
             };
@@ -307,6 +309,7 @@ impl Engine {
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);
         }
+        self.walk = walk;
     }
 
     /// End of input (replay EOF or shutdown): held out-of-order data is forced through (the

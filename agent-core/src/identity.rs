@@ -7,6 +7,7 @@
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// Longest `sub:` value kept (characters after `sub:`).
@@ -145,11 +146,12 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
 }
 
 /// Header text kept for a record: lossy UTF-8, control characters dropped, at most `max` chars.
-pub fn bounded_header(value: &[u8], max: usize) -> Option<String> {
+/// Printable ASCII within the bound (the usual case) is borrowed, not copied.
+pub fn bounded_header(value: &[u8], max: usize) -> Option<Cow<'_, str>> {
     let trimmed = value.trim_ascii();
     if trimmed.len() <= max && trimmed.iter().all(|b| (0x20..0x7f).contains(b)) {
-        // Printable ASCII (the usual case): no decoding or filtering needed.
-        return (!trimmed.is_empty()).then(|| String::from_utf8_lossy(trimmed).into_owned());
+        // Printable ASCII: no decoding or filtering needed.
+        return (!trimmed.is_empty()).then(|| String::from_utf8_lossy(trimmed));
     }
     let text = String::from_utf8_lossy(value);
     let clean: String = text
@@ -158,7 +160,7 @@ pub fn bounded_header(value: &[u8], max: usize) -> Option<String> {
         .filter(|c| !c.is_control())
         .take(max)
         .collect();
-    (!clean.is_empty()).then_some(clean)
+    (!clean.is_empty()).then_some(Cow::Owned(clean))
 }
 
 fn bounded(s: &str, max: usize) -> &str {

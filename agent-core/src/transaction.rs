@@ -2,6 +2,7 @@
 //! Serializes to the per-request record of SPEC.md with OpenTelemetry attribute names.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -67,13 +68,15 @@ impl Rpc {
 pub struct Transaction {
     /// First request byte, nanoseconds since the UNIX epoch.
     pub start_ns: u64,
-    pub method: Option<String>,
-    /// Path without the query string, as sent (percent-encoding kept).
-    pub path: Option<String>,
+    /// The standard methods are static; others are copied.
+    pub method: Option<Cow<'static, str>>,
+    /// Path without the query string, as sent (percent-encoding kept). Text fields are shared
+    /// (`Arc<str>`): a connection repeating a value, or the router's template, costs no copy.
+    pub path: Option<Arc<str>>,
     /// Query string after redaction of configured keys, without the `?`.
-    pub query: Option<String>,
+    pub query: Option<Arc<str>>,
     /// Route template (`/api/users/{id}`); set by the route stage, `None` from the engine.
-    pub route: Option<String>,
+    pub route: Option<Arc<str>>,
     pub status: Option<u16>,
     /// "1.0", "1.1" or "2".
     pub version: Option<&'static str>,
@@ -93,9 +96,9 @@ pub struct Transaction {
     pub server: Option<SocketAddr>,
     /// `port-<server port>` unless configured otherwise; shared by every record of a flow.
     pub service: Arc<str>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// API consumer: `key:<short hash>`, `sub:<jwt sub>` or the client IP (SPEC "client").
-    pub client_id: Option<String>,
+    pub client_id: Option<Arc<str>>,
     /// From X-Request-ID.
     pub request_id: Option<String>,
     /// From W3C traceparent.
@@ -134,7 +137,7 @@ pub struct ConnMeta {
     /// The server's service name.
     pub service: Arc<str>,
     /// The client IP as text (the default `client.id`), formatted once per flow.
-    pub client_ip: String,
+    pub client_ip: Arc<str>,
 }
 
 impl ConnMeta {
@@ -143,7 +146,7 @@ impl ConnMeta {
             client,
             server,
             service,
-            client_ip: client.ip().to_string(),
+            client_ip: Arc::from(client.ip().to_string()),
         }
     }
 
@@ -155,7 +158,7 @@ impl ConnMeta {
             client: Some(self.client),
             server: Some(self.server),
             service: Arc::clone(&self.service),
-            client_id: Some(self.client_ip.clone()),
+            client_id: Some(Arc::clone(&self.client_ip)),
             ..Transaction::default()
         }
     }
@@ -166,9 +169,9 @@ impl Serialize for Transaction {
         let mut m = s.serialize_map(Some(22 + if self.rpc.is_some() { 4 } else { 0 }))?;
         m.serialize_entry("timestamp", &crate::time::rfc3339_micros(self.start_ns))?;
         m.serialize_entry("http.request.method", &self.method)?;
-        m.serialize_entry("url.path", &self.path)?;
-        m.serialize_entry("url.query", &self.query)?;
-        m.serialize_entry("http.route", &self.route)?;
+        m.serialize_entry("url.path", &self.path.as_deref())?;
+        m.serialize_entry("url.query", &self.query.as_deref())?;
+        m.serialize_entry("http.route", &self.route.as_deref())?;
         m.serialize_entry("http.response.status_code", &self.status)?;
         m.serialize_entry("network.protocol.version", &self.version)?;
         m.serialize_entry("duration_s", &self.duration_s())?;
@@ -180,8 +183,8 @@ impl Serialize for Transaction {
         m.serialize_entry("server.address", &self.server.map(|a| a.ip()))?;
         m.serialize_entry("server.port", &self.server.map(|a| a.port()))?;
         m.serialize_entry("service.name", &*self.service)?;
-        m.serialize_entry("user_agent.original", &self.user_agent)?;
-        m.serialize_entry("client.id", &self.client_id)?;
+        m.serialize_entry("user_agent.original", &self.user_agent.as_deref())?;
+        m.serialize_entry("client.id", &self.client_id.as_deref())?;
         m.serialize_entry("request.id", &self.request_id)?;
         m.serialize_entry("trace.id", &self.trace_id)?;
         m.serialize_entry("span.parent_id", &self.parent_span_id)?;

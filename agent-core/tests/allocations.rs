@@ -4,7 +4,8 @@
 //! whole pipeline (router and aggregator included). A new connection may allocate a bounded
 //! few times (its parser state), never per request.
 //!
-//! `cargo test -p agent-core --test allocations -- --nocapture` prints the figures.
+//! `cargo test -p agent-core --test allocations -- --nocapture --test-threads 1` prints the
+//! figures (each test counts its own thread's allocations only).
 
 #[path = "../benches/common/mod.rs"]
 mod common;
@@ -12,9 +13,9 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use agent_core::Transaction;
 use agent_core::engine::{Engine, EngineConfig};
 use agent_core::pipeline::{Pipeline, PipelineConfig};
+use agent_core::{TcpFlags, Transaction};
 
 struct Counting;
 
@@ -52,17 +53,29 @@ fn allocs() -> u64 {
 }
 
 /// Allocations per transaction over the second half of `segs` (the first half warms up
-/// routes, series, clients and buffers), through `feed`.
+/// routes, series, clients and buffers), through `feed`. Keep-alive traffic ends with its
+/// connections' FINs: closing a connection is not a request, so those are left out.
 fn per_tx(segs: &[common::Owned], mut feed: impl FnMut(&common::Owned) -> u64) -> f64 {
     let half = segs.len() / 2;
+    let end = if segs.len() > 2 * KEEP_ALIVE_CONNS + 1 && segs[half].flags & TcpFlags::SYN == 0 {
+        segs.len() - 2 * KEEP_ALIVE_CONNS
+    } else {
+        segs.len()
+    };
     for o in &segs[..half] {
         feed(o);
     }
     let before = allocs();
-    let txs: u64 = segs[half..].iter().map(&mut feed).sum();
+    let txs: u64 = segs[half..end].iter().map(&mut feed).sum();
     assert!(txs > 0);
-    (allocs() - before) as f64 / txs as f64
+    let spent = allocs() - before;
+    segs[end..].iter().for_each(|o| {
+        feed(o);
+    });
+    spent as f64 / txs as f64
 }
+
+const KEEP_ALIVE_CONNS: usize = 8;
 
 fn engine_per_tx(segs: &[common::Owned]) -> f64 {
     let mut engine = Engine::new(EngineConfig::default());
@@ -87,19 +100,36 @@ fn pipeline_per_tx(segs: &[common::Owned]) -> f64 {
 }
 
 #[test]
-fn allocations_per_request() {
-    let keep_alive = common::traffic(8, 2_000);
-    let per_conn = common::traffic(4_000, 1);
-    let figures = [
-        ("engine, keep-alive", engine_per_tx(&keep_alive)),
-        ("pipeline, keep-alive", pipeline_per_tx(&keep_alive)),
-        ("engine, connection per request", engine_per_tx(&per_conn)),
-        (
-            "pipeline, connection per request",
-            pipeline_per_tx(&per_conn),
-        ),
-    ];
-    for (what, n) in figures {
-        println!("allocations per request, {what}: {n:.2}");
-    }
+fn a_keep_alive_request_on_a_known_path_allocates_nothing() {
+    let traffic = common::traffic_over(KEEP_ALIVE_CONNS, 2_000, 1);
+    let engine = engine_per_tx(&traffic);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!(
+        "allocations per request, keep-alive, one path: engine {engine:.2}, pipeline {pipeline:.2}"
+    );
+    assert_eq!(engine, 0.0);
+    assert_eq!(pipeline, 0.0);
+}
+
+#[test]
+fn a_request_on_a_new_path_allocates_only_the_path() {
+    let traffic = common::traffic(KEEP_ALIVE_CONNS, 2_000);
+    let engine = engine_per_tx(&traffic);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!(
+        "allocations per request, keep-alive, {} paths: engine {engine:.2}, pipeline {pipeline:.2}",
+        common::PATHS
+    );
+    assert!(engine <= 1.0 && pipeline <= 1.0, "{engine} {pipeline}");
+}
+
+#[test]
+fn a_connection_allocates_a_bounded_few_times() {
+    let traffic = common::traffic(4_000, 1);
+    let engine = engine_per_tx(&traffic);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!(
+        "allocations per connection of one request: engine {engine:.2}, pipeline {pipeline:.2}"
+    );
+    assert!(pipeline <= 6.0, "{pipeline}");
 }

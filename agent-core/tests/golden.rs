@@ -143,12 +143,12 @@ fn redact(uri: &str) -> String {
 fn as_log_line(t: &Transaction) -> LogLine {
     let uri = match (&t.path, &t.query) {
         (Some(p), Some(q)) => format!("{p}?{q}"),
-        (Some(p), None) => p.clone(),
+        (Some(p), None) => p.to_string(),
         (None, _) => String::new(),
     };
     LogLine {
         port: t.client.map_or(0, |c| c.port()),
-        method: t.method.clone().unwrap_or_default(),
+        method: t.method.as_deref().unwrap_or_default().to_string(),
         uri,
         status: t.status.unwrap_or(0),
         request_length: t.request_wire_bytes,

@@ -136,12 +136,12 @@ fn redact(uri: &str) -> String {
 fn exchange(t: &Transaction) -> Exchange {
     let uri = match (&t.path, &t.query) {
         (Some(p), Some(q)) => format!("{p}?{q}"),
-        (Some(p), None) => p.clone(),
+        (Some(p), None) => p.to_string(),
         (None, _) => String::new(),
     };
     (
         t.client.map_or(0, |c| c.port()),
-        t.method.clone().unwrap_or_default(),
+        t.method.as_deref().unwrap_or_default().to_string(),
         uri,
         t.status.unwrap_or(0),
         t.response_body_size.unwrap_or(u64::MAX),
@@ -236,7 +236,7 @@ fn grpc_calls_match_the_server_log_and_the_client_results() {
                 "/shop.Catalog/{}",
                 rpc.method.as_deref().unwrap_or("")
             )),
-            t.path
+            t.path.as_deref().map(String::from)
         );
         assert_eq!(t.route, None, "the engine leaves routes to the route stage");
     }

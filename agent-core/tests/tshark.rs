@@ -96,7 +96,10 @@ fn agree_with_tshark(paths: Vec<PathBuf>) {
         ports.sort_unstable();
         ports.dedup();
 
-        let mut methods: Vec<String> = txs.iter().filter_map(|t| t.method.clone()).collect();
+        let mut methods: Vec<String> = txs
+            .iter()
+            .filter_map(|t| t.method.as_deref().map(String::from))
+            .collect();
         methods.sort();
         let mut statuses: Vec<String> = txs
             .iter()

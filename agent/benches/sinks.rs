@@ -90,7 +90,7 @@ fn log_txn(i: u64) -> Transaction {
     Transaction {
         start_ns: 1_795_585_921_000_000_000 + i * 1_000_000,
         method: Some("GET".into()),
-        path: Some(format!("/api/users/{i}")),
+        path: Some(format!("/api/users/{i}").into()),
         route: Some("/api/users/{id}".into()),
         status: Some(200),
         version: Some("1.1"),
@@ -192,8 +192,8 @@ async fn store() {
         .map(|i| Transaction {
             start_ns: now,
             method: Some("GET".into()),
-            route: Some(format!("/api/r{}/{{id}}", i % 100)),
-            client_id: Some(format!("key:{i:04}")),
+            route: Some(format!("/api/r{}/{{id}}", i % 100).into()),
+            client_id: Some(format!("key:{i:04}").into()),
             ..Transaction::default()
         })
         .collect();

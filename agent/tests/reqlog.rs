@@ -17,7 +17,7 @@ fn txn(i: u64, status: u16, duration_ms: u64) -> Transaction {
     Transaction {
         start_ns: 1_795_585_921_000_000_000 + i * 1_000_000,
         method: Some("GET".into()),
-        path: Some(format!("/api/users/{i}")),
+        path: Some(format!("/api/users/{i}").into()),
         route: Some("/api/users/{id}".into()),
         status: Some(status),
         version: Some("1.1"),

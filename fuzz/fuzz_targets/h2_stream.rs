@@ -120,7 +120,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|t| {
                 (
-                    t.path.clone().unwrap_or_default(),
+                    t.path.as_deref().unwrap_or_default().to_string(),
                     t.status.unwrap_or(0),
                     t.response_body_size.unwrap_or(0),
                 )

@@ -39,11 +39,14 @@ impl Owned {
     }
 }
 
-/// A request as wrk sends it by default, with a path that varies like an id.
-pub fn request(i: usize) -> Vec<u8> {
+/// Distinct paths of the default traffic (`/api/users/0` … `/api/users/999`).
+pub const PATHS: usize = 1000;
+
+/// A request as wrk sends it, with a path that varies like an id over `paths` values.
+pub fn request(i: usize, paths: usize) -> Vec<u8> {
     format!(
         "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: wrk/4\r\nAccept: */*\r\n\r\n",
-        i % 1000
+        i % paths.max(1)
     )
     .into_bytes()
 }
@@ -61,6 +64,11 @@ struct Conn {
 /// exchanges, interleaved round-robin, then closed by FIN both ways. `per_conn = 1` is ab
 /// without -k; one connection with many exchanges is wrk's steady state.
 pub fn traffic(connections: usize, per_conn: usize) -> Vec<Owned> {
+    traffic_over(connections, per_conn, PATHS)
+}
+
+/// [`traffic`] over `paths` distinct paths.
+pub fn traffic_over(connections: usize, per_conn: usize, paths: usize) -> Vec<Owned> {
     let mut segs = Vec::with_capacity(connections * (2 * per_conn + 5));
     let mut ts = T0;
     let mut conns: Vec<Conn> = (0..connections)
@@ -97,7 +105,7 @@ pub fn traffic(connections: usize, per_conn: usize) -> Vec<Owned> {
     let mut n = 0;
     for _ in 0..per_conn {
         for k in &mut conns {
-            let req = request(n);
+            let req = request(n, paths);
             n += 1;
             ts += 20_000;
             let len = req.len() as u32;

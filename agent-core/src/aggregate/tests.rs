@@ -9,7 +9,7 @@ const T0: u64 = 1_795_585_921_000_000_000;
 fn tx(method: &str, route: &str, status: Option<u16>, ms: u64) -> Transaction {
     Transaction {
         start_ns: T0,
-        method: Some(method.into()),
+        method: Some(method.to_owned().into()),
         path: Some(route.into()),
         route: Some(route.into()),
         status,
@@ -382,7 +382,7 @@ fn collapsing_relabels_but_never_loses_counts(#[case] cfg: AggregateConfig) {
         a.record(&Transaction {
             start_ns: T0 + i * 50_000_000,
             service: format!("port-{}", 8000 + next(4)).into(),
-            client_id: Some(format!("c{}", next(40))),
+            client_id: Some(format!("c{}", next(40)).into()),
             error,
             ..tx(
                 ["GET", "POST", "PATCH"][next(3) as usize],

@@ -58,6 +58,7 @@ pub enum HeadVerdict {
 
 pub trait Handler {
     fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict;
+    /// A complete head (`head` ends with its empty line).
     fn on_head(
         &mut self,
         head: &[u8],
@@ -65,6 +66,17 @@ pub trait Handler {
         ts: u64,
         stats: &mut HttpStats,
     ) -> HeadVerdict;
+    /// One pass over bytes at a message start that may hold a whole head and more: when they
+    /// begin with a complete, valid head, handles it as [`on_head`](Self::on_head) would (and
+    /// sets `meta.head_len`) and returns its length; `None` when they hold only part of a head
+    /// or an invalid one (the framer then finds the end of the head itself).
+    fn on_head_prefix(
+        &mut self,
+        bytes: &[u8],
+        meta: &mut MsgMeta,
+        ts: u64,
+        stats: &mut HttpStats,
+    ) -> Option<(usize, HeadVerdict)>;
     fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut HttpStats);
     /// Framing was lost (gap, uncopied head bytes, bad chunk); `partial` holds head bytes read.
     fn on_lost(
@@ -231,7 +243,8 @@ impl Framer {
         }
     }
 
-    /// Head bytes: parses straight from `d` when the whole head is there, else buffers.
+    /// Head bytes: parses straight from `d` when the whole head is there (one pass: the parse
+    /// finds its end), else buffers.
     fn head_data<'d>(
         &mut self,
         d: &'d [u8],
@@ -239,12 +252,18 @@ impl Framer {
         h: &mut impl Handler,
         stats: &mut HttpStats,
     ) -> &'d [u8] {
-        if self.buf.is_empty()
-            && let Some(end) = startline::find_head_end(d, 0)
-            && end <= self.max_head
-        {
-            self.on_head(&d[..end], ts, h, stats);
-            return &d[end..];
+        if self.buf.is_empty() {
+            let window = &d[..d.len().min(self.max_head)];
+            if let Some((end, verdict)) = h.on_head_prefix(window, &mut self.meta, ts, stats) {
+                debug_assert_eq!(startline::find_head_end(window, 0), Some(end));
+                self.after_head(verdict, ts, h, stats);
+                return &d[end..];
+            }
+            // Partial or invalid: find the end of the head the slow way.
+            if let Some(end) = startline::find_head_end(window, 0) {
+                self.on_head(&d[..end], ts, h, stats);
+                return &d[end..];
+            }
         }
         let room = self.max_head - self.buf.len().min(self.max_head);
         let take = d.len().min(room);
@@ -277,7 +296,18 @@ impl Framer {
 
     fn on_head(&mut self, head: &[u8], ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         self.meta.head_len = head.len() as u64;
-        match h.on_head(head, &self.meta, ts, stats) {
+        let verdict = h.on_head(head, &self.meta, ts, stats);
+        self.after_head(verdict, ts, h, stats);
+    }
+
+    fn after_head(
+        &mut self,
+        verdict: HeadVerdict,
+        ts: u64,
+        h: &mut impl Handler,
+        stats: &mut HttpStats,
+    ) {
+        match verdict {
             HeadVerdict::Body(BodyKind::None) | HeadVerdict::Done => self.complete(ts, h, stats),
             HeadVerdict::Body(BodyKind::Length(n)) => self.state = State::Length(n),
             HeadVerdict::Body(BodyKind::Chunked) => {

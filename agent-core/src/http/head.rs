@@ -1,6 +1,9 @@
 //! Message heads: httparse for the syntax, then the framing decision of RFC 9112 §6 and the
 //! few header values a [`Transaction`](crate::Transaction) keeps.
 
+use std::borrow::Cow;
+use std::mem::MaybeUninit;
+
 use super::stats::ParseErrorReason;
 use crate::identity::{self, IdentityConfig};
 
@@ -33,14 +36,30 @@ pub enum BodyKind {
     Close,
 }
 
-/// What a request head says, besides the transaction fields.
+/// The method as a record keeps it: the standard methods (RFC 9110 and PATCH) without a copy.
+pub fn method_name(method: &str) -> Cow<'static, str> {
+    Cow::Borrowed(match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        other => return Cow::Owned(other.to_owned()),
+    })
+}
+
+/// What a request head says, besides the transaction fields. Borrowed from the head bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestInfo {
-    pub method: String,
-    pub target: String,
+pub struct RequestInfo<'h> {
+    pub method: &'h str,
+    pub target: &'h str,
     pub minor_version: u8,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
+    pub user_agent: Option<Cow<'h, str>>,
+    pub request_id: Option<Cow<'h, str>>,
     pub trace: Option<(String, String)>,
     /// `key:…` or `sub:…` (the IP fallback is applied by the caller).
     pub client_id: Option<String>,
@@ -50,8 +69,8 @@ pub struct RequestInfo {
 
 /// A parsed request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestHead {
-    pub info: RequestInfo,
+pub struct RequestHead<'h> {
+    pub info: RequestInfo<'h>,
     pub body: BodyKind,
     /// Transfer-Encoding and Content-Length together (framed as chunked, still flagged).
     pub te_with_cl: bool,
@@ -67,25 +86,30 @@ pub struct ResponseHead {
     pub body: BodyKind,
 }
 
-/// Header slots tried first (on the stack); heads with more headers retry with `max`.
+/// Header slots tried first (on the stack, uninitialised); heads with more headers retry with
+/// `max` on the heap.
 const FEW_HEADERS: usize = 32;
+
+type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
 
 /// Runs `parse` with a header slice of at most `max` entries: first a small stack array, then
 /// (only if that overflowed) a heap one.
-fn with_headers<'h, R>(
+fn with_headers<'b, R>(
     max: usize,
-    mut parse: impl FnMut(&mut [httparse::Header<'h>]) -> Result<R, ParseErrorReason>,
+    mut parse: impl FnMut(&mut [Slot<'b>]) -> Result<R, ParseErrorReason>,
 ) -> Result<R, ParseErrorReason> {
-    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
     match parse(&mut few[..max.min(FEW_HEADERS)]) {
         Err(ParseErrorReason::TooManyHeaders) if max > FEW_HEADERS => {
-            parse(&mut vec![httparse::EMPTY_HEADER; max])
+            let mut many: Vec<Slot<'b>> = Vec::with_capacity(max);
+            many.resize_with(max, MaybeUninit::uninit);
+            parse(&mut many)
         }
         other => other,
     }
 }
 
-/// Maps an httparse failure (or an unexpected partial head) to a reason.
+/// Maps an httparse failure to a reason.
 fn syntax(e: httparse::Error, otherwise: ParseErrorReason) -> ParseErrorReason {
     match e {
         httparse::Error::TooManyHeaders => ParseErrorReason::TooManyHeaders,
@@ -104,24 +128,28 @@ fn framing(headers: &[httparse::Header<'_>]) -> Result<Framing, ParseErrorReason
     let mut f = Framing::default();
     let mut te_seen = false;
     for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            te_seen = true;
-            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(&[]);
-            f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            for part in h.value.split(|b| *b == b',') {
-                let part = part.trim_ascii();
-                if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
-                    return Err(ParseErrorReason::InvalidContentLength);
-                }
-                let v = part.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
-                match f.length {
-                    Some(prev) if prev != v => {
-                        return Err(ParseErrorReason::ConflictingContentLength);
+        match h.name.len() {
+            17 if h.name.eq_ignore_ascii_case("transfer-encoding") => {
+                te_seen = true;
+                let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(&[]);
+                f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+            14 if h.name.eq_ignore_ascii_case("content-length") => {
+                for part in h.value.split(|b| *b == b',') {
+                    let part = part.trim_ascii();
+                    if part.is_empty() || part.len() > 18 || !part.iter().all(u8::is_ascii_digit) {
+                        return Err(ParseErrorReason::InvalidContentLength);
                     }
-                    _ => f.length = Some(v),
+                    let v = part.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                    match f.length {
+                        Some(prev) if prev != v => {
+                            return Err(ParseErrorReason::ConflictingContentLength);
+                        }
+                        _ => f.length = Some(v),
+                    }
                 }
             }
+            _ => {}
         }
     }
     f.te_other = te_seen && !f.chunked;
@@ -134,19 +162,36 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+/// A head at the start of some bytes: its length and what it says, or `None` when the bytes
+/// hold only part of a head.
+pub type Prefix<T> = Option<(usize, T)>;
+
 /// Parses a complete request head (`head` ends with the empty line).
-pub fn parse_request(
-    head: &[u8],
+pub fn parse_request<'h>(
+    head: &'h [u8],
     limits: &HeadLimits,
     id: &IdentityConfig,
-) -> Result<RequestHead, ParseErrorReason> {
-    with_headers(limits.max_headers, |headers| {
-        let mut req = httparse::Request::new(headers);
-        match req.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(ParseErrorReason::RequestHead),
+) -> Result<RequestHead<'h>, ParseErrorReason> {
+    match parse_request_prefix(head, limits, id)? {
+        Some((_, parsed)) => Ok(parsed),
+        None => Err(ParseErrorReason::RequestHead),
+    }
+}
+
+/// Parses the request head at the start of `bytes`, which may hold more (a body, the next
+/// request) or less (`Ok(None)`): one pass finds the end of the head and reads it.
+pub fn parse_request_prefix<'h>(
+    bytes: &'h [u8],
+    limits: &HeadLimits,
+    id: &IdentityConfig,
+) -> Result<Prefix<RequestHead<'h>>, ParseErrorReason> {
+    with_headers(limits.max_headers, |slots| {
+        let mut req = httparse::Request::new(&mut []);
+        let len = match req.parse_with_uninit_headers(bytes, slots) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(syntax(e, ParseErrorReason::RequestHead)),
-        }
+        };
         let f = framing(req.headers)?;
         let te_with_cl = (f.chunked || f.te_other) && f.length.is_some();
         let body = if f.te_other {
@@ -159,8 +204,8 @@ pub fn parse_request(
                 .map_or(BodyKind::None, BodyKind::Length)
         };
         let mut info = RequestInfo {
-            method: req.method.unwrap_or_default().to_owned(),
-            target: req.path.unwrap_or_default().to_owned(),
+            method: req.method.unwrap_or_default(),
+            target: req.path.unwrap_or_default(),
             minor_version: req.version.unwrap_or(1),
             ..RequestInfo::default()
         };
@@ -170,49 +215,77 @@ pub fn parse_request(
         let mut upgrade = false;
         for h in req.headers.iter() {
             let n = h.name;
-            if n.eq_ignore_ascii_case(&id.client_id_header) {
+            if n.len() == id.client_id_header.len() && n.eq_ignore_ascii_case(&id.client_id_header)
+            {
                 if key_id.is_none() && !h.value.trim_ascii().is_empty() {
                     key_id = Some(identity::api_key_id(h.value.trim_ascii()));
                 }
-            } else if n.eq_ignore_ascii_case("authorization") {
-                if sub_id.is_none() {
+                continue;
+            }
+            // Dispatch on the length first: most headers are none of these.
+            match n.len() {
+                13 if sub_id.is_none() && n.eq_ignore_ascii_case("authorization") => {
                     sub_id = identity::jwt_subject(h.value);
                 }
-            } else if n.eq_ignore_ascii_case("user-agent") {
-                info.user_agent = identity::bounded_header(h.value, identity::MAX_USER_AGENT_CHARS);
-            } else if n.eq_ignore_ascii_case("x-request-id") {
-                info.request_id = identity::bounded_header(h.value, identity::MAX_REQUEST_ID_CHARS);
-            } else if n.eq_ignore_ascii_case("traceparent") {
-                info.trace = identity::parse_traceparent(h.value);
-            } else if n.eq_ignore_ascii_case("x-forwarded-for") {
-                if id.trust_forwarded_for && info.forwarded_for.is_none() {
+                10 if n.eq_ignore_ascii_case("user-agent") => {
+                    info.user_agent =
+                        identity::bounded_header(h.value, identity::MAX_USER_AGENT_CHARS);
+                }
+                12 if n.eq_ignore_ascii_case("x-request-id") => {
+                    info.request_id =
+                        identity::bounded_header(h.value, identity::MAX_REQUEST_ID_CHARS);
+                }
+                11 if n.eq_ignore_ascii_case("traceparent") => {
+                    info.trace = identity::parse_traceparent(h.value);
+                }
+                15 if id.trust_forwarded_for
+                    && info.forwarded_for.is_none()
+                    && n.eq_ignore_ascii_case("x-forwarded-for") =>
+                {
                     info.forwarded_for = identity::forwarded_for_ip(h.value);
                 }
-            } else if n.eq_ignore_ascii_case("connection") {
-                connection_upgrade |= has_token(h.value, b"upgrade");
-            } else if n.eq_ignore_ascii_case("upgrade") {
-                upgrade = true;
+                10 if n.eq_ignore_ascii_case("connection") => {
+                    connection_upgrade |= has_token(h.value, b"upgrade");
+                }
+                7 if n.eq_ignore_ascii_case("upgrade") => upgrade = true,
+                _ => {}
             }
         }
         info.client_id = key_id.or(sub_id);
         info.upgrade = upgrade && connection_upgrade;
-        Ok(RequestHead {
-            info,
-            body,
-            te_with_cl,
-        })
+        Ok(Some((
+            len,
+            RequestHead {
+                info,
+                body,
+                te_with_cl,
+            },
+        )))
     })
 }
 
 /// Parses a complete response head.
 pub fn parse_response(head: &[u8], limits: &HeadLimits) -> Result<ResponseHead, ParseErrorReason> {
-    with_headers(limits.max_headers, |headers| {
-        let mut resp = httparse::Response::new(headers);
-        match resp.parse(head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(ParseErrorReason::ResponseHead),
+    match parse_response_prefix(head, limits)? {
+        Some((_, parsed)) => Ok(parsed),
+        None => Err(ParseErrorReason::ResponseHead),
+    }
+}
+
+/// Parses the response head at the start of `bytes` (see [`parse_request_prefix`]).
+pub fn parse_response_prefix(
+    bytes: &[u8],
+    limits: &HeadLimits,
+) -> Result<Prefix<ResponseHead>, ParseErrorReason> {
+    with_headers(limits.max_headers, |slots| {
+        let mut resp = httparse::Response::new(&mut []);
+        let len = match httparse::ParserConfig::default()
+            .parse_response_with_uninit_headers(&mut resp, bytes, slots)
+        {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(syntax(e, ParseErrorReason::ResponseHead)),
-        }
+        };
         let status = resp.code.unwrap_or(0);
         let f = framing(resp.headers)?;
         let te_with_cl = (f.chunked || f.te_other) && f.length.is_some();
@@ -229,24 +302,33 @@ pub fn parse_response(head: &[u8], limits: &HeadLimits) -> Result<ResponseHead, 
                 None => BodyKind::Close,
             }
         };
-        Ok(ResponseHead {
-            status,
-            minor_version: resp.version.unwrap_or(1),
-            te_with_cl,
-            body,
-        })
+        Ok(Some((
+            len,
+            ResponseHead {
+                status,
+                minor_version: resp.version.unwrap_or(1),
+                te_with_cl,
+                body,
+            },
+        )))
     })
 }
 
-/// Splits a request target into (path, query) and applies redaction to the query.
-pub fn split_target(target: &str, keys: &[String]) -> (String, Option<String>) {
-    // Absolute form: drop scheme and authority.
-    let rest = match target.find("://") {
-        Some(i) if !target[..i].contains('/') => {
-            let after = &target[i + 3..];
-            after.find(['/', '?']).map_or("/", |j| &after[j..])
+/// Splits a request target into (path, query) and applies redaction to the query. Only a
+/// redacted query is copied.
+pub fn split_target<'t>(target: &'t str, keys: &[String]) -> (&'t str, Option<Cow<'t, str>>) {
+    // Absolute form (`http://host/path`): drop scheme and authority. Origin form, the usual
+    // one, starts with `/` and cannot be absolute.
+    let rest = if target.starts_with('/') {
+        target
+    } else {
+        match target.find("://") {
+            Some(i) if !target[..i].contains('/') => {
+                let after = &target[i + 3..];
+                after.find(['/', '?']).map_or("/", |j| &after[j..])
+            }
+            _ => target,
         }
-        _ => target,
     };
     let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, Some(q)),
@@ -255,10 +337,10 @@ pub fn split_target(target: &str, keys: &[String]) -> (String, Option<String>) {
     let path = if path.is_empty() { "/" } else { path };
     let query = query.map(|q| {
         if identity::needs_redaction(q, keys) {
-            identity::redact_query(q, keys)
+            Cow::Owned(identity::redact_query(q, keys))
         } else {
-            q.to_owned()
+            Cow::Borrowed(q)
         }
     });
-    (path.to_owned(), query)
+    (path, query)
 }

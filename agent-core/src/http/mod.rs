@@ -13,6 +13,7 @@ pub mod startline;
 pub mod stats;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::identity::IdentityConfig;
 use crate::stream::Piece;
@@ -58,6 +59,32 @@ struct Response {
     interim: bool,
 }
 
+/// The last value of one request field on this connection: a request repeating it (the usual
+/// case on a keep-alive connection) shares it instead of copying it.
+#[derive(Debug, Default)]
+struct Recent(Option<Arc<str>>);
+
+impl Recent {
+    fn share(&mut self, value: &str) -> Arc<str> {
+        match &self.0 {
+            Some(last) if **last == *value => Arc::clone(last),
+            _ => {
+                let fresh: Arc<str> = Arc::from(value);
+                self.0 = Some(Arc::clone(&fresh));
+                fresh
+            }
+        }
+    }
+}
+
+/// Per-connection caches of request fields.
+#[derive(Debug, Default)]
+struct RecentFields {
+    path: Recent,
+    query: Recent,
+    user_agent: Recent,
+}
+
 /// State both directions share.
 #[derive(Debug)]
 struct Shared {
@@ -74,6 +101,7 @@ struct Shared {
     /// Requests that may have been lost whole in a gap (their responses pair as capture_gap).
     lost_requests: u32,
     mode: Mode,
+    recent: RecentFields,
 }
 
 /// HTTP state of one connection.
@@ -101,6 +129,7 @@ impl HttpConn {
                 resp: Response::default(),
                 lost_requests: 0,
                 mode: Mode::Http,
+                recent: RecentFields::default(),
             },
         }
     }

@@ -7,6 +7,8 @@ use super::startline;
 use super::stats::{HttpStats, ParseErrorReason};
 use super::{Ctx, Mode, Pending, Shared};
 use crate::{ErrorType, Transaction};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Pushes a finished transaction.
 pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
@@ -23,13 +25,13 @@ fn not_http(s: &mut Shared, stats: &mut HttpStats) -> StartVerdict {
 }
 
 /// `(method, target)` from the first line of a (possibly partial or malformed) request head.
-fn request_line(head: &[u8]) -> Option<(String, String)> {
+fn request_line(head: &[u8]) -> Option<(&str, &str)> {
     let line = &head[..memchr::memchr(b'\n', head)?];
     let line = std::str::from_utf8(line).ok()?.trim_end();
     let mut parts = line.split(' ');
     let (m, t, v) = (parts.next()?, parts.next()?, parts.next()?);
     (v.starts_with("HTTP/1.") && startline::plausible_request_start(line.as_bytes()))
-        .then(|| (m.to_owned(), t.to_owned()))
+        .then_some((m, t))
 }
 
 /// Status code from the first line of a partial response head.
@@ -84,15 +86,61 @@ impl ReqSide<'_, '_> {
     fn placeholder(&mut self, head: &[u8], meta: &MsgMeta, error: ErrorType) {
         let mut tx = self.new_tx(meta.start_ts);
         if let Some((method, target)) = request_line(head) {
-            let (path, query) = head::split_target(&target, &self.cx.identity.redact_keys);
-            tx.method = Some(method);
-            tx.path = Some(path);
-            tx.query = query;
+            let (path, query) = head::split_target(target, &self.cx.identity.redact_keys);
+            tx.method = Some(head::method_name(method));
+            tx.path = Some(self.s.recent.path.share(path));
+            tx.query = query.map(|q| self.s.recent.query.share(&q));
         }
         tx.error = Some(error);
         tx.request_wire_bytes = head.len() as u64;
         let head_method = tx.method.as_deref() == Some("HEAD");
         self.push(tx, head_method, false);
+    }
+
+    /// A request head read cleanly: queue its transaction.
+    fn accept(
+        &mut self,
+        parsed: head::RequestHead<'_>,
+        meta: &MsgMeta,
+        stats: &mut HttpStats,
+    ) -> HeadVerdict {
+        if parsed.te_with_cl {
+            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
+        }
+        let info = parsed.info;
+        let (path, query) = head::split_target(info.target, &self.cx.identity.redact_keys);
+        let mut tx = self.new_tx(meta.start_ts);
+        if let Some(id) = info.client_id {
+            tx.client_id = Some(Arc::from(id));
+        } else if let Some(ip) = info.forwarded_for {
+            tx.client_id = Some(Arc::from(ip.to_string()));
+        }
+        let recent = &mut self.s.recent;
+        tx.path = Some(recent.path.share(path));
+        tx.query = query.map(|q| recent.query.share(&q));
+        tx.version = Some(if info.minor_version == 0 {
+            "1.0"
+        } else {
+            "1.1"
+        });
+        tx.user_agent = info.user_agent.map(|ua| recent.user_agent.share(&ua));
+        tx.request_id = info.request_id.map(Cow::into_owned);
+        if let Some((trace, parent)) = info.trace {
+            tx.trace_id = Some(trace);
+            tx.parent_span_id = Some(parent);
+        }
+        tx.request_wire_bytes = meta.head_len;
+        tx.request_body_size = Some(0);
+        if let BodyKind::Length(n) = parsed.body {
+            tx.request_body_size = Some(n);
+            tx.request_wire_bytes += n;
+        }
+        let head_method = info.method == "HEAD";
+        let connect = info.method == "CONNECT";
+        tx.method = Some(head::method_name(info.method));
+        let id = self.push(tx, head_method, connect);
+        self.s.cur_req = Some(id);
+        HeadVerdict::Body(parsed.body)
     }
 
     fn current(&mut self) -> Option<&mut Pending> {
@@ -142,42 +190,21 @@ impl Handler for ReqSide<'_, '_> {
                 return HeadVerdict::Resync;
             }
         };
-        if parsed.te_with_cl {
-            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
-        }
-        let info = parsed.info;
-        let (path, query) = head::split_target(&info.target, &self.cx.identity.redact_keys);
-        let mut tx = self.new_tx(meta.start_ts);
-        if let Some(id) = info.client_id {
-            tx.client_id = Some(id);
-        } else if let Some(ip) = info.forwarded_for {
-            tx.client_id = Some(ip.to_string());
-        }
-        tx.path = Some(path);
-        tx.query = query;
-        tx.version = Some(if info.minor_version == 0 {
-            "1.0"
-        } else {
-            "1.1"
-        });
-        tx.user_agent = info.user_agent;
-        tx.request_id = info.request_id;
-        if let Some((trace, parent)) = info.trace {
-            tx.trace_id = Some(trace);
-            tx.parent_span_id = Some(parent);
-        }
-        tx.request_wire_bytes = meta.head_len;
-        tx.request_body_size = Some(0);
-        if let BodyKind::Length(n) = parsed.body {
-            tx.request_body_size = Some(n);
-            tx.request_wire_bytes += n;
-        }
-        let head_method = info.method == "HEAD";
-        let connect = info.method == "CONNECT";
-        tx.method = Some(info.method);
-        let id = self.push(tx, head_method, connect);
-        self.s.cur_req = Some(id);
-        HeadVerdict::Body(parsed.body)
+        self.accept(parsed, meta, stats)
+    }
+
+    fn on_head_prefix(
+        &mut self,
+        bytes: &[u8],
+        meta: &mut MsgMeta,
+        _ts: u64,
+        stats: &mut HttpStats,
+    ) -> Option<(usize, HeadVerdict)> {
+        let (len, parsed) = head::parse_request_prefix(bytes, self.cx.limits, self.cx.identity)
+            .ok()
+            .flatten()?;
+        meta.head_len = len as u64;
+        Some((len, self.accept(parsed, meta, stats)))
     }
 
     fn on_complete(&mut self, meta: &MsgMeta, _ts: u64, _stats: &mut HttpStats) {
@@ -277,6 +304,43 @@ impl RespSide<'_, '_> {
     }
 }
 
+impl RespSide<'_, '_> {
+    /// A response head read cleanly: pair it, or wait for its body.
+    fn accept(
+        &mut self,
+        parsed: head::ResponseHead,
+        meta: &MsgMeta,
+        ts: u64,
+        stats: &mut HttpStats,
+    ) -> HeadVerdict {
+        if parsed.te_with_cl {
+            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
+        }
+        self.s.responses += 1;
+        let status = parsed.status;
+        if (100..200).contains(&status) && status != 101 {
+            self.s.resp.interim = true;
+            return HeadVerdict::Done;
+        }
+        self.s.resp.status = Some(status);
+        let (head_method, connect) = self
+            .s
+            .queue
+            .front()
+            .map_or((false, false), |p| (p.head_method, p.connect));
+        let tunnel = status == 101 || (connect && (200..300).contains(&status));
+        if tunnel {
+            self.pair(meta, ts, None, stats);
+            self.s.mode = Mode::Tunnel;
+            return HeadVerdict::Stop;
+        }
+        if head_method || connect {
+            return HeadVerdict::Body(BodyKind::None);
+        }
+        HeadVerdict::Body(parsed.body)
+    }
+}
+
 impl Handler for RespSide<'_, '_> {
     fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict {
         if self.s.mode != Mode::Http {
@@ -311,31 +375,21 @@ impl Handler for RespSide<'_, '_> {
                 return HeadVerdict::Resync;
             }
         };
-        if parsed.te_with_cl {
-            stats.parse_error(ParseErrorReason::TransferEncodingWithContentLength);
-        }
-        self.s.responses += 1;
-        let status = parsed.status;
-        if (100..200).contains(&status) && status != 101 {
-            self.s.resp.interim = true;
-            return HeadVerdict::Done;
-        }
-        self.s.resp.status = Some(status);
-        let (head_method, connect) = self
-            .s
-            .queue
-            .front()
-            .map_or((false, false), |p| (p.head_method, p.connect));
-        let tunnel = status == 101 || (connect && (200..300).contains(&status));
-        if tunnel {
-            self.pair(meta, ts, None, stats);
-            self.s.mode = Mode::Tunnel;
-            return HeadVerdict::Stop;
-        }
-        if head_method || connect {
-            return HeadVerdict::Body(BodyKind::None);
-        }
-        HeadVerdict::Body(parsed.body)
+        self.accept(parsed, meta, ts, stats)
+    }
+
+    fn on_head_prefix(
+        &mut self,
+        bytes: &[u8],
+        meta: &mut MsgMeta,
+        ts: u64,
+        stats: &mut HttpStats,
+    ) -> Option<(usize, HeadVerdict)> {
+        let (len, parsed) = head::parse_response_prefix(bytes, self.cx.limits)
+            .ok()
+            .flatten()?;
+        meta.head_len = len as u64;
+        Some((len, self.accept(parsed, meta, ts, stats)))
     }
 
     fn on_complete(&mut self, meta: &MsgMeta, ts: u64, stats: &mut HttpStats) {

@@ -5,6 +5,8 @@ use super::grpc;
 use super::hpack::Field;
 use crate::identity::{self, IdentityConfig};
 use crate::{ErrorType, Rpc, Transaction};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// The fields of one header block that a record keeps. `unknown` counts fields that could
 /// not be decoded: a pseudo-header missing while `unknown > 0` may be among them, so it is
@@ -47,10 +49,12 @@ impl Head {
             b"content-type" => self.grpc_content_type = grpc::is_grpc_content_type(value),
             b"grpc-status" => self.grpc_status = grpc::parse_status(value),
             b"user-agent" => {
-                self.user_agent = identity::bounded_header(value, identity::MAX_USER_AGENT_CHARS);
+                self.user_agent = identity::bounded_header(value, identity::MAX_USER_AGENT_CHARS)
+                    .map(Cow::into_owned);
             }
             b"x-request-id" => {
-                self.request_id = identity::bounded_header(value, identity::MAX_REQUEST_ID_CHARS);
+                self.request_id = identity::bounded_header(value, identity::MAX_REQUEST_ID_CHARS)
+                    .map(Cow::into_owned);
             }
             b"traceparent" => self.trace = identity::parse_traceparent(value),
             b"authorization" => {
@@ -121,22 +125,22 @@ impl Stream {
                 malformed = Some(ErrorType::MalformedRequest);
             }
             grpc = h.grpc_content_type;
-            tx.method = h.method;
+            tx.method = h.method.as_deref().map(crate::http::head::method_name);
             if let Some(target) = h.path {
                 let (path, query) = crate::http::head::split_target(&target, redact_keys);
-                tx.path = Some(path);
-                tx.query = query;
+                tx.path = Some(Arc::from(path));
+                tx.query = query.map(|q| Arc::from(&*q));
             }
-            tx.user_agent = h.user_agent;
+            tx.user_agent = h.user_agent.map(Arc::from);
             tx.request_id = h.request_id;
             if let Some((trace, parent)) = h.trace {
                 tx.trace_id = Some(trace);
                 tx.parent_span_id = Some(parent);
             }
             if let Some(id) = h.key_id.or(h.sub_id) {
-                tx.client_id = Some(id);
+                tx.client_id = Some(Arc::from(id));
             } else if let Some(ip) = h.forwarded_for {
-                tx.client_id = Some(ip.to_string());
+                tx.client_id = Some(Arc::from(ip.to_string()));
             }
         }
         Stream {

@@ -14,6 +14,7 @@
 use super::classify::looks_like_id;
 use foldhash::HashMap;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 const ID: &str = "{id}";
 
@@ -23,6 +24,11 @@ struct Node {
     id: Option<u32>,
     collapsed: bool,
     terminal: bool,
+    /// This node's template, made the first time a request ends here and shared by every
+    /// record after (a node's template never changes while it exists).
+    template: Option<Arc<str>>,
+    /// `…/*`: the template of a path that found the tree full below this node.
+    star: Option<Arc<str>>,
 }
 
 /// Counters of what the bounds did.
@@ -40,6 +46,8 @@ pub struct LearnedTree {
     max_distinct: usize,
     max_nodes: usize,
     stats: LearnedStats,
+    /// Where a template is spelled out before it is looked up (kept: no allocation per call).
+    scratch: String,
 }
 
 impl LearnedTree {
@@ -53,6 +61,7 @@ impl LearnedTree {
                 nodes: 1,
                 ..Default::default()
             },
+            scratch: String::new(),
         }
     }
 
@@ -113,8 +122,17 @@ impl LearnedTree {
     /// The template for `segs`. With `learn`, unknown segments extend the tree; without, an
     /// unknown literal falls back to the position's `{id}` child and `None` means no template
     /// is known.
-    pub fn template(&mut self, segs: &[&str], learn: bool) -> Option<String> {
-        let mut out = String::with_capacity(segs.iter().map(|s| s.len() + 1).sum::<usize>() + 1);
+    pub fn template(&mut self, segs: &[&str], learn: bool) -> Option<Arc<str>> {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let found = self.spell(segs, learn, &mut out);
+        self.scratch = out;
+        found
+    }
+
+    /// Walks (and with `learn`, grows) the tree along `segs`, spelling the template into
+    /// `out`; returns the shared template of the node where it ends.
+    fn spell(&mut self, segs: &[&str], learn: bool, out: &mut String) -> Option<Arc<str>> {
         let mut node = 0u32;
         for seg in segs {
             let literal = !looks_like_id(seg) && !self.nodes[node as usize].collapsed;
@@ -133,7 +151,8 @@ impl LearnedTree {
                     return None;
                 }
                 out.push_str("/*");
-                return Some(out);
+                let n = &mut self.nodes[node as usize];
+                return Some(Arc::clone(n.star.get_or_insert_with(|| Arc::from(&**out))));
             };
             out.push('/');
             out.push_str(label);
@@ -147,7 +166,10 @@ impl LearnedTree {
         if out.is_empty() {
             out.push('/');
         }
-        Some(out)
+        let n = &mut self.nodes[node as usize];
+        Some(Arc::clone(
+            n.template.get_or_insert_with(|| Arc::from(&**out)),
+        ))
     }
 
     /// A new literal child of `node`, or the `{id}` child when the position collapses or no
@@ -268,7 +290,7 @@ mod tests {
 
     fn learn(t: &mut LearnedTree, path: &str) -> Option<String> {
         let segs: Vec<&str> = super::super::pattern::segments(path).collect();
-        t.template(&segs, true)
+        t.template(&segs, true).map(|t| t.to_string())
     }
 
     #[rstest]

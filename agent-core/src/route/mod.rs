@@ -25,6 +25,8 @@ use crate::transaction::{ErrorType, Transaction};
 use learned::LearnedTree;
 use pattern::{PatternSet, segments};
 use serde::Deserialize;
+use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Endpoint of an unrecognised request that matches no known template.
 pub const UNMATCHED: &str = "unmatched";
@@ -73,6 +75,7 @@ pub struct Router {
     openapi: PatternSet,
     learned: LearnedTree,
     unmatched: u64,
+    unmatched_label: Arc<str>,
 }
 
 impl Router {
@@ -87,6 +90,7 @@ impl Router {
             openapi: PatternSet::default(),
             learned: LearnedTree::new(cfg.max_distinct_segment_values, cfg.max_nodes),
             unmatched: 0,
+            unmatched_label: Arc::from(UNMATCHED),
         })
     }
 
@@ -114,7 +118,7 @@ impl Router {
             && let Some(path) = tx.path.as_deref()
             && crate::http2::grpc::split_path(path).is_some()
         {
-            tx.route = Some(path.to_owned());
+            tx.route = Some(Arc::from(path));
             return;
         }
         let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414))
@@ -122,17 +126,18 @@ impl Router {
         tx.route = tx.path.as_deref().map(|p| self.template(p, learn));
     }
 
-    /// The template for `path`; with `learn`, the learned tree may grow.
-    pub fn template(&mut self, path: &str, learn: bool) -> String {
-        let segs: Vec<&str> = segments(path).collect();
+    /// The template for `path`; with `learn`, the learned tree may grow. Templates are shared:
+    /// a route seen before costs no allocation.
+    pub fn template(&mut self, path: &str, learn: bool) -> Arc<str> {
+        let segs: SmallVec<[&str; 16]> = segments(path).collect();
         if let Some(t) = self.config.find(&segs).or_else(|| self.openapi.find(&segs)) {
-            return t.to_string();
+            return Arc::clone(t);
         }
         match self.learned.template(&segs, learn) {
             Some(t) => t,
             None => {
                 self.unmatched += 1;
-                UNMATCHED.to_string()
+                Arc::clone(&self.unmatched_label)
             }
         }
     }

@@ -9,15 +9,16 @@
 
 use super::RouteError;
 use foldhash::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Default, Clone)]
 struct Node {
     literal: HashMap<Box<str>, usize>,
     param: Option<usize>,
     /// Template of a `*` pattern ending here.
-    wildcard: Option<Box<str>>,
+    wildcard: Option<Arc<str>>,
     /// Template of a pattern ending exactly here.
-    template: Option<Box<str>>,
+    template: Option<Arc<str>>,
 }
 
 /// A set of patterns compiled into a trie.
@@ -65,7 +66,7 @@ impl PatternSet {
             return Err(invalid("must not contain a query or fragment"));
         }
         let segs: Vec<&str> = segments(pattern).collect();
-        let template: Box<str> = format!("/{}", segs.join("/")).into();
+        let template: Arc<str> = format!("/{}", segs.join("/")).into();
         let mut node = 0;
         for (i, seg) in segs.iter().enumerate() {
             if *seg == "*" {
@@ -114,14 +115,14 @@ impl PatternSet {
     }
 
     /// The most specific matching template for these segments.
-    pub fn find(&self, segs: &[&str]) -> Option<&str> {
+    pub fn find(&self, segs: &[&str]) -> Option<&Arc<str>> {
         self.find_from(0, segs)
     }
 
-    fn find_from(&self, node: usize, segs: &[&str]) -> Option<&str> {
+    fn find_from(&self, node: usize, segs: &[&str]) -> Option<&Arc<str>> {
         let n = &self.nodes[node];
         let Some((first, rest)) = segs.split_first() else {
-            return n.template.as_deref().or(n.wildcard.as_deref());
+            return n.template.as_ref().or(n.wildcard.as_ref());
         };
         if let Some(&child) = n.literal.get(*first)
             && let Some(t) = self.find_from(child, rest)
@@ -133,7 +134,7 @@ impl PatternSet {
         {
             return Some(t);
         }
-        n.wildcard.as_deref()
+        n.wildcard.as_ref()
     }
 }
 
@@ -170,7 +171,7 @@ mod tests {
             "/files/{name}.{ext}",
         ]);
         let segs: Vec<&str> = segments(path).collect();
-        assert_eq!(s.find(&segs), want);
+        assert_eq!(s.find(&segs).map(|t| &**t), want);
     }
 
     #[rstest]

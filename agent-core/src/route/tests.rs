@@ -14,7 +14,7 @@ fn tx(path: &str, status: Option<u16>) -> Transaction {
 fn routed(r: &mut Router, path: &str, status: Option<u16>) -> Option<String> {
     let mut t = tx(path, status);
     r.route(&mut t);
-    t.route
+    t.route.map(|r| r.to_string())
 }
 
 const OPENAPI: &str =
@@ -141,7 +141,7 @@ fn grpc_methods_are_their_own_route_and_never_learned() {
     // enter the learned tree.
     for i in 0..200 {
         let mut t = Transaction {
-            path: Some(format!("/pkg.Svc{i}/Get")),
+            path: Some(format!("/pkg.Svc{i}/Get").into()),
             rpc: Some(Box::new(crate::Rpc::default())),
             ..Default::default()
         };

@@ -6,7 +6,7 @@ use agent_core::time::{utc_date, utc_hour};
 fn tx(route: &str, method: &str, client: &str, start_ns: u64) -> Transaction {
     Transaction {
         start_ns,
-        method: Some(method.into()),
+        method: Some(method.to_owned().into()),
         route: Some(route.into()),
         client_id: Some(client.into()),
         ..Transaction::default()

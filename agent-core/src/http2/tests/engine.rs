@@ -82,7 +82,7 @@ fn an_h2c_connection_from_its_syn_is_read_as_http2() {
         .iter()
         .map(|t| {
             (
-                t.path.clone().unwrap_or_default(),
+                t.path.as_deref().unwrap_or_default().to_string(),
                 t.status.unwrap_or(0),
                 t.response_body_size.unwrap_or(0),
             )
@@ -142,7 +142,7 @@ fn a_connection_joined_mid_stream_is_found_by_frame_shape() {
         if let Some(p) = &t.path {
             let size = t.response_body_size.unwrap_or(0);
             let found = sess.expected.iter().any(|(ep, status, sz)| {
-                ep == p && *sz == size && t.status.is_none_or(|s| s == *status)
+                **ep == **p && *sz == size && t.status.is_none_or(|s| s == *status)
             });
             assert!(found, "{t:?}");
         }

@@ -368,7 +368,7 @@ fn a_generated_session_yields_exactly_its_streams() {
         .out
         .iter()
         .map(|t| {
-            let p = t.path.clone().unwrap_or_default();
+            let p = t.path.as_deref().unwrap_or_default().to_string();
             (p, t.status.unwrap_or(0), t.response_body_size.unwrap_or(0))
         })
         .collect();

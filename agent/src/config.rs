@@ -223,6 +223,7 @@ impl StoreConfig {
             retry_max: Duration::from_millis(self.retry_max_ms),
             daily_retention_days: self.daily_retention_days,
             hourly_retention_days: self.hourly_retention_days,
+            tls: self.tls_config.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | [`check`] | `apitap check`: what this kernel supports |
 //! | [`api`], [`health`] | the HTTP endpoint: /metrics, /health, probes, /api/v1/* |
 //! | [`store`], [`reqlog`], [`alert`] | usage store, request log, alerts and notifiers |
+//! | [`tls`] | the one rustls (ring) client configuration of every outbound connection |
 
 pub mod alert;
 pub mod api;
@@ -22,6 +23,7 @@ pub mod live;
 pub mod replay;
 pub mod reqlog;
 pub mod store;
+pub mod tls;
 
 /// The agent's own log on stderr, as text or JSON lines (`--log-format`), filtered by RUST_LOG.
 pub fn init_tracing(format: &str) {

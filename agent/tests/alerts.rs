@@ -325,6 +325,8 @@ async fn alertmanager_receives_the_alert_and_lists_it_until_resolved() {
             .spawn()
             .expect("start alertmanager"),
     );
+    // The agent's TLS provider (ring), which reqwest's rustls-no-provider build needs.
+    apitap::tls::install_provider();
     let client = reqwest::Client::new();
     let deadline = Instant::now() + WAIT;
     loop {
@@ -443,11 +445,14 @@ async fn smtp_alert_reaches_a_real_smtp_server() {
 
     let smtp = SmtpConfig {
         server: "127.0.0.1".into(),
-        port,
+        port: Some(port),
         from: "apitap@example.test".into(),
         to: vec!["oncall@example.test".into()],
         username: None,
         password: None,
+        // aiosmtpd without TLS here; tests/tls.rs has STARTTLS, implicit TLS and AUTH.
+        tls: alert::SmtpTls::None,
+        tls_config: Default::default(),
     };
     let cfg = AlertConfig {
         smtp: Some(smtp),

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::AlertError;
 use super::rules::Thresholds;
+use crate::tls::TlsConfig;
 
 /// Alerting settings; every field has a documented default.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -33,7 +34,7 @@ pub struct AlertConfig {
     pub recent_secs: u64,
     /// Write every notification to the agent log (tracing, warn level). Default true.
     pub log: bool,
-    /// Webhook receiving notifications as JSON (flag --alert-webhook). http:// only.
+    /// Webhook receiving notifications as JSON (flag --alert-webhook); http:// or https://.
     pub webhook: Option<String>,
     /// Alertmanager base URL (flag --alertmanager-url); alerts go to {url}/api/v2/alerts.
     pub alertmanager_url: Option<String>,
@@ -42,6 +43,9 @@ pub struct AlertConfig {
     pub alertmanager_resend_secs: u64,
     /// Link sent as Alertmanager's generatorURL. Default http://127.0.0.1:9464/api/v1/alerts.
     pub generator_url: String,
+    /// `[alerts.tls_config]`: CA file, client certificate and key of the https webhook and
+    /// Alertmanager (mutual TLS when they ask for a client certificate).
+    pub tls_config: TlsConfig,
     pub smtp: Option<SmtpConfig>,
     /// Notifications waiting per notifier; beyond this they are dropped and counted. Default 256.
     pub queue_capacity: usize,
@@ -75,6 +79,7 @@ impl Default for AlertConfig {
             alertmanager_url: None,
             alertmanager_resend_secs: 60,
             generator_url: "http://127.0.0.1:9464/api/v1/alerts".into(),
+            tls_config: TlsConfig::default(),
             smtp: None,
             queue_capacity: 256,
             retry_attempts: 5,
@@ -85,24 +90,49 @@ impl Default for AlertConfig {
     }
 }
 
-/// `[alerts.smtp]`. Plain SMTP (no TLS in this build). The password comes from this file or
-/// the environment variable APITAP_SMTP_PASSWORD, never from the command line.
+/// `[alerts.smtp]`. The password comes from this file or the environment variable
+/// APITAP_SMTP_PASSWORD, never from the command line; it is only sent inside TLS.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub server: String,
-    #[serde(default = "default_smtp_port")]
-    pub port: u16,
+    /// Default 587 with STARTTLS, 465 with implicit TLS, 25 without TLS.
+    #[serde(default)]
+    pub port: Option<u16>,
     pub from: String,
     pub to: Vec<String>,
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// "starttls" (default: plain connection upgraded, refused if the server does not offer
+    /// it), "implicit" (TLS from the first byte, SMTPS) or "none".
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// `[alerts.smtp.tls_config]`: CA file, client certificate, insecure_skip_verify.
+    #[serde(default)]
+    pub tls_config: TlsConfig,
 }
 
-fn default_smtp_port() -> u16 {
-    25
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
+
+impl SmtpConfig {
+    /// The configured port, else the usual one for the TLS mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        })
+    }
 }
 
 /// `[[alerts.endpoints]]`: thresholds for one endpoint; unset values inherit `[alerts]`.
@@ -198,8 +228,23 @@ impl AlertConfig {
         ] {
             if let Some(url) = url
                 && !url.starts_with("http://")
+                && !url.starts_with("https://")
             {
-                return bad(key.into(), "must be an http:// URL (this build has no TLS)");
+                return bad(key.into(), "must be an http:// or https:// URL");
+            }
+        }
+        let https = [&self.webhook, &self.alertmanager_url]
+            .iter()
+            .any(|u| u.as_deref().is_some_and(|u| u.starts_with("https://")));
+        if self.tls_config.is_set() {
+            if !https {
+                return bad(
+                    "alerts.tls_config".into(),
+                    "applies to an https:// webhook or alertmanager_url only",
+                );
+            }
+            if let Err(e) = self.tls_config.validate() {
+                return bad("alerts.tls_config".into(), &e.to_string());
             }
         }
         if let Some(smtp) = &self.smtp {
@@ -208,6 +253,18 @@ impl AlertConfig {
             }
             if smtp.to.is_empty() {
                 return bad("alerts.smtp.to".into(), "needs at least one recipient");
+            }
+            if smtp.tls == SmtpTls::None && smtp.username.is_some() {
+                return bad(
+                    "alerts.smtp.tls".into(),
+                    "a username and password are only sent inside TLS: use starttls or implicit",
+                );
+            }
+            if smtp.tls == SmtpTls::None && smtp.tls_config.is_set() {
+                return bad("alerts.smtp.tls_config".into(), "set, but tls = \"none\"");
+            }
+            if let Err(e) = smtp.tls_config.validate() {
+                return bad("alerts.smtp.tls_config".into(), &e.to_string());
             }
         }
         Ok(())
@@ -284,7 +341,15 @@ mod tests {
         "[[endpoints]]\nendpoint = \"/b\"\nrpm_warning = 5000\n",
         "alerts.endpoints.0.rpm_critical"
     )]
-    #[case::https_webhook("webhook = \"https://example.com/hook\"\n", "alerts.webhook")]
+    #[case::ftp_webhook("webhook = \"ftp://example.com/hook\"\n", "alerts.webhook")]
+    #[case::tls_config_without_https(
+        "webhook = \"http://127.0.0.1/hook\"\n[tls_config]\ninsecure_skip_verify = true\n",
+        "alerts.tls_config"
+    )]
+    #[case::smtp_password_in_clear(
+        "[smtp]\nserver = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"none\"\nusername = \"u\"\n",
+        "alerts.smtp.tls"
+    )]
     #[case::smtp_without_recipient(
         "[smtp]\nserver = \"127.0.0.1\"\nfrom = \"a@b\"\nto = []\n",
         "alerts.smtp.to"

@@ -80,17 +80,30 @@ impl AlertManager {
         if cfg.log {
             notifiers.push(Notifier::Log);
         }
+        if cfg.webhook.is_some() || cfg.alertmanager_url.is_some() {
+            cfg.tls_config
+                .warn_if_insecure("alert webhook and Alertmanager");
+        }
         if let Some(url) = &cfg.webhook {
             notifiers.push(Notifier::Webhook(notify::WebhookNotifier::new(
-                url, timeout,
+                url,
+                &cfg.tls_config,
+                timeout,
             )?));
         }
         if let Some(url) = &cfg.alertmanager_url {
-            let am = notify::AlertmanagerNotifier::new(url, &cfg.generator_url, timeout)?;
+            let am = notify::AlertmanagerNotifier::new(
+                url,
+                &cfg.generator_url,
+                &cfg.tls_config,
+                timeout,
+            )?;
             notifiers.push(Notifier::Alertmanager(am));
         }
         if let Some(smtp) = &cfg.smtp {
-            notifiers.push(Notifier::Smtp(notify::SmtpNotifier::new(smtp, timeout)?));
+            notifiers.push(Notifier::Smtp(Box::new(notify::SmtpNotifier::new(
+                smtp, timeout,
+            )?)));
         }
         let retry = Retry {
             attempts: cfg.retry_attempts,

@@ -16,9 +16,9 @@ mod manager;
 pub mod notify;
 mod rules;
 
-pub use config::{AlertConfig, EndpointRule, SmtpConfig};
+pub use config::{AlertConfig, EndpointRule, SmtpConfig, SmtpTls};
 pub use manager::{AlertManager, AlertView};
-pub use rules::Thresholds;
+pub use rules::{Severity, Thresholds};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlertError {

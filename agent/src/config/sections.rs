@@ -113,6 +113,8 @@ pub struct StoreConfig {
     pub daily_retention_days: u32,
     /// Retention of hourly keys.
     pub hourly_retention_days: u32,
+    /// `[store.tls_config]`: CA, client certificate and key for a `rediss://` Redis.
+    pub tls_config: crate::tls::TlsConfig,
 }
 
 impl Default for StoreConfig {
@@ -124,6 +126,7 @@ impl Default for StoreConfig {
             retry_max_ms: 30_000,
             daily_retention_days: 30,
             hourly_retention_days: 7,
+            tls_config: crate::tls::TlsConfig::default(),
         }
     }
 }

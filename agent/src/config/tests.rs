@@ -56,6 +56,27 @@ fn error_line(text: &str) -> String {
     "redis_url = \"http://localhost\"\n",
     "/etc/apitap.toml:1: redis_url: expected a redis://"
 )]
+#[case::tls_config_without_rediss(
+    "redis_url = \"redis://127.0.0.1/\"\n[store.tls_config]\ninsecure_skip_verify = true\n",
+    "/etc/apitap.toml:2: store.tls_config: applies to a rediss:// redis_url only"
+)]
+#[case::missing_ca_file(
+    "redis_url = \"rediss://127.0.0.1/\"\n[store.tls_config]\nca_file = \"/nonexistent/ca.pem\"\n",
+    "/etc/apitap.toml:2: store.tls_config: cannot read /nonexistent/ca.pem"
+)]
+#[case::client_cert_without_key(
+    "[alerts]\nalertmanager_url = \"https://127.0.0.1:9093\"\n[alerts.tls_config]\ncert_file = \"/etc/c.pem\"\n",
+    "/etc/apitap.toml:3: alerts.tls_config: cert_file and key_file go together"
+)]
+#[case::unknown_tls_key(
+    "[alerts.tls_config]\nca = \"x\"\n",
+    "/etc/apitap.toml:2: unknown field `ca`"
+)]
+#[case::smtp_password_in_clear(
+    "[alerts.smtp]\nserver = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"none\"\nusername = \"u\"\n",
+    "/etc/apitap.toml:5: alerts.smtp.tls: a username and password are only sent inside TLS"
+)]
+#[case::attach_mode("attach_mode = \"tc\"\n", "/etc/apitap.toml:1: unknown variant `tc`")]
 fn refuses_a_bad_file_naming_file_and_line(#[case] text: &str, #[case] want_prefix: &str) {
     let got = error_line(text);
     assert!(

@@ -206,7 +206,22 @@ fn sections(c: &Config) -> Result<(), Invalid> {
         (1..=365).contains(&s.hourly_retention_days),
         "store.hourly_retention_days",
         "must be 1-365",
-    )
+    )?;
+    if s.tls_config.is_set() {
+        let rediss = c
+            .redis_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("rediss://"));
+        check(
+            rediss,
+            "store.tls_config",
+            "applies to a rediss:// redis_url only",
+        )?;
+        s.tls_config
+            .validate()
+            .map_err(|e| invalid("store.tls_config", e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// `[alerts]` is validated by the alert module; its error carries the key.

@@ -56,6 +56,8 @@ pub struct StoreOptions {
     pub retry_max: Duration,
     pub daily_retention_days: u32,
     pub hourly_retention_days: u32,
+    /// TLS of a `rediss://` Redis (`[store.tls_config]`).
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl Default for StoreOptions {
@@ -67,6 +69,7 @@ impl Default for StoreOptions {
             retry_max: Duration::from_secs(30),
             daily_retention_days: 30,
             hourly_retention_days: 7,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 }
@@ -123,6 +126,7 @@ impl UsageStore {
     pub fn redis(url: &str, options: StoreOptions) -> Result<UsageStore, StoreError> {
         let remote = Remote::open(
             url,
+            &options.tls,
             options.daily_retention_days,
             options.hourly_retention_days,
         )?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::key::{Family, UsageKind, daily_redis_key};
 use super::pending::Batch;
 use super::{StoreError, Usage};
+use crate::tls::TlsConfig;
 
 /// Key of the learned route templates (not a usage key; shared by the agents of a fleet).
 pub const ROUTES_KEY: &str = "apitap:routes";
@@ -23,15 +24,55 @@ fn redis_err(e: redis::RedisError) -> StoreError {
     StoreError::Redis(e.to_string())
 }
 
+/// A client for `url`; a `rediss://` URL uses rustls (ring) with `tls`: its CA file instead of
+/// the system's store, its client certificate (mutual TLS), or no verification at all.
+fn client(url: &str, tls: &TlsConfig) -> Result<redis::Client, StoreError> {
+    let invalid = |e: &dyn std::fmt::Display| StoreError::InvalidUrl(e.to_string());
+    if !url.starts_with("rediss://") {
+        return redis::Client::open(url).map_err(|e| invalid(&e));
+    }
+    crate::tls::install_provider();
+    tls.warn_if_insecure("redis");
+    // redis reads "#insecure" on a rediss:// URL as "do not verify the certificate".
+    let url = match (tls.insecure_skip_verify, url.contains("#insecure")) {
+        (true, false) => format!("{url}#insecure"),
+        _ => url.to_string(),
+    };
+    if tls.ca_file.is_none() && tls.cert_file.is_none() {
+        // The system's CA store (or no verification): redis's own TLS setup does that.
+        return redis::Client::open(url).map_err(|e| invalid(&e));
+    }
+    let pem = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| invalid(&format_args!("{}: {e}", path.display())))
+    };
+    let client_tls = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: pem(cert)?,
+            client_key: pem(key)?,
+        }),
+        _ => None,
+    };
+    let root_cert = tls.ca_file.as_deref().map(pem).transpose()?;
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| invalid(&e))
+}
+
 impl Remote {
     /// Prepares a connection to `url` without waiting for Redis: the agent starts (and keeps
     /// increments) while Redis is down; the manager reconnects on its own.
     pub fn open(
         url: &str,
+        tls: &TlsConfig,
         daily_retention_days: u32,
         hourly_retention_days: u32,
     ) -> Result<Remote, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        let client = client(url, tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))

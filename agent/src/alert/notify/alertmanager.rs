@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::webhook::check_status;
+use super::webhook::{check_status, http_client};
 use super::{Notification, NotifyError, Status};
+use crate::tls::TlsConfig;
 
 pub struct AlertmanagerNotifier {
     url: String,
@@ -34,9 +35,10 @@ impl AlertmanagerNotifier {
     pub fn new(
         base: &str,
         generator_url: &str,
+        tls: &TlsConfig,
         timeout: Duration,
     ) -> Result<AlertmanagerNotifier, NotifyError> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
+        let client = http_client(tls, timeout)?;
         Ok(AlertmanagerNotifier {
             url: format!("{}/api/v2/alerts", base.trim_end_matches('/')),
             generator_url: generator_url.to_owned(),

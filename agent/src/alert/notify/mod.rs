@@ -23,19 +23,37 @@ use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
-    #[error("HTTP request failed: {0}")]
+    #[error("HTTP request failed: {}", http_chain(.0))]
     Http(#[from] reqwest::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("HTTP status {status}: {body}")]
     Status { status: u16, body: String },
     #[error("SMTP: {0}")]
     Smtp(String),
 }
 
+/// reqwest's error with its causes ("error sending request: ...: invalid peer certificate:
+/// UnknownIssuer"), so a TLS failure says why on its one line.
+fn http_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
 pub enum Notifier {
     Log,
     Webhook(WebhookNotifier),
     Alertmanager(AlertmanagerNotifier),
-    Smtp(SmtpNotifier),
+    Smtp(Box<SmtpNotifier>),
 }
 
 impl Notifier {

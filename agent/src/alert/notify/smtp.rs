@@ -1,17 +1,23 @@
 //! `[alerts.smtp]`: one plain-text mail per notification to every recipient.
 //!
-//! Plain SMTP (no STARTTLS in this build). The password is read from the config file or the
-//! APITAP_SMTP_PASSWORD environment variable, never from the command line.
+//! STARTTLS (required: a server that does not offer it is an error, never a silent downgrade),
+//! implicit TLS (SMTPS) or none, on the agent's one rustls (ring) stack. AUTH (PLAIN or LOGIN,
+//! whichever the server offers) happens inside TLS only; the password is read from the config
+//! file or the APITAP_SMTP_PASSWORD environment variable, never from the command line.
 
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{
+    Certificate, CertificateStore, Identity, Tls, TlsParameters,
+};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::super::config::SmtpConfig;
+use super::super::config::{SmtpConfig, SmtpTls};
 use super::{Notification, NotifyError};
+use crate::tls::TlsConfig;
 
 pub const PASSWORD_ENV: &str = "APITAP_SMTP_PASSWORD";
 
@@ -33,8 +39,17 @@ impl SmtpNotifier {
             .iter()
             .map(|t| parse("to", t))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = match cfg.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Starttls => Tls::Required(tls_parameters(&cfg.server, &cfg.tls_config)?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters(&cfg.server, &cfg.tls_config)?),
+        };
+        if cfg.tls != SmtpTls::None {
+            cfg.tls_config.warn_if_insecure("smtp");
+        }
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.server)
-            .port(cfg.port)
+            .port(cfg.port())
+            .tls(tls)
             .timeout(Some(timeout));
         if let Some(user) = &cfg.username {
             let password = std::env::var(PASSWORD_ENV)
@@ -74,9 +89,48 @@ impl SmtpNotifier {
         self.transport
             .send(message)
             .await
-            .map_err(|e| NotifyError::Smtp(e.to_string()))?;
+            .map_err(|e| NotifyError::Smtp(error_chain(&e)))?;
         Ok(())
     }
+}
+
+/// lettre's error with its causes (a TLS failure says "invalid peer certificate: ...").
+fn error_chain(e: &lettre::transport::smtp::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// lettre's TLS parameters (rustls with ring) from a `tls_config`: its CA file instead of the
+/// system's store, its client certificate, or no verification.
+fn tls_parameters(server: &str, tls: &TlsConfig) -> Result<TlsParameters, NotifyError> {
+    let err = |what: &str, e: &dyn std::fmt::Display| NotifyError::Tls(format!("{what}: {e}"));
+    let read =
+        |p: &std::path::Path| std::fs::read(p).map_err(|e| err(&p.display().to_string(), &e));
+    let mut b = TlsParameters::builder(server.to_string())
+        .dangerous_accept_invalid_certs(tls.insecure_skip_verify);
+    if let Some(ca) = &tls.ca_file {
+        let pem = read(ca)?;
+        b = b
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(
+                Certificate::from_pem(&pem).map_err(|e| err(&ca.display().to_string(), &e))?,
+            );
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        let identity = Identity::from_pem(&read(cert)?, &read(key)?)
+            .map_err(|e| err(&cert.display().to_string(), &e))?;
+        b = b.identify_with(identity);
+    }
+    b.build_rustls().map_err(|e| err("smtp TLS", &e))
 }
 
 #[cfg(test)]
@@ -86,11 +140,13 @@ mod tests {
     fn cfg() -> SmtpConfig {
         SmtpConfig {
             server: "127.0.0.1".into(),
-            port: 2525,
+            port: Some(2525),
             from: "apitap@example.test".into(),
             to: vec!["oncall@example.test".into()],
             username: None,
             password: None,
+            tls: SmtpTls::Starttls,
+            tls_config: TlsConfig::default(),
         }
     }
 

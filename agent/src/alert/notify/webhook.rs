@@ -1,8 +1,9 @@
-//! `--alert-webhook URL`: POSTs each notification as JSON.
+//! `--alert-webhook URL`: POSTs each notification as JSON (http:// or https://).
 
 use std::time::Duration;
 
 use super::{Notification, NotifyError};
+use crate::tls::TlsConfig;
 
 pub struct WebhookNotifier {
     url: String,
@@ -10,8 +11,12 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    pub fn new(url: &str, timeout: Duration) -> Result<WebhookNotifier, NotifyError> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
+    pub fn new(
+        url: &str,
+        tls: &TlsConfig,
+        timeout: Duration,
+    ) -> Result<WebhookNotifier, NotifyError> {
+        let client = http_client(tls, timeout)?;
         Ok(WebhookNotifier {
             url: url.to_owned(),
             client,
@@ -22,6 +27,18 @@ impl WebhookNotifier {
         let resp = self.client.post(&self.url).json(n).send().await?;
         check_status(resp).await
     }
+}
+
+/// A reqwest client on the agent's rustls (ring) configuration for `tls`.
+pub fn http_client(tls: &TlsConfig, timeout: Duration) -> Result<reqwest::Client, NotifyError> {
+    crate::tls::install_provider();
+    let config = tls
+        .client_config()
+        .map_err(|e| NotifyError::Tls(e.to_string()))?;
+    Ok(reqwest::Client::builder()
+        .timeout(timeout)
+        .tls_backend_preconfigured(config)
+        .build()?)
 }
 
 /// 2xx is delivered; anything else is an error carrying the start of the body.

@@ -151,7 +151,11 @@ impl Flow {
             dir: seg.direction,
             cx: &mut cx.protocol,
         };
-        this.push(payload, bounds, cx.reassembly, &mut sink);
+        let new = this.push(payload, bounds, cx.reassembly, &mut sink);
+        match seg.direction {
+            Direction::ToServer => cx.reassembly.first_seen_request_bytes += new,
+            Direction::ToClient => cx.reassembly.first_seen_response_bytes += new,
+        }
     }
 
     /// Held data older than `gap_timeout_ns` is given up on.

@@ -23,6 +23,11 @@ pub struct ReassemblyStats {
     /// Overlapping bytes whose content differed from the first copy (which wins).
     pub overlap_conflicts: u64,
     pub out_of_order_segments: u64,
+    /// Payload bytes client -> server, each sequence range counted once, when it first arrives
+    /// (a retransmit, or a packet captured on two interfaces, counts once).
+    pub first_seen_request_bytes: u64,
+    /// The same, server -> client.
+    pub first_seen_response_bytes: u64,
 }
 
 /// Receives reassembled pieces with the timestamp of the segment that carried them.
@@ -121,14 +126,16 @@ impl Reassembler {
         }
     }
 
-    /// Takes one segment's payload and FIN flag.
+    /// Takes one segment's payload and FIN flag. Returns how many of its bytes this
+    /// direction had not seen before (each sequence range counts once, when it first arrives,
+    /// whether delivered at once or held).
     pub fn push(
         &mut self,
         p: Payload<'_>,
         bounds: Bounds,
         stats: &mut ReassemblyStats,
         sink: &mut impl PieceSink,
-    ) {
+    ) -> u64 {
         let Payload {
             seq,
             len,
@@ -140,15 +147,16 @@ impl Reassembler {
         let next = *self.next.get_or_insert(seq);
         if self.ended {
             stats.retransmit_bytes += u64::from(len);
-            return;
+            return 0;
         }
         if fin && self.fin.is_none() {
             self.fin = Some(seq.wrapping_add(len));
         }
+        let mut new = 0;
         if len > 0 {
             let off = dist(next, seq);
             if off <= 0 && self.held.is_empty() {
-                self.deliver(seq, len, copied, ts_ns, stats, sink);
+                new = self.deliver(seq, len, copied, ts_ns, stats, sink);
             } else if off > i64::from(bounds.window) {
                 self.flush(None, stats, sink);
                 let next = self.next.unwrap_or(seq);
@@ -156,12 +164,12 @@ impl Reassembler {
                 if hole > 0 {
                     self.lose(hole as u32, ts_ns, stats, sink);
                 }
-                self.deliver(seq, len, copied, ts_ns, stats, sink);
+                new = self.deliver(seq, len, copied, ts_ns, stats, sink);
             } else {
                 if off > 0 {
                     stats.out_of_order_segments += 1;
                 }
-                self.hold(seq, len, copied, ts_ns, stats);
+                new = self.hold(seq, len, copied, ts_ns, stats);
                 self.drain(stats, sink);
                 if self.held_bytes > bounds.held_max {
                     self.flush(None, stats, sink);
@@ -169,6 +177,7 @@ impl Reassembler {
             }
         }
         self.check_fin(ts_ns, sink);
+        new
     }
 
     /// A reset: held bytes are lost (counted) and the direction starts over.
@@ -248,7 +257,8 @@ impl Reassembler {
         sink.piece(Piece::Missing { len, lost: true }, ts_ns);
     }
 
-    /// Delivers a segment that starts at or before `next`, trimming what was already seen.
+    /// Delivers a segment that starts at or before `next`, trimming what was already seen;
+    /// returns the bytes past `next` (new to the stream).
     fn deliver(
         &mut self,
         seq: u32,
@@ -257,13 +267,13 @@ impl Reassembler {
         ts_ns: u64,
         stats: &mut ReassemblyStats,
         sink: &mut impl PieceSink,
-    ) {
+    ) -> u64 {
         let next = self.next.unwrap_or(seq);
         self.last_ts_ns = self.last_ts_ns.max(ts_ns);
         let back = (-dist(next, seq)).max(0) as u64;
         if back >= u64::from(len) {
             stats.retransmit_bytes += u64::from(len);
-            return;
+            return 0;
         }
         let back = back as u32;
         stats.retransmit_bytes += u64::from(back);
@@ -283,6 +293,7 @@ impl Reassembler {
                 ts_ns,
             );
         }
+        u64::from(fresh)
     }
 
     /// Delivers held segments that became contiguous.
@@ -298,8 +309,16 @@ impl Reassembler {
         }
     }
 
-    /// Stores the parts of a segment not already held (first copy wins), counting conflicts.
-    fn hold(&mut self, seq: u32, len: u32, data: &[u8], ts_ns: u64, stats: &mut ReassemblyStats) {
+    /// Stores the parts of a segment not already held (first copy wins), counting conflicts;
+    /// returns the bytes neither held nor delivered before.
+    fn hold(
+        &mut self,
+        seq: u32,
+        len: u32,
+        data: &[u8],
+        ts_ns: u64,
+        stats: &mut ReassemblyStats,
+    ) -> u64 {
         let next = self.next.unwrap_or(seq);
         let rel = |s: u32| dist(next, s);
         let (start, end) = (rel(seq), rel(seq) + i64::from(len));
@@ -332,6 +351,11 @@ impl Reassembler {
         if cursor < end {
             fresh.push((cursor, end));
         }
+        // Offsets below 0 were delivered already: they are trimmed (as retransmits) when drained.
+        let new = fresh
+            .iter()
+            .map(|&(s, e)| (e - s.max(0)).max(0) as u64)
+            .sum();
         for (s, e) in fresh {
             let lo = ((s - start) as usize).min(data.len());
             let hi = ((e - start) as usize).min(data.len());
@@ -345,6 +369,7 @@ impl Reassembler {
             let at = self.held.partition_point(|h| rel(h.seq) < s);
             self.held.insert(at, piece);
         }
+        new
     }
 
     fn check_fin(&mut self, ts_ns: u64, sink: &mut impl PieceSink) {

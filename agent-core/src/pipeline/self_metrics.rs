@@ -9,12 +9,15 @@ use crate::http2::Malformed;
 
 const EVICTED: &str = "apitap_flows_evicted_total";
 const EVICTED_HELP: &str = "Flows evicted before they ended.";
+const FLOW_BYTES: &str = "apitap_flow_payload_bytes_total";
+const FLOW_BYTES_HELP: &str =
+    "TCP payload bytes of watched flows, each sequence range counted once.";
 const PARSE_ERRORS: &str = "apitap_parse_errors_total";
 const PARSE_ERRORS_HELP: &str = "HTTP/1.x messages that could not be framed cleanly, and HTTP/2 connections whose parsing ended on a malformed frame (h2_*), by reason.";
 
 /// Every engine figure but the parse errors (one row per reason, below). Names are part of the
 /// metric catalogue in the README.
-const ENGINE: [MetricRow<EngineStats>; 32] = [
+const ENGINE: [MetricRow<EngineStats>; 34] = [
     MetricRow::plain(
         "apitap_engine_segments_total",
         "TCP segments analysed by the HTTP engine.",
@@ -203,6 +206,18 @@ const ENGINE: [MetricRow<EngineStats>; 32] = [
         Gauge,
         |s| s.flows.buffered_bytes,
     ),
+    MetricRow {
+        label: Some(("direction", "request")),
+        ..MetricRow::plain(FLOW_BYTES, FLOW_BYTES_HELP, Counter, |s| {
+            s.reassembly.first_seen_request_bytes
+        })
+    },
+    MetricRow {
+        label: Some(("direction", "response")),
+        ..MetricRow::plain(FLOW_BYTES, FLOW_BYTES_HELP, Counter, |s| {
+            s.reassembly.first_seen_response_bytes
+        })
+    },
 ];
 
 /// Engine counters as self-metrics: the table, then one parse-error sample per reason.
@@ -254,6 +269,8 @@ mod tests {
                 retransmit_bytes: 12,
                 overlap_conflicts: 13,
                 out_of_order_segments: 14,
+                first_seen_request_bytes: 48,
+                first_seen_response_bytes: 49,
             },
             http: HttpStats {
                 transactions: 15,
@@ -287,7 +304,7 @@ mod tests {
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=47)
+        let mut want: Vec<u64> = (1..=49)
             .filter(|v| ![10, 15, 17, 18, 19].contains(v))
             .collect();
         want.push(110); // reassembly gaps + uncopied head gaps
@@ -300,8 +317,8 @@ mod tests {
         let families: std::collections::HashSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             families.len(),
-            32,
-            "30 plain figures, evicted and parse errors by reason"
+            33,
+            "30 plain figures, evicted, flow bytes and parse errors by labels"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! The analysis stage: one thread that owns the [`Pipeline`] (engine, router, aggregator) and
-//! the flow byte accounting. It consumes segment batches, hands each transaction to the sinks,
+//! The analysis stage: one thread that owns the [`Pipeline`] (engine, router, aggregator; the
+//! engine also does the flow byte accounting). It consumes segment batches, hands each transaction to the sinks,
 //! and on every tick moves time forward and publishes an immutable snapshot and the pipeline's
 //! self-metrics. Nothing it owns is shared or locked.
 
@@ -12,7 +12,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
-use super::flow_bytes::{FlowBytes, FlowTotals};
 use crate::alert::AlertManager;
 use crate::capture::SegmentBatch;
 use crate::reqlog::{RecentRequests, RequestLogHandle};
@@ -71,8 +70,6 @@ pub fn spawn(
                 }
             };
             rt.block_on(async {
-                let totals = FlowTotals::default();
-                let mut flows = FlowBytes::default();
                 let mut tick = tokio::time::interval(TICK);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut last_save = Instant::now();
@@ -81,16 +78,13 @@ pub fn spawn(
                     tokio::select! {
                         batch = batches.recv() => {
                             let Some(batch) = batch else { break };
-                            let now = Instant::now();
                             for seg in batch.iter() {
-                                flows.add(&seg, now, &totals);
                                 pipeline.ingest(&seg, &mut sink);
                             }
                         }
                         _ = tick.tick() => {
-                            flows.sweep(Instant::now());
                             pipeline.advance(wall_ns(), &mut sink);
-                            publish(&mut pipeline, &totals, &out);
+                            publish(&mut pipeline, &out);
                             if last_save.elapsed() >= SAVE_ROUTES_EVERY {
                                 last_save = Instant::now();
                                 let store = sinks.store.clone();
@@ -106,18 +100,17 @@ pub fn spawn(
                 }
                 debug!("segment input closed: flushing pending requests");
                 pipeline.finish(&mut sink);
-                publish(&mut pipeline, &totals, &out);
+                publish(&mut pipeline, &out);
             });
             pipeline.router().learned_state()
         })
 }
 
-fn publish(pipeline: &mut Pipeline, totals: &FlowTotals, out: &Published) {
+fn publish(pipeline: &mut Pipeline, out: &Published) {
     let snap = Arc::new(pipeline.snapshot(wall_ns()));
     out.alerts.on_snapshot(&snap);
     out.snapshot.send_replace(snap);
-    let mut m = pipeline.self_metrics();
-    m.extend(totals.self_metrics());
+    let m = pipeline.self_metrics();
     *out.self_metrics
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = m;

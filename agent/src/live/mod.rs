@@ -10,7 +10,6 @@
 
 mod analyze;
 mod app;
-mod flow_bytes;
 mod self_metrics;
 
 pub use app::App;

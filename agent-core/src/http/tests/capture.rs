@@ -314,3 +314,29 @@ fn flow_budget_bounds_out_of_order_data() {
         (Some(200), Some(ErrorType::CaptureGap))
     );
 }
+
+/// Payload bytes per direction, each sequence range once (`apitap_flow_payload_bytes_total`):
+/// `(offset from the first payload byte, length)` of request segments, in arrival order.
+#[rstest]
+#[case::in_order(&[(0, 10), (10, 5)], 15)]
+#[case::exact_duplicate_counts_once(&[(0, 10), (0, 10)], 10)]
+#[case::overlapping_retransmit_counts_new_part(&[(0, 10), (5, 10)], 15)]
+#[case::old_segment_after_newer(&[(0, 10), (10, 10), (0, 10)], 20)]
+#[case::reordered_counts_each_once(&[(10, 10), (0, 10), (10, 10)], 20)]
+fn flow_bytes_count_each_sequence_range_once(#[case] segs: &[(u32, u32)], #[case] want: u64) {
+    for isn in [1000, u32::MAX - 4] {
+        let mut c = Conv::new(40100, isn).open();
+        let (base, ack) = (c.cseq, c.sseq);
+        for &(off, len) in segs {
+            let data = vec![b'x'; len as usize];
+            let seq = base.wrapping_add(off);
+            c.raw(Direction::ToServer, seq, ack, TcpFlags::ACK, &data, len);
+        }
+        c.raw(Direction::ToClient, ack, base, TcpFlags::ACK, b"1234567", 7);
+        let mut e = engine();
+        c.run(&mut e);
+        let st = &e.stats().reassembly;
+        assert_eq!(st.first_seen_request_bytes, want, "isn {isn}");
+        assert_eq!(st.first_seen_response_bytes, 7, "isn {isn}");
+    }
+}

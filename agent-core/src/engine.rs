@@ -42,6 +42,9 @@ use crate::transaction::ConnMeta;
 use crate::{ErrorType, Segment, Transaction};
 
 const SECOND_NS: u64 = 1_000_000_000;
+/// A flow quiet this long gives back its queue and buffer capacity at the next sweep (a
+/// keep-alive connection between bursts holds its table slot and parser state only).
+const RELEASE_IDLE_NS: u64 = SECOND_NS;
 
 /// Engine limits and identity settings; `Default` gives the documented values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -300,16 +303,22 @@ impl Engine {
         }
         let mut walk = std::mem::take(&mut self.walk);
         self.flows.indices_into(&mut walk);
+        let mut heap = 0;
         for &idx in &walk {
             let Some(flow) = self.flows.get_mut(idx) else {
                 continue;
             };
+            if now_ns.saturating_sub(flow.last_seen_ns) >= RELEASE_IDLE_NS {
+                flow.release();
+            }
+            heap += flow.heap_bytes();
             let mut cx = flow_ctx(&self.cfg, &mut self.stats, out);
             flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);
         }
         self.walk = walk;
+        self.stats.flows.memory_bytes = (self.flows.table_bytes() + heap) as u64;
     }
 
     /// End of input (replay EOF or shutdown): held out-of-order data is forced through (the

@@ -23,6 +23,8 @@ thread_local! {
     /// Allocations made by this thread (only this thread's work is measured).
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
     static BYTES: Cell<u64> = const { Cell::new(0) };
+    /// Bytes allocated and not yet freed by this thread.
+    static LIVE: Cell<i64> = const { Cell::new(0) };
 }
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
@@ -30,16 +32,19 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
         let _ = BYTES.try_with(|c| c.set(c.get() + layout.size() as u64));
+        let _ = LIVE.try_with(|c| c.set(c.get() + layout.size() as i64));
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE.try_with(|c| c.set(c.get() - layout.size() as i64));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
         let _ = BYTES.try_with(|c| c.set(c.get() + new_size as u64));
+        let _ = LIVE.try_with(|c| c.set(c.get() + new_size as i64 - layout.size() as i64));
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -132,4 +137,37 @@ fn a_connection_allocates_a_bounded_few_times() {
         "allocations per connection of one request: engine {engine:.2}, pipeline {pipeline:.2}"
     );
     assert!(pipeline <= 6.0, "{pipeline}");
+}
+
+/// Heap bytes per open keep-alive connection that has served a few requests, before and after
+/// the sweep gives back an idle flow's queue and buffers; the engine's own estimate
+/// (`apitap_flow_table_bytes`) is compared with what the allocator saw.
+#[test]
+fn an_idle_open_flow_gives_back_its_queue_and_buffers() {
+    const CONNS: usize = 10_000;
+    let mut traffic = common::traffic(CONNS, 4);
+    // Keep the connections open: drop the closing FINs.
+    traffic.truncate(traffic.len() - 2 * CONNS);
+    let last = traffic.last().map_or(0, |o| o.ts);
+    let before = LIVE.with(Cell::get);
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut out = Vec::new();
+    for o in &traffic {
+        engine.ingest(&o.segment(), &mut out);
+        engine.advance(o.ts, &mut out);
+        out.clear();
+    }
+    let busy = (LIVE.with(Cell::get) - before) as f64 / CONNS as f64;
+    engine.advance(last + 2_000_000_000, &mut out);
+    let idle = (LIVE.with(Cell::get) - before) as f64 / CONNS as f64;
+    let estimate = engine.stats().flows.memory_bytes as f64 / CONNS as f64;
+    println!(
+        "heap bytes per open flow: {busy:.0} after its requests, {idle:.0} once idle (the engine's estimate: {estimate:.0})"
+    );
+    assert_eq!(engine.stats().flows.tracked, CONNS as u64);
+    assert!(idle < busy / 2.0 && idle < 1280.0, "{busy} -> {idle}");
+    assert!(
+        (estimate - idle).abs() < idle * 0.25,
+        "{estimate} vs {idle}"
+    );
 }

@@ -185,6 +185,18 @@ impl Flow {
             .expire(now, timeout_ns, &self.meta, &mut cx.protocol);
     }
 
+    /// Gives back what an idle flow no longer needs (see `Protocol::release`).
+    pub fn release(&mut self) {
+        self.to_server.release();
+        self.to_client.release();
+        self.protocol.release();
+    }
+
+    /// Heap bytes this flow holds besides its table slot.
+    pub fn heap_bytes(&self) -> usize {
+        self.to_server.heap_bytes() + self.to_client.heap_bytes() + self.protocol.heap_bytes()
+    }
+
     /// RST: held bytes are lost, every open request is `connection_reset`.
     fn reset(&mut self, ts: u64, cx: &mut Ctx<'_>) {
         self.to_server.discard(cx.reassembly);

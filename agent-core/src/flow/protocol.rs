@@ -130,6 +130,24 @@ impl Protocol {
         matches!(self, Protocol::Opaque)
     }
 
+    /// An idle flow gives back the capacity a burst left (HTTP/1.x: its request queue and
+    /// head buffers).
+    pub fn release(&mut self) {
+        if let Protocol::Http1(conn) = self {
+            conn.release();
+        }
+    }
+
+    /// Heap bytes of the protocol state (estimated from capacities; HTTP/2 counts its state
+    /// and what it buffers).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Protocol::Http1(conn) => conn.heap_bytes(),
+            Protocol::Http2(conn) => std::mem::size_of_val(&**conn) + conn.buffered(),
+            Protocol::Undecided { .. } | Protocol::Opaque => 0,
+        }
+    }
+
     /// Bytes the protocol buffers (partial heads, resync windows).
     pub fn buffered(&self) -> usize {
         match self {

@@ -89,6 +89,19 @@ impl Reassembler {
         self.held_bytes
     }
 
+    /// Gives back the held list's capacity once nothing is held.
+    pub fn release(&mut self) {
+        if self.held.is_empty() && self.held.capacity() > 0 {
+            self.held = Vec::new();
+        }
+    }
+
+    /// Heap bytes held (the held list and the copies in it).
+    pub fn heap_bytes(&self) -> usize {
+        self.held.capacity() * std::mem::size_of::<Held>()
+            + self.held.iter().map(|h| h.data.capacity()).sum::<usize>()
+    }
+
     /// The next expected sequence number, once known.
     pub fn next_seq(&self) -> Option<u32> {
         self.next

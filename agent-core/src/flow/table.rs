@@ -139,6 +139,13 @@ impl<F> FlowTable<F> {
         Some(val)
     }
 
+    /// Bytes of the table itself: the slab of slots and the index (by capacity).
+    pub fn table_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot<F>>()
+            + self.map.capacity() * (std::mem::size_of::<(FlowKey, u32)>() + 1)
+            + self.free.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Indices of all flows (a snapshot, so the table may be changed while walking it).
     pub fn indices(&self) -> Vec<u32> {
         let mut all = Vec::new();

@@ -162,6 +162,18 @@ impl Framer {
         self.buf = Vec::new();
     }
 
+    /// Between messages, gives back the buffer a split head left allocated.
+    pub fn release(&mut self) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            self.buf = Vec::new();
+        }
+    }
+
+    /// Heap bytes held (the buffer's capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Start resynchronising (counted).
     pub fn resync(&mut self, stats: &mut HttpStats) {
         stats.resyncs += 1;

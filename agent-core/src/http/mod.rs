@@ -144,6 +144,26 @@ impl HttpConn {
         self.req.buffered() + self.resp.buffered()
     }
 
+    /// An idle connection gives back what a burst left allocated: the request queue's and the
+    /// framers' capacity (the queue holds whole transactions, ~1.6 KB once it has grown) and
+    /// the last request fields it kept.
+    pub fn release(&mut self) {
+        if self.s.queue.is_empty() && self.s.queue.capacity() > 0 {
+            self.s.queue = VecDeque::new();
+        }
+        self.s.recent = RecentFields::default();
+        self.req.release();
+        self.resp.release();
+    }
+
+    /// Heap bytes this connection holds, itself included (it lives boxed in its flow).
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<HttpConn>()
+            + self.s.queue.capacity() * std::mem::size_of::<Pending>()
+            + self.req.heap_bytes()
+            + self.resp.heap_bytes()
+    }
+
     /// Requests not yet recorded.
     pub fn pending(&self) -> usize {
         self.s.queue.iter().filter(|p| !p.emitted).count()

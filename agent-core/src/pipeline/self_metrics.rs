@@ -17,7 +17,7 @@ const PARSE_ERRORS_HELP: &str = "HTTP/1.x messages that could not be framed clea
 
 /// Every engine figure but the parse errors (one row per reason, below). Names are part of the
 /// metric catalogue in the README.
-const ENGINE: [MetricRow<EngineStats>; 34] = [
+const ENGINE: [MetricRow<EngineStats>; 35] = [
     MetricRow::plain(
         "apitap_engine_segments_total",
         "TCP segments analysed by the HTTP engine.",
@@ -206,6 +206,12 @@ const ENGINE: [MetricRow<EngineStats>; 34] = [
         Gauge,
         |s| s.flows.buffered_bytes,
     ),
+    MetricRow::plain(
+        "apitap_flow_table_bytes",
+        "Memory the flow table holds (slots, parser state, queues, buffers), estimated from capacities at the last sweep.",
+        Gauge,
+        |s| s.flows.memory_bytes,
+    ),
     MetricRow {
         label: Some(("direction", "request")),
         ..MetricRow::plain(FLOW_BYTES, FLOW_BYTES_HELP, Counter, |s| {
@@ -262,6 +268,7 @@ mod tests {
                 evicted_idle: 7,
                 evicted_budget: 8,
                 buffered_bytes: 9,
+                memory_bytes: 50,
             },
             reassembly: ReassemblyStats {
                 gaps: 10,
@@ -304,7 +311,7 @@ mod tests {
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=49)
+        let mut want: Vec<u64> = (1..=50)
             .filter(|v| ![10, 15, 17, 18, 19].contains(v))
             .collect();
         want.push(110); // reassembly gaps + uncopied head gaps
@@ -317,8 +324,8 @@ mod tests {
         let families: std::collections::HashSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             families.len(),
-            33,
-            "30 plain figures, evicted, flow bytes and parse errors by labels"
+            34,
+            "31 plain figures, evicted, flow bytes and parse errors by labels"
         );
     }
 }

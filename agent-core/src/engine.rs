@@ -31,6 +31,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::flow::names::Names;
 use crate::flow::reassembly::ReassemblyStats;
 pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
@@ -166,6 +167,7 @@ pub struct Engine {
     next_sweep_ns: u64,
     /// The flow indices a sweep walks (kept: a sweep does not allocate).
     walk: Vec<u32>,
+    names: Names,
 }
 
 impl Engine {
@@ -176,6 +178,7 @@ impl Engine {
             flows: FlowTable::default(),
             next_sweep_ns: 0,
             walk: Vec::new(),
+            names: Names::new(),
         }
     }
 
@@ -235,8 +238,10 @@ impl Engine {
             self.evict(oldest, ErrorType::CaptureGap, out);
             self.stats.flows.evicted_budget += 1;
         }
-        let service = self.cfg.service_name(seg.server.port());
-        let meta = ConnMeta::new(seg.client, seg.server, service);
+        let port = seg.server.port();
+        let service = self.names.service(port, || self.cfg.service_name(port));
+        let client_ip = self.names.client_ip(seg.client.ip());
+        let meta = ConnMeta::new(seg.client, seg.server, service, client_ip);
         self.stats.flows.opened += 1;
         let idx = self
             .flows

@@ -192,14 +192,26 @@ pub fn redact_query(query: &str, keys: &[String]) -> String {
 
 /// True when the query string holds any key that would be redacted (fast path check).
 pub fn needs_redaction(query: &str, keys: &[String]) -> bool {
-    query
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .any(|(k, v)| !v.is_empty() && is_redacted_key(k, keys))
+    // Byte splitting (memchr) rather than `str::split`: this runs for every query string.
+    query.as_bytes().split(|b| *b == b'&').any(|pair| {
+        match memchr::memchr(b'=', pair) {
+            Some(eq) if eq + 1 < pair.len() => {
+                // Split at an ASCII '=': both halves are valid UTF-8.
+                let key = &query[offset(query, pair)..][..eq];
+                is_redacted_key(key, keys)
+            }
+            _ => false,
+        }
+    })
+}
+
+/// Where `part` (a sub-slice of `whole`'s bytes) starts in `whole`.
+fn offset(whole: &str, part: &[u8]) -> usize {
+    part.as_ptr() as usize - whole.as_ptr() as usize
 }
 
 fn is_redacted_key(raw: &str, keys: &[String]) -> bool {
-    if !raw.contains('%') && !raw.contains('+') {
+    if memchr::memchr2(b'%', b'+', raw.as_bytes()).is_none() {
         return keys.iter().any(|k| k.eq_ignore_ascii_case(raw));
     }
     let decoded = percent_decode(raw);

@@ -141,12 +141,18 @@ pub struct ConnMeta {
 }
 
 impl ConnMeta {
-    pub fn new(client: SocketAddr, server: SocketAddr, service: Arc<str>) -> ConnMeta {
+    /// `client_ip` is the client address as text (shared by the engine across flows).
+    pub fn new(
+        client: SocketAddr,
+        server: SocketAddr,
+        service: Arc<str>,
+        client_ip: Arc<str>,
+    ) -> ConnMeta {
         ConnMeta {
             client,
             server,
             service,
-            client_ip: Arc::from(client.ip().to_string()),
+            client_ip,
         }
     }
 

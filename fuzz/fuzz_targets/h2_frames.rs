@@ -24,6 +24,7 @@ fn meta() -> ConnMeta {
         "192.0.2.1:40000".parse().expect("addr"),
         "192.0.2.2:8080".parse().expect("addr"),
         "port-8080".into(),
+        "192.0.2.1".into(),
     )
 }
 

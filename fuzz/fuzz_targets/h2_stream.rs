@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         "192.0.2.1:40000".parse().expect("addr"),
         "192.0.2.2:8080".parse().expect("addr"),
         "port-8080".into(),
+        "192.0.2.1".into(),
     );
     let mut out: Vec<Transaction> = Vec::new();
     let streams = [&sess.client[..], &sess.server[..]];

@@ -6,6 +6,7 @@
 //!                  └─ to_client: Reassembler ─┴─▶ Piece ─▶ Protocol (HTTP/1.x …) ─▶ Transaction
 //! ```
 
+pub mod names;
 pub mod protocol;
 pub mod reassembly;
 pub mod stats;

@@ -330,8 +330,8 @@ pub fn split_target<'t>(target: &'t str, keys: &[String]) -> (&'t str, Option<Co
             _ => target,
         }
     };
-    let (path, query) = match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
+    let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
         None => (rest, None),
     };
     let path = if path.is_empty() { "/" } else { path };

@@ -39,8 +39,16 @@ impl Default for PatternSet {
 
 /// Non-empty segments of a path, without query or fragment.
 pub fn segments(path: &str) -> impl Iterator<Item = &str> {
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    path[..end].split('/').filter(|s| !s.is_empty())
+    let end = memchr::memchr2(b'?', b'#', path.as_bytes()).unwrap_or(path.len());
+    let path = &path[..end];
+    // Split at ASCII '/' bytes: every piece is valid UTF-8.
+    path.as_bytes()
+        .split(|b| *b == b'/')
+        .filter(|s| !s.is_empty())
+        .map(move |s| {
+            let at = s.as_ptr() as usize - path.as_ptr() as usize;
+            &path[at..at + s.len()]
+        })
 }
 
 impl PatternSet {

@@ -38,6 +38,7 @@ impl Harness {
             "192.0.2.1:40000".parse().expect("addr"),
             "192.0.2.2:8080".parse().expect("addr"),
             "port-8080".into(),
+            "192.0.2.1".into(),
         );
         Harness {
             conn,

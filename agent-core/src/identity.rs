@@ -9,6 +9,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 /// Longest `sub:` value kept (characters after `sub:`).
 pub const MAX_SUB_CHARS: usize = 64;
@@ -35,8 +36,9 @@ pub const REDACTED: &str = "REDACTED";
 pub struct IdentityConfig {
     /// Header carrying an API key (compared case-insensitively), default `x-api-key`.
     pub client_id_header: String,
-    /// Use the first address of X-Forwarded-For as the client IP.
-    pub trust_forwarded_for: bool,
+    /// Proxies whose X-Forwarded-For is believed (empty: the header is ignored). See
+    /// [`ForwardedFor`].
+    pub trusted_proxies: Vec<Cidr>,
     /// Query keys whose values are replaced by `REDACTED` (case-insensitive).
     pub redact_keys: Vec<String>,
 }
@@ -45,7 +47,7 @@ impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
             client_id_header: "x-api-key".into(),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             redact_keys: DEFAULT_REDACT_KEYS.into_iter().map(String::from).collect(),
         }
     }
@@ -107,17 +109,131 @@ pub fn jwt_subject(authorization: &[u8]) -> Option<String> {
     Some(format!("sub:{}", bounded(&sub, MAX_SUB_CHARS)))
 }
 
-/// The first address of an X-Forwarded-For value, if it is an IP address (a port or IPv6
-/// brackets are accepted and dropped).
-pub fn forwarded_for_ip(value: &[u8]) -> Option<IpAddr> {
-    let first = std::str::from_utf8(value).ok()?.split(',').next()?.trim();
-    if let Ok(ip) = first.parse::<IpAddr>() {
+/// One X-Forwarded-For entry as an IP address (a port or IPv6 brackets are accepted and
+/// dropped).
+fn forwarded_entry(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    if let Ok(ip) = entry.parse::<IpAddr>() {
         return Some(ip);
     }
-    if let Ok(sa) = first.parse::<std::net::SocketAddr>() {
+    if let Ok(sa) = entry.parse::<std::net::SocketAddr>() {
         return Some(sa.ip());
     }
-    first.strip_prefix('[')?.split(']').next()?.parse().ok()
+    entry.strip_prefix('[')?.split(']').next()?.parse().ok()
+}
+
+/// An address range in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`; a bare address is a /32
+/// or /128). IPv4-mapped IPv6 addresses match the IPv4 ranges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid CIDR {s:?}: not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("invalid CIDR {s:?}: prefix length must be 0-{max}"))?,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| -> (u128, u8) {
+            match ip.to_canonical() {
+                IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+                IpAddr::V6(v6) => (u128::from(v6), 128),
+            }
+        };
+        let (net, net_len) = bits(self.addr);
+        let (ip, ip_len) = bits(ip);
+        if net_len != ip_len {
+            return false;
+        }
+        let prefix = u32::from(self.prefix);
+        let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+        net & mask == ip & mask
+    }
+}
+
+impl IdentityConfig {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// The X-Forwarded-For headers of one request, folded in order. Each proxy appends the address
+/// it received the request from, so the list reads client, proxy 1, proxy 2, ...; only the
+/// entries added by trusted proxies can be believed, and the left-most one is whatever the
+/// client chose to send. The client is therefore the right-most address that is not a trusted
+/// proxy (or the left-most one when every address is a trusted proxy), and only when the
+/// connection itself comes from a trusted proxy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ForwardedFor {
+    /// No X-Forwarded-For header (yet).
+    #[default]
+    Absent,
+    /// The right-most untrusted address so far (or the left-most of an all-trusted list).
+    Client(IpAddr),
+    /// An entry that is not an address stands between the trusted proxies and the client: the
+    /// client is unknown, the connection's peer is used.
+    Unknown,
+}
+
+impl ForwardedFor {
+    /// Folds one more X-Forwarded-For header (a later header continues the list to the right).
+    pub fn add(&mut self, value: &[u8], cfg: &IdentityConfig) {
+        let Ok(value) = std::str::from_utf8(value) else {
+            *self = ForwardedFor::Unknown;
+            return;
+        };
+        let mut leftmost = None;
+        for entry in value.rsplit(',').filter(|e| !e.trim().is_empty()) {
+            match forwarded_entry(entry) {
+                None => {
+                    *self = ForwardedFor::Unknown;
+                    return;
+                }
+                Some(ip) if !cfg.trusts(ip) => {
+                    *self = ForwardedFor::Client(ip);
+                    return;
+                }
+                Some(ip) => leftmost = Some(ip),
+            }
+        }
+        // Every address of this header is a trusted proxy: the client is further left.
+        if let (ForwardedFor::Absent, Some(ip)) = (*self, leftmost) {
+            *self = ForwardedFor::Client(ip);
+        }
+    }
+
+    /// The client's address when the request came from `peer`, a trusted proxy; None means
+    /// "use the peer's address".
+    pub fn client(self, peer: Option<IpAddr>, cfg: &IdentityConfig) -> Option<IpAddr> {
+        match self {
+            ForwardedFor::Client(ip) if peer.is_some_and(|p| cfg.trusts(p)) => Some(ip),
+            _ => None,
+        }
+    }
 }
 
 /// W3C traceparent → (trace id, parent span id), lowercase hex, validated.
@@ -312,17 +428,75 @@ mod tests {
         }
     }
 
+    fn proxies(list: &[&str]) -> IdentityConfig {
+        IdentityConfig {
+            trusted_proxies: list.iter().map(|c| c.parse().expect("CIDR")).collect(),
+            ..IdentityConfig::default()
+        }
+    }
+
+    /// The client of one request from `peer` with these X-Forwarded-For headers.
+    fn client_of(peer: &str, headers: &[&str], cfg: &IdentityConfig) -> Option<String> {
+        let mut f = ForwardedFor::default();
+        for h in headers {
+            f.add(h.as_bytes(), cfg);
+        }
+        f.client(Some(peer.parse().expect("peer")), cfg)
+            .map(|ip| ip.to_string())
+    }
+
     #[rstest]
-    #[case::first_of_list(&b"203.0.113.9, 10.0.0.1"[..], Some("203.0.113.9"))]
-    #[case::v6(&b"2001:db8::1"[..], Some("2001:db8::1"))]
-    #[case::v6_bracketed_port(&b"[2001:db8::1]:443"[..], Some("2001:db8::1"))]
-    #[case::v4_port(&b"203.0.113.9:1234"[..], Some("203.0.113.9"))]
-    #[case::garbage(&b"unknown"[..], None)]
-    fn forwarded_for_first_address(#[case] v: &[u8], #[case] want: Option<&str>) {
-        assert_eq!(
-            forwarded_for_ip(v).map(|ip| ip.to_string()).as_deref(),
-            want
-        );
+    #[case::rightmost_untrusted(&["203.0.113.9, 198.51.100.7, 10.0.0.1"], Some("198.51.100.7"))]
+    #[case::client_forged_leftmost(&["1.2.3.4, 203.0.113.9"], Some("203.0.113.9"))]
+    #[case::all_trusted_is_the_leftmost(&["10.0.0.5, 10.0.0.1"], Some("10.0.0.5"))]
+    #[case::second_header_continues_the_list(&["203.0.113.9", "10.0.0.2"], Some("203.0.113.9"))]
+    #[case::later_header_wins_when_untrusted(&["203.0.113.9", "198.51.100.7, 10.0.0.2"], Some("198.51.100.7"))]
+    #[case::garbage_between_is_unknown(&["203.0.113.9, unknown, 10.0.0.1"], None)]
+    #[case::garbage_left_of_the_client_is_fine(&["junk, 203.0.113.9, 10.0.0.1"], Some("203.0.113.9"))]
+    #[case::ports_and_brackets(&["[2001:db8::9]:443, 10.0.0.1:80"], Some("2001:db8::9"))]
+    #[case::empty_entries_skipped(&["203.0.113.9,, 10.0.0.1,"], Some("203.0.113.9"))]
+    #[case::no_header(&[], None)]
+    fn client_is_the_rightmost_untrusted_address(
+        #[case] headers: &[&str],
+        #[case] want: Option<&str>,
+    ) {
+        let cfg = proxies(&["10.0.0.0/8"]);
+        assert_eq!(client_of("10.0.0.1", headers, &cfg).as_deref(), want);
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_peer() {
+        let cfg = proxies(&["10.0.0.0/8"]);
+        // A client talking to the server directly can write any X-Forwarded-For it likes.
+        assert_eq!(client_of("203.0.113.50", &["198.51.100.7"], &cfg), None);
+        // No trusted proxies configured: the header is ignored.
+        let none = IdentityConfig::default();
+        assert_eq!(client_of("10.0.0.1", &["198.51.100.7"], &none), None);
+    }
+
+    #[rstest]
+    #[case("10.0.0.0/8", "10.255.1.2", true)]
+    #[case("10.0.0.0/8", "11.0.0.1", false)]
+    #[case("192.0.2.1", "192.0.2.1", true)]
+    #[case("192.0.2.1", "192.0.2.2", false)]
+    #[case("0.0.0.0/0", "203.0.113.1", true)]
+    #[case("2001:db8::/32", "2001:db8:ffff::1", true)]
+    #[case("2001:db8::/32", "2001:db9::1", false)]
+    #[case("127.0.0.0/8", "::ffff:127.0.0.1", true)]
+    #[case("::/0", "10.0.0.1", false)]
+    fn cidr_membership(#[case] cidr: &str, #[case] ip: &str, #[case] inside: bool) {
+        let c: Cidr = cidr.parse().expect("CIDR");
+        assert_eq!(c.contains(ip.parse().expect("ip")), inside, "{cidr} {ip}");
+    }
+
+    #[rstest]
+    #[case("10.0.0.0/33")]
+    #[case("2001:db8::/129")]
+    #[case("proxy.local")]
+    #[case("10.0.0.0/x")]
+    fn bad_cidrs_are_refused(#[case] s: &str) {
+        let err = s.parse::<Cidr>().expect_err("refused");
+        assert!(err.starts_with("invalid CIDR"), "{err}");
     }
 
     #[rstest]

@@ -63,7 +63,7 @@ pub struct RequestInfo<'h> {
     pub trace: Option<(String, String)>,
     /// `key:…` or `sub:…` (the IP fallback is applied by the caller).
     pub client_id: Option<String>,
-    pub forwarded_for: Option<std::net::IpAddr>,
+    pub forwarded_for: identity::ForwardedFor,
     pub upgrade: bool,
 }
 
@@ -238,11 +238,10 @@ pub fn parse_request_prefix<'h>(
                 11 if n.eq_ignore_ascii_case("traceparent") => {
                     info.trace = identity::parse_traceparent(h.value);
                 }
-                15 if id.trust_forwarded_for
-                    && info.forwarded_for.is_none()
+                15 if !id.trusted_proxies.is_empty()
                     && n.eq_ignore_ascii_case("x-forwarded-for") =>
                 {
-                    info.forwarded_for = identity::forwarded_for_ip(h.value);
+                    info.forwarded_for.add(h.value, id);
                 }
                 10 if n.eq_ignore_ascii_case("connection") => {
                     connection_upgrade |= has_token(h.value, b"upgrade");

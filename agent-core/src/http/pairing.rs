@@ -112,7 +112,10 @@ impl ReqSide<'_, '_> {
         let mut tx = self.new_tx(meta.start_ts);
         if let Some(id) = info.client_id {
             tx.client_id = Some(Arc::from(id));
-        } else if let Some(ip) = info.forwarded_for {
+        } else if let Some(ip) = info
+            .forwarded_for
+            .client(tx.client.map(|a| a.ip()), self.cx.identity)
+        {
             tx.client_id = Some(Arc::from(ip.to_string()));
         }
         let recent = &mut self.s.recent;

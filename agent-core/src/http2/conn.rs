@@ -495,11 +495,7 @@ impl Side<'_, '_> {
                 }
             }
         }
-        let st = Stream::open(
-            head,
-            self.cx.meta.transaction(start_ts),
-            &self.cx.identity.redact_keys,
-        );
+        let st = Stream::open(head, self.cx.meta.transaction(start_ts), self.cx.identity);
         Some(self.s.streams.entry(id).or_insert(st))
     }
 

@@ -23,7 +23,7 @@ pub struct Head {
     pub trace: Option<(String, String)>,
     pub key_id: Option<String>,
     pub sub_id: Option<String>,
-    pub forwarded_for: Option<std::net::IpAddr>,
+    pub forwarded_for: identity::ForwardedFor,
     pub unknown: u32,
 }
 
@@ -63,8 +63,8 @@ impl Head {
                 }
             }
             b"x-forwarded-for" => {
-                if id.trust_forwarded_for && self.forwarded_for.is_none() {
-                    self.forwarded_for = identity::forwarded_for_ip(value);
+                if !id.trusted_proxies.is_empty() {
+                    self.forwarded_for.add(value, id);
                 }
             }
             _ => {
@@ -115,7 +115,7 @@ pub struct Stream {
 impl Stream {
     /// A stream opened by a request head (or a lost one: `head` is `None`).
     /// `tx` is the connection's record for this stream's start (client IP as `client.id`).
-    pub fn open(head: Option<Head>, mut tx: Transaction, redact_keys: &[String]) -> Stream {
+    pub fn open(head: Option<Head>, mut tx: Transaction, identity: &IdentityConfig) -> Stream {
         tx.version = Some("2");
         let known = head.is_some();
         let mut grpc = false;
@@ -127,7 +127,7 @@ impl Stream {
             grpc = h.grpc_content_type;
             tx.method = h.method.as_deref().map(crate::http::head::method_name);
             if let Some(target) = h.path {
-                let (path, query) = crate::http::head::split_target(&target, redact_keys);
+                let (path, query) = crate::http::head::split_target(&target, &identity.redact_keys);
                 tx.path = Some(Arc::from(path));
                 tx.query = query.map(|q| Arc::from(&*q));
             }
@@ -139,7 +139,7 @@ impl Stream {
             }
             if let Some(id) = h.key_id.or(h.sub_id) {
                 tx.client_id = Some(Arc::from(id));
-            } else if let Some(ip) = h.forwarded_for {
+            } else if let Some(ip) = h.forwarded_for.client(tx.client.map(|a| a.ip()), identity) {
                 tx.client_id = Some(Arc::from(ip.to_string()));
             }
         }

@@ -50,7 +50,13 @@ impl Config {
             total_budget_bytes: cfg.engine.total_budget_bytes as usize,
             identity: IdentityConfig {
                 client_id_header: cfg.clients.header.clone(),
-                trust_forwarded_for: cfg.clients.trust_forwarded_for,
+                // Validated once by `config::validate`; an entry that does not parse is skipped.
+                trusted_proxies: cfg
+                    .clients
+                    .trusted_proxies
+                    .iter()
+                    .filter_map(|c| c.parse().ok())
+                    .collect(),
                 redact_keys: cfg.redact.query_keys.clone(),
             },
             ..EngineConfig::default()

@@ -32,8 +32,9 @@ impl Default for RoutesConfig {
 pub struct ClientsConfig {
     /// Request header carrying the API key (shown as a short hash, never the key).
     pub header: String,
-    /// Use the first X-Forwarded-For address as the client IP.
-    pub trust_forwarded_for: bool,
+    /// Proxies (CIDRs) whose X-Forwarded-For is believed; the client is then the right-most
+    /// address of it that is not a trusted proxy. Empty: the header is ignored.
+    pub trusted_proxies: Vec<String>,
     /// Clients tracked individually; the rest are folded into `other`.
     pub top_k: u32,
 }
@@ -42,7 +43,7 @@ impl Default for ClientsConfig {
     fn default() -> Self {
         ClientsConfig {
             header: "x-api-key".into(),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             top_k: 100,
         }
     }

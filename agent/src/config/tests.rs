@@ -76,6 +76,10 @@ fn error_line(text: &str) -> String {
     "[alerts.smtp]\nserver = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"none\"\nusername = \"u\"\n",
     "/etc/apitap.toml:5: alerts.smtp.tls: a username and password are only sent inside TLS"
 )]
+#[case::trusted_proxy_not_a_cidr(
+    "[clients]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n",
+    "/etc/apitap.toml:2: clients.trusted_proxies.1: invalid CIDR \"proxy.local\""
+)]
 #[case::attach_mode("attach_mode = \"tc\"\n", "/etc/apitap.toml:1: unknown variant `tc`")]
 fn refuses_a_bad_file_naming_file_and_line(#[case] text: &str, #[case] want_prefix: &str) {
     let got = error_line(text);

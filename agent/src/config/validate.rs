@@ -142,6 +142,10 @@ fn sections(c: &Config) -> Result<(), Invalid> {
             .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
     check(header_ok, "clients.header", "expected an HTTP header name")?;
     check(c.clients.top_k >= 1, "clients.top_k", "must be at least 1")?;
+    for (i, cidr) in c.clients.trusted_proxies.iter().enumerate() {
+        cidr.parse::<agent_core::identity::Cidr>()
+            .map_err(|e| invalid(format!("clients.trusted_proxies.{i}"), e))?;
+    }
     for (i, key) in c.redact.query_keys.iter().enumerate() {
         check(
             !key.is_empty(),

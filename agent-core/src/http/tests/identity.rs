@@ -18,11 +18,20 @@ fn query_keys_are_redacted() {
 #[case::api_key(&b"X-API-Key: secret-key-1\r\n"[..], false, "key:")]
 #[case::jwt_sub(&b"Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTcifQ.sig\r\n"[..], false, "sub:user-7")]
 #[case::ip(&b""[..], false, "192.0.2.1")]
-#[case::xff_untrusted(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], false, "192.0.2.1")]
-#[case::xff_trusted(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], true, "203.0.113.9")]
+#[case::xff_without_trusted_proxies(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], false, "192.0.2.1")]
+#[case::xff_through_trusted_proxies(&b"X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"[..], true, "203.0.113.9")]
+#[case::xff_forged_leftmost_ignored(&b"X-Forwarded-For: 1.1.1.1, 203.0.113.9, 10.0.0.1\r\n"[..], true, "203.0.113.9")]
+#[case::xff_two_headers(&b"X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-For: 10.0.0.1\r\n"[..], true, "203.0.113.9")]
 fn client_id_is_derived(#[case] header: &[u8], #[case] trust_xff: bool, #[case] want: &str) {
     let mut cfg = EngineConfig::default();
-    cfg.identity.trust_forwarded_for = trust_xff;
+    if trust_xff {
+        // The connection comes from 192.0.2.1 (the proxy in front of the server) and
+        // 10.0.0.1 (a proxy before it) appended its peer.
+        cfg.identity.trusted_proxies = vec![
+            "192.0.2.1".parse().expect("cidr"),
+            "10.0.0.0/8".parse().expect("cidr"),
+        ];
+    }
     let mut req = b"GET / HTTP/1.1\r\n".to_vec();
     req.extend_from_slice(header);
     req.extend_from_slice(b"Cookie: s=1\r\n\r\n");

@@ -377,3 +377,27 @@ fn a_generated_session_yields_exactly_its_streams() {
     assert_eq!(h.out.iter().filter(|t| t.rpc.is_some()).count(), 33);
     assert_eq!((h.stats.unknown_fields, h.stats.resyncs), (0, 0));
 }
+
+#[test]
+fn forwarded_for_is_believed_only_through_trusted_proxies() {
+    let mut h = Harness::opened();
+    // The connection comes from 192.0.2.1, a trusted proxy; 1.1.1.1 is what the client wrote.
+    h.identity.trusted_proxies = vec!["192.0.2.1".parse().expect("cidr")];
+    let mut c = Vec::new();
+    let b = build::request_block("GET", "/x", &[("x-forwarded-for", "1.1.1.1, 203.0.113.9")]);
+    build::headers(&mut c, 1, &b, true);
+    h.send(C, &c);
+    h.send(S, &ok(1, b""));
+    assert_eq!(h.out[0].client_id.as_deref(), Some("203.0.113.9"));
+
+    let mut h = Harness::opened();
+    let mut c = Vec::new();
+    build::headers(&mut c, 1, &b, true);
+    h.send(C, &c);
+    h.send(S, &ok(1, b""));
+    assert_eq!(
+        h.out[0].client_id.as_deref(),
+        Some("192.0.2.1"),
+        "no trusted proxies: the header is ignored"
+    );
+}

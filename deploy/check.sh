@@ -248,7 +248,8 @@ unit_directives() {
     for line in 'CapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN' \
         'AmbientCapabilities=CAP_BPF CAP_PERFMON CAP_NET_ADMIN' 'NoNewPrivileges=yes' \
         'ProtectSystem=strict' 'ProtectHome=yes' 'PrivateTmp=yes' 'StateDirectory=apitap' \
-        'ReadWritePaths=/var/lib/apitap' 'Restart=on-failure' 'LimitMEMLOCK=infinity' 'DynamicUser=yes' \
+        'ReadWritePaths=/var/lib/apitap' 'Restart=on-failure' 'RestartPreventExitStatus=78' \
+        'LimitMEMLOCK=infinity' 'DynamicUser=yes' \
         'ExecStart=/usr/local/bin/apitap run --data-dir /var/lib/apitap'; do
         grep -qxF "$line" "$UNIT" || { echo "  - missing: $line"; missing=1; }
     done

@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Agent log format: text or json [default: text].
     #[arg(long, env = "APITAP_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Agent log level: error, warn, info, debug, trace, or tracing directives such as
+    /// "info,apitap::capture=debug" [default: RUST_LOG, else info].
+    #[arg(long, env = "APITAP_LOG_LEVEL")]
+    pub log_level: Option<String>,
     /// How the classifiers attach: auto (TCX links where the kernel has them, else netlink
     /// filters), tcx, or netlink [default: auto].
     #[arg(long, env = "APITAP_ATTACH_MODE", value_enum)]

@@ -47,6 +47,9 @@ pub struct Config {
     pub ring_bytes: u32,
     /// "text" or "json".
     pub log_format: String,
+    /// The agent's log filter: error, warn, info, debug, trace, or tracing directives
+    /// (`info,apitap::capture=debug`). None: RUST_LOG, else info.
+    pub log_level: Option<String>,
     /// How the classifiers attach: auto (TCX links where the kernel has them), tcx, netlink.
     pub attach_mode: crate::capture::AttachPolicy,
     pub routes: RoutesConfig,
@@ -74,6 +77,7 @@ impl Default for Config {
             snap_len: agent_common::DEFAULT_SNAP_LEN,
             ring_bytes: agent_common::DEFAULT_RING_BYTES,
             log_format: "text".into(),
+            log_level: None,
             attach_mode: crate::capture::AttachPolicy::Auto,
             routes: RoutesConfig::default(),
             clients: ClientsConfig::default(),
@@ -182,6 +186,7 @@ impl Config {
             (&args.redis_url, &mut self.redis_url),
             (&args.api_token, &mut self.api_token),
             (&args.alert_webhook, &mut self.alerts.webhook),
+            (&args.log_level, &mut self.log_level),
             (&args.alertmanager_url, &mut self.alerts.alertmanager_url),
         ];
         for (flag, slot) in strings {

@@ -4,6 +4,7 @@
 //! | module | what it does |
 //! | --- | --- |
 //! | [`cli`], [`config`] | flags, environment and the TOML file, validated once |
+//! | [`exit`] | exit codes: 0, 1 at run time, 78 for configuration and usage errors |
 //! | [`capture`] | load and attach the kernel programs, follow ports and interfaces, drain the ring |
 //! | [`live`] | `apitap run`: the [`live::App`] that wires capture to the pipeline and the sinks |
 //! | [`replay`] | `apitap replay`: the same pipeline over a pcap file |
@@ -18,6 +19,7 @@ pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod exit;
 pub mod health;
 pub mod live;
 pub mod replay;
@@ -25,10 +27,14 @@ pub mod reqlog;
 pub mod store;
 pub mod tls;
 
-/// The agent's own log on stderr, as text or JSON lines (`--log-format`), filtered by RUST_LOG.
-pub fn init_tracing(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// The agent's own log on stderr, as text or JSON lines (`--log-format`), filtered by
+/// `--log-level` (a level or tracing directives), else RUST_LOG, else `info`.
+pub fn init_tracing(format: &str, level: Option<&str>) {
+    let filter = match level {
+        Some(l) => tracing_subscriber::EnvFilter::new(l),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    };
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

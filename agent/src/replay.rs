@@ -32,10 +32,10 @@ pub fn main(args: ReplayArgs) -> Result<ExitCode> {
         None => Config::default(),
     };
     if args.ports.contains(&0) {
-        bail!("--port 0 is not a valid server port");
+        return Err(crate::exit::usage("--port 0 is not a valid server port"));
     }
-    let file =
-        File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?;
+    let file = File::open(&args.file)
+        .map_err(|e| crate::exit::usage(format!("cannot open {}: {e}", args.file.display())))?;
     let mut reader =
         CaptureReader::new(file).with_context(|| format!("{}", args.file.display()))?;
     let mut decoder = Decoder::new(&args.ports);

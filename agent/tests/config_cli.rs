@@ -37,7 +37,7 @@ fn unknown_key_names_file_and_line() {
     let file = config("listen = \"127.0.0.1:9464\"\n\n[store]\nflush_every = 3\n");
     let path = file.path().display().to_string();
     let (code, stderr) = run(&["-c", &path], &[]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 78, "a configuration error exits 78 (EX_CONFIG)");
     assert_one_line(
         &stderr,
         &format!("apitap: {path}:4: unknown field `flush_every`"),
@@ -50,7 +50,7 @@ fn invalid_value_names_file_line_and_key() {
         config("[health]\nmemory_used_warning_percent = 95\nmemory_used_critical_percent = 90\n");
     let path = file.path().display().to_string();
     let (code, stderr) = run(&["--config", &path], &[]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 78, "a configuration error exits 78 (EX_CONFIG)");
     assert_one_line(
         &stderr,
         &format!("apitap: {path}:3: health.memory_used_critical_percent: "),
@@ -60,7 +60,7 @@ fn invalid_value_names_file_line_and_key() {
 #[test]
 fn invalid_environment_value_names_the_flag() {
     let (code, stderr) = run(&[], &[("APITAP_SNAP_LEN", "0")]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 78, "a configuration error exits 78 (EX_CONFIG)");
     assert_one_line(
         &stderr,
         "apitap: invalid --snap-len (or APITAP_SNAP_LEN): snap_len: invalid snap length 0",
@@ -70,7 +70,7 @@ fn invalid_environment_value_names_the_flag() {
 #[test]
 fn missing_config_file_is_one_line() {
     let (code, stderr) = run(&["-c", "/nonexistent/apitap.toml"], &[]);
-    assert_ne!(code, 0);
+    assert_eq!(code, 78, "a configuration error exits 78 (EX_CONFIG)");
     assert_one_line(
         &stderr,
         "apitap: cannot read config file /nonexistent/apitap.toml: ",

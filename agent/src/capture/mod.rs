@@ -70,14 +70,14 @@ impl CaptureHandle {
 pub fn preflight(cfg: &Config) -> Result<()> {
     let missing = caps::missing();
     if !missing.is_empty() {
-        bail!(
+        return Err(crate::exit::usage(format!(
             "missing privileges {}: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON",
             missing.join(", ")
-        );
+        )));
     }
     for name in &cfg.interfaces {
         if !ifaces::exists(name) {
-            bail!("unknown interface {name}");
+            return Err(crate::exit::usage(format!("unknown interface {name}")));
         }
     }
     Ok(())

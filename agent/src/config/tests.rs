@@ -80,6 +80,10 @@ fn error_line(text: &str) -> String {
     "[clients]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]\n",
     "/etc/apitap.toml:2: clients.trusted_proxies.1: invalid CIDR \"proxy.local\""
 )]
+#[case::log_level_typo(
+    "log_level = \"debg\"\n",
+    "/etc/apitap.toml:1: log_level: invalid log level \"debg\""
+)]
 #[case::attach_mode("attach_mode = \"tc\"\n", "/etc/apitap.toml:1: unknown variant `tc`")]
 fn refuses_a_bad_file_naming_file_and_line(#[case] text: &str, #[case] want_prefix: &str) {
     let got = error_line(text);

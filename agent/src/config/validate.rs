@@ -41,6 +41,7 @@ pub fn flag_of(key: &str) -> String {
         "ring_bytes" => ("--ring-bytes", "APITAP_RING_BYTES"),
         "log_format" => ("--log-format", "APITAP_LOG_FORMAT"),
         "attach_mode" => ("--attach-mode", "APITAP_ATTACH_MODE"),
+        "log_level" => ("--log-level", "APITAP_LOG_LEVEL"),
         _ if key == "alerts.webhook" => ("--alert-webhook", "APITAP_ALERT_WEBHOOK"),
         _ if key == "alerts.alertmanager_url" => ("--alertmanager-url", "APITAP_ALERTMANAGER_URL"),
         _ => return format!("invalid configuration ({key})"),
@@ -93,6 +94,15 @@ fn top_level(c: &Config) -> Result<(), Invalid> {
             c.log_format
         ),
     )?;
+    if let Some(level) = &c.log_level {
+        check(
+            valid_log_level(level),
+            "log_level",
+            format!(
+                "invalid log level {level:?}: expected error, warn, info, debug, trace or tracing directives"
+            ),
+        )?;
+    }
     if let Some(log) = &c.log {
         check(!log.is_empty(), "log", "empty log path (use - for stdout)")?;
     }
@@ -120,6 +130,18 @@ fn top_level(c: &Config) -> Result<(), Invalid> {
         )?;
     }
     Ok(())
+}
+
+/// A level, or comma-separated `LEVEL` / `TARGET=LEVEL` directives (a bare word that is not a
+/// level is refused: it would silently mean "everything of a target named so").
+fn valid_log_level(s: &str) -> bool {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    let is_level = |l: &str| LEVELS.iter().any(|k| k.eq_ignore_ascii_case(l.trim()));
+    !s.trim().is_empty()
+        && s.split(',').all(|d| match d.split_once('=') {
+            Some((target, level)) => !target.trim().is_empty() && is_level(level),
+            None => is_level(d),
+        })
 }
 
 fn sections(c: &Config) -> Result<(), Invalid> {

@@ -22,6 +22,7 @@ pub mod pcap;
 pub mod pipeline;
 pub mod route;
 pub mod segment;
+pub mod series;
 pub mod stream;
 pub mod time;
 pub mod transaction;

@@ -24,6 +24,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Report what this kernel supports and what would attach; exit 1 if capture cannot work.
     Check(CheckArgs),
+    /// Live terminal view of a running agent (q quits).
+    Top(TopArgs),
 }
 
 #[derive(Debug, Args, Default, Clone)]
@@ -140,4 +142,20 @@ mod tests {
         let err = replay(&["-p", "80", "8080", "f.pcap"]).expect_err("two files");
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
     }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TopArgs {
+    /// Base URL of the agent's endpoint (its --listen).
+    #[arg(long, env = "APITAP_URL", default_value = "http://127.0.0.1:9464")]
+    pub url: String,
+    /// Bearer token of the agent's API [default: the file api-token in --data-dir].
+    #[arg(long, env = "APITAP_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The agent's data directory, where it keeps its generated token.
+    #[arg(long, env = "APITAP_DATA_DIR", default_value = "/var/lib/apitap")]
+    pub data_dir: PathBuf,
+    /// Seconds between refreshes (1 to 60).
+    #[arg(long, default_value_t = 2)]
+    pub interval: u64,
 }

@@ -10,6 +10,8 @@
 //! | [`replay`] | `apitap replay`: the same pipeline over a pcap file |
 //! | [`check`] | `apitap check`: what this kernel supports |
 //! | [`api`], [`health`] | the HTTP endpoint: /metrics, /health, probes, /api/v1/* |
+//! | [`page`] | the built-in live page at `/` |
+//! | [`top`] | `apitap top`: a live terminal view of a running agent |
 //! | [`store`], [`reqlog`], [`alert`] | usage store, request log, alerts and notifiers |
 //! | [`tls`] | the one rustls (ring) client configuration of every outbound connection |
 
@@ -22,10 +24,12 @@ pub mod config;
 pub mod exit;
 pub mod health;
 pub mod live;
+pub mod page;
 pub mod replay;
 pub mod reqlog;
 pub mod store;
 pub mod tls;
+pub mod top;
 
 /// The agent's own log on stderr, as text or JSON lines (`--log-format`), filtered by
 /// `--log-level` (a level or tracing directives), else RUST_LOG, else `info`.

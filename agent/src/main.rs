@@ -3,7 +3,7 @@
 use apitap::cli::{Cli, Command};
 use apitap::config::Config;
 use apitap::exit;
-use apitap::{check, live, replay};
+use apitap::{check, live, replay, top};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             }),
         Command::Replay(args) => replay::main(args),
         Command::Check(args) => check::main(args),
+        Command::Top(args) => top::main(args),
     };
     match result {
         Ok(code) => code,

@@ -4,16 +4,20 @@
 mod alerts;
 mod auth;
 mod error;
+mod overview;
 mod probes;
 mod query;
 mod requests;
+mod series;
 mod v1;
 
-pub use auth::ApiToken;
+pub use auth::{ApiToken, TOKEN_FILE};
 pub use error::ApiError;
+pub use overview::InterfaceNames;
 
 use agent_core::aggregate::snapshot::Snapshot;
 use agent_core::export::SelfMetric;
+use agent_core::series::SeriesSnapshot;
 use axum::Router;
 use axum::routing::get;
 use std::sync::Arc;
@@ -41,6 +45,10 @@ pub struct ApiState {
     pub recent: Arc<RecentRequests>,
     /// Active and recent alerts (`/api/v1/alerts`).
     pub alerts: Arc<AlertManager>,
+    /// Per-second series of every service (`/api/v1/series`), published every second.
+    pub series: watch::Receiver<Arc<SeriesSnapshot>>,
+    /// Interfaces with classifiers attached (`/api/v1/capture`).
+    pub interfaces: InterfaceNames,
 }
 
 impl ApiState {
@@ -53,12 +61,16 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let token = state.token.clone();
     let api = v1::routes()
+        .route("/services", get(overview::services))
+        .route("/capture", get(overview::capture))
+        .route("/series", get(series::series))
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,
         ));
     Router::new()
+        .merge(crate::page::routes())
         .route("/metrics", get(probes::metrics))
         .route("/health", get(probes::health))
         .route("/healthz", get(probes::healthz))
@@ -66,6 +78,9 @@ pub fn router(state: ApiState) -> Router {
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .with_state(state)
+        // gzip for /metrics, the JSON API and the page when the client accepts it (bodies
+        // under 32 bytes are sent as they are).
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Serves `router` on `listener` until `shutdown` completes.

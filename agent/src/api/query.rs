@@ -14,11 +14,62 @@ pub fn bounded(
     min: u32,
     max: u32,
 ) -> Result<u32, ApiError> {
-    if let Some(other) = params.keys().find(|k| k.as_str() != name) {
-        return Err(ApiError::BadRequest(format!(
-            "unknown query parameter {other:?}; expected {name}"
-        )));
+    known(params, &[name])?;
+    int(params, name, default, min, max)
+}
+
+/// Refuses any parameter not in `allowed`.
+pub fn known(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
+    match params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unknown query parameter {other:?}; expected {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
     }
+}
+
+/// `name` as one of `choices` (`choices[0]` when absent).
+pub fn choice<'a>(
+    params: &HashMap<String, String>,
+    name: &str,
+    choices: &[&'a str],
+) -> Result<&'a str, ApiError> {
+    let Some(raw) = params.get(name) else {
+        return Ok(choices[0]);
+    };
+    choices
+        .iter()
+        .find(|c| **c == raw.trim())
+        .copied()
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{name} must be one of {}, got {raw:?}",
+                choices.join(", ")
+            ))
+        })
+}
+
+/// `name` as an unsigned integer, if present.
+pub fn optional_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    params
+        .get(name)
+        .map(|raw| {
+            raw.trim().parse::<u64>().map_err(|_| {
+                ApiError::BadRequest(format!("{name} must be an unsigned integer, got {raw:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// `name` as an integer in `min..=max` (`default` when absent).
+pub fn int(
+    params: &HashMap<String, String>,
+    name: &str,
+    default: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
     let Some(raw) = params.get(name) else {
         return Ok(default);
     };
@@ -56,5 +107,37 @@ mod tests {
             bounded(&params(pairs), "days", 7, 1, 30).map_err(|_| ()),
             want
         );
+    }
+
+    #[rstest]
+    #[case::absent_is_the_first(&[], Ok("count"))]
+    #[case::given(&[("sort", "p95")], Ok("p95"))]
+    #[case::unknown_value(&[("sort", "name")], Err(()))]
+    fn sort_is_one_of_the_choices(#[case] pairs: &[(&str, &str)], #[case] want: Result<&str, ()>) {
+        let got = choice(&params(pairs), "sort", &["count", "error_rate", "p95"]);
+        assert_eq!(got.map_err(|_| ()), want);
+    }
+
+    #[rstest]
+    fn known_names_only() {
+        assert!(
+            known(
+                &params(&[("top", "3"), ("sort", "count")]),
+                &["top", "sort"]
+            )
+            .is_ok()
+        );
+        assert!(
+            known(
+                &params(&[("top", "3"), ("srot", "count")]),
+                &["top", "sort"]
+            )
+            .is_err()
+        );
+        assert_eq!(
+            optional_u64(&params(&[("since", "12")]), "since").ok(),
+            Some(Some(12))
+        );
+        assert!(optional_u64(&params(&[("since", "-1")]), "since").is_err());
     }
 }

@@ -67,6 +67,15 @@ fn snapshot() -> Snapshot {
     }
 }
 
+/// nginx served two requests (one failed) in the second before the snapshot.
+fn series_snapshot() -> agent_core::series::SeriesSnapshot {
+    let mut ring = agent_core::series::SeriesRing::new(8);
+    let now = now_ns();
+    ring.record("port-8080", now - 1_000_000_000, false, Some(0.002));
+    ring.record("port-8080", now - 1_000_000_000, true, Some(0.004));
+    ring.snapshot(now)
+}
+
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = UsageStore::embedded(dir.path(), StoreOptions::default()).expect("store");
@@ -99,6 +108,8 @@ fn fixture() -> Fixture {
         alerts: AlertManager::spawn(&AlertConfig::default())
             .expect("default alert config")
             .0,
+        series: watch::channel(Arc::new(series_snapshot())).1,
+        interfaces: Arc::new(|| vec!["lo".to_string()]),
     };
     Fixture {
         _dir: dir,
@@ -509,4 +520,126 @@ async fn serves_over_tcp_and_shuts_down() {
         .await
         .expect("server task")
         .expect("graceful shutdown");
+}
+
+#[tokio::test]
+async fn the_page_is_served_without_auth_under_a_strict_policy() {
+    let f = fixture();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/assets/app.js", "text/javascript"),
+        ("/assets/app.css", "text/css"),
+    ] {
+        let (status, headers, body) = get(&f, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            headers[header::CONTENT_TYPE]
+                .to_str()
+                .expect("ascii")
+                .starts_with(kind)
+        );
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], crate::page::CSP);
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(!body.is_empty());
+    }
+    let (_, _, html) = get(&f, "/", &[]).await;
+    assert!(html.contains("<script src=\"/assets/app.js\" defer></script>"));
+}
+
+#[tokio::test]
+async fn live_view_endpoints_need_the_token_and_answer_json() {
+    let f = fixture();
+    for path in ["/api/v1/services", "/api/v1/series", "/api/v1/capture"] {
+        let (status, _, _) = get(&f, path, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let (status, body) = get_json(&f, "/api/v1/services").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["services"][0]["service"], "port-8080");
+    assert_eq!(body["services"][0]["requests"], 105);
+
+    let (status, body) = get_json(&f, "/api/v1/series?service=port-8080").await;
+    assert_eq!(status, StatusCode::OK);
+    let requests = body["services"][0]["requests"].as_array().expect("points");
+    assert_eq!(requests.len(), agent_core::series::WINDOW_S);
+    assert_eq!(requests.iter().filter_map(Value::as_u64).sum::<u64>(), 2);
+    let (status, _) = get_json(&f, "/api/v1/series?service=nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get_json(&f, "/api/v1/series?since=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, body) = get_json(&f, "/api/v1/capture").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["interfaces"], serde_json::json!(["lo"]));
+    assert_eq!(body["events_lost"], 3);
+}
+
+#[rstest::rstest]
+#[case::count("count", &["/api/orders", "/api/users/{id}", "/"])]
+#[case::error_rate("error_rate", &["/", "/api/users/{id}", "/api/orders"])]
+#[case::p95("p95", &["/api/orders", "/api/users/{id}", "/"])]
+#[tokio::test]
+async fn endpoints_sort_by_the_chosen_key(#[case] sort: &str, #[case] want: &[&str]) {
+    let f = fixture();
+    let (status, body) = get_json(&f, &format!("/api/v1/endpoints?top=3&sort={sort}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let got: Vec<&str> = body["endpoints"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|r| r["endpoint"].as_str())
+        .collect();
+    assert_eq!(got, want);
+    let (status, _) = get_json(&f, "/api/v1/endpoints?sort=name").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn metrics_and_api_are_gzipped_when_accepted() {
+    use std::io::Read;
+    let f = fixture();
+    let bearer = format!("Bearer {TOKEN}");
+    for (path, auth) in [
+        ("/metrics", None),
+        ("/api/v1/series", Some(bearer.as_str())),
+    ] {
+        let mut headers = vec![("accept-encoding", "gzip")];
+        if let Some(a) = auth {
+            headers.push(("authorization", a));
+        }
+        let mut request = Request::builder().uri(path);
+        for (k, v) in &headers {
+            request = request.header(*k, *v);
+        }
+        let response = router(f.state.clone())
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(
+            response.headers()[header::CONTENT_ENCODING],
+            "gzip",
+            "{path}"
+        );
+        let zipped = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&zipped[..])
+            .read_to_string(&mut plain)
+            .expect("gzip");
+        assert!(zipped.len() < plain.len(), "{path}");
+        if path == "/metrics" {
+            // Process figures change between two scrapes; the capture counters do not.
+            assert!(plain.contains("apitap_events_lost_total 3"), "{plain}");
+        } else {
+            let (_, _, unzipped) = get(&f, path, &headers[1..]).await;
+            assert_eq!(plain, unzipped);
+        }
+    }
+    // Without Accept-Encoding the body is plain.
+    let (_, headers, _) = get(&f, "/metrics", &[]).await;
+    assert!(headers.get(header::CONTENT_ENCODING).is_none());
 }

@@ -1,6 +1,7 @@
 //! The analytics API under /api/v1: usage by day (from the store), the popular endpoints and
 //! clients (from the latest snapshot), recent requests by id and the alerts.
 
+use agent_core::aggregate::{ClientStats, EndpointStats};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -8,7 +9,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-use super::query::bounded;
+use super::query::{bounded, choice, int, known};
 use super::{ApiError, ApiState};
 use crate::store::{UsageKind, last_dates, now_ns};
 
@@ -27,9 +28,9 @@ pub fn routes() -> Router<ApiState> {
         .route("/alerts", get(super::alerts::list))
 }
 
-type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+pub type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
-fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
+pub fn params(p: Params) -> Result<HashMap<String, String>, ApiError> {
     p.map(|Query(map)| map)
         .map_err(|e| ApiError::BadRequest(e.body_text()))
 }
@@ -92,15 +93,38 @@ struct EndpointRow<'a> {
     p99_latency_ms: f64,
 }
 
-/// GET /api/v1/endpoints?top=10: the most requested endpoints since start.
+/// Orders of `/endpoints?sort=` (descending; ties by count, then by key).
+const ENDPOINT_SORTS: [&str; 3] = ["count", "error_rate", "p95"];
+/// Orders of `/clients?sort=` (descending; ties by count, then by name).
+const CLIENT_SORTS: [&str; 3] = ["count", "rate_limited", "auth_failures"];
+
+/// GET /api/v1/endpoints?top=10&sort=count: the endpoints with the most requests since start
+/// (or the highest error rate, or p95).
 async fn endpoints(
     State(state): State<ApiState>,
     p: Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let top = bounded(&params(p)?, "top", 10, 1, MAX_TOP)?;
+    let p = params(p)?;
+    known(&p, &["top", "sort"])?;
+    let top = int(&p, "top", 10, 1, MAX_TOP)?;
+    let sort = choice(&p, "sort", &ENDPOINT_SORTS)?;
     let snapshot = state.snapshot();
-    let rows: Vec<EndpointRow<'_>> = snapshot
-        .top_endpoints(top as usize)
+    let mut sorted: Vec<&EndpointStats> = snapshot.endpoints.iter().collect();
+    let key = |e: &EndpointStats| match sort {
+        "error_rate" => e.error_rate,
+        "p95" => e.p95_s,
+        _ => e.count as f64,
+    };
+    sorted.sort_by(|a, b| {
+        key(b)
+            .total_cmp(&key(a))
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| {
+                (&a.service, &a.method, &a.endpoint).cmp(&(&b.service, &b.method, &b.endpoint))
+            })
+    });
+    sorted.truncate(top as usize);
+    let rows: Vec<EndpointRow<'_>> = sorted
         .into_iter()
         .map(|e| EndpointRow {
             service: &e.service,
@@ -131,15 +155,31 @@ struct ClientRow<'a> {
     auth_failures: u64,
 }
 
-/// GET /api/v1/clients?top=10: the API consumers with the most requests since start.
+/// GET /api/v1/clients?top=10&sort=count: the API consumers with the most requests since
+/// start (or the most 429s, or 401/403s).
 async fn clients(
     State(state): State<ApiState>,
     p: Params,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let top = bounded(&params(p)?, "top", 10, 1, MAX_TOP)?;
+    let p = params(p)?;
+    known(&p, &["top", "sort"])?;
+    let top = int(&p, "top", 10, 1, MAX_TOP)?;
+    let sort = choice(&p, "sort", &CLIENT_SORTS)?;
     let snapshot = state.snapshot();
-    let rows: Vec<ClientRow<'_>> = snapshot
-        .top_clients(top as usize)
+    let mut sorted: Vec<&ClientStats> = snapshot.clients.iter().collect();
+    let key = |c: &ClientStats| match sort {
+        "rate_limited" => c.rate_limited,
+        "auth_failures" => c.auth_failures,
+        _ => c.count,
+    };
+    sorted.sort_by(|a, b| {
+        key(b)
+            .cmp(&key(a))
+            .then_with(|| b.count.cmp(&a.count))
+            .then_with(|| a.client.cmp(&b.client))
+    });
+    sorted.truncate(top as usize);
+    let rows: Vec<ClientRow<'_>> = sorted
         .into_iter()
         .map(|c| ClientRow {
             client: &c.client,

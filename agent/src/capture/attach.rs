@@ -132,6 +132,11 @@ impl Attacher {
         self.ifaces.len()
     }
 
+    /// Names of the attached interfaces, sorted.
+    pub fn interface_names(&self) -> Vec<String> {
+        self.ifaces.keys().cloned().collect()
+    }
+
     pub fn programs(&self) -> usize {
         self.ifaces.values().map(|a| a.links.len()).sum()
     }

@@ -61,6 +61,12 @@ impl CaptureHandle {
         a.detach_all();
         self.stats.user.programs_attached.store(0, Relaxed);
         self.stats.user.interfaces_attached.store(0, Relaxed);
+        self.stats
+            .user
+            .interface_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         info!("capture detached");
     }
 }
@@ -181,6 +187,12 @@ fn publish(stats: &CaptureStats, a: &Attacher) {
         .user
         .stale_filters_removed
         .store(a.stale_removed(), Relaxed);
+    let names = a.interface_names();
+    *stats
+        .user
+        .interface_names
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = names;
 }
 
 /// Makes the kernel's PORTS map equal to `want`.

@@ -3,8 +3,8 @@
 
 use agent_common::Counter;
 use aya::maps::{MapData, PerCpuArray};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use super::AttachMode;
 
@@ -22,6 +22,8 @@ pub struct UserCounters {
     attach_mode: AtomicU8,
     /// apitap filters left by a killed apitap and removed at attach time.
     pub stale_filters_removed: AtomicU64,
+    /// Names of the interfaces with classifiers attached (set with the counts above).
+    pub interface_names: Mutex<Vec<String>>,
 }
 
 impl UserCounters {
@@ -84,6 +86,15 @@ impl CaptureStats {
             .get(&(counter as u32), 0)
             .map(|vals| vals.iter().copied().fold(0u64, u64::wrapping_add))
             .unwrap_or(0)
+    }
+
+    /// Names of the interfaces with classifiers attached, sorted.
+    pub fn interface_names(&self) -> Vec<String> {
+        self.user
+            .interface_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {

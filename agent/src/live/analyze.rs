@@ -1,12 +1,14 @@
 //! The analysis stage: one thread that owns the [`Pipeline`] (engine, router, aggregator; the
-//! engine also does the flow byte accounting). It consumes segment batches, hands each transaction to the sinks,
-//! and on every tick moves time forward and publishes an immutable snapshot and the pipeline's
+//! engine also does the flow byte accounting) and the per-second [`SeriesRing`] of the live
+//! views. It consumes segment batches, hands each transaction to the sinks, and on every tick
+//! moves time forward and publishes an immutable snapshot, the series and the pipeline's
 //! self-metrics. Nothing it owns is shared or locked.
 
 use agent_core::Transaction;
 use agent_core::aggregate::Snapshot;
 use agent_core::export::SelfMetric;
 use agent_core::pipeline::Pipeline;
+use agent_core::series::{SeriesRing, SeriesSnapshot};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -43,6 +45,7 @@ impl Sinks {
 #[derive(Clone)]
 pub struct Published {
     pub snapshot: watch::Sender<Arc<Snapshot>>,
+    pub series: watch::Sender<Arc<SeriesSnapshot>>,
     pub self_metrics: Arc<Mutex<Vec<SelfMetric>>>,
     pub alerts: Arc<AlertManager>,
 }
@@ -70,11 +73,15 @@ pub fn spawn(
                 }
             };
             rt.block_on(async {
+                let mut series = SeriesRing::new(pipeline.aggregator().config().max_services);
                 let mut tick = tokio::time::interval(TICK);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut last_save = Instant::now();
-                let mut sink = |t: &Transaction| sinks.accept(t);
                 loop {
+                    let mut sink = |t: &Transaction| {
+                        series.record_transaction(t);
+                        sinks.accept(t);
+                    };
                     tokio::select! {
                         batch = batches.recv() => {
                             let Some(batch) = batch else { break };
@@ -84,7 +91,7 @@ pub fn spawn(
                         }
                         _ = tick.tick() => {
                             pipeline.advance(wall_ns(), &mut sink);
-                            publish(&mut pipeline, &out);
+                            publish(&mut pipeline, &series, &out);
                             if last_save.elapsed() >= SAVE_ROUTES_EVERY {
                                 last_save = Instant::now();
                                 let store = sinks.store.clone();
@@ -99,17 +106,22 @@ pub fn spawn(
                     }
                 }
                 debug!("segment input closed: flushing pending requests");
-                pipeline.finish(&mut sink);
-                publish(&mut pipeline, &out);
+                pipeline.finish(&mut |t: &Transaction| {
+                    series.record_transaction(t);
+                    sinks.accept(t);
+                });
+                publish(&mut pipeline, &series, &out);
             });
             pipeline.router().learned_state()
         })
 }
 
-fn publish(pipeline: &mut Pipeline, out: &Published) {
-    let snap = Arc::new(pipeline.snapshot(wall_ns()));
+fn publish(pipeline: &mut Pipeline, series: &SeriesRing, out: &Published) {
+    let now = wall_ns();
+    let snap = Arc::new(pipeline.snapshot(now));
     out.alerts.on_snapshot(&snap);
     out.snapshot.send_replace(snap);
+    out.series.send_replace(Arc::new(series.snapshot(now)));
     let m = pipeline.self_metrics();
     *out.self_metrics
         .lock()

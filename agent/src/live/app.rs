@@ -8,6 +8,7 @@
 
 use agent_core::aggregate::{AggregateConfig, Aggregator};
 use agent_core::pipeline::Pipeline;
+use agent_core::series::SeriesSnapshot;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -83,6 +84,7 @@ impl App {
         let empty =
             Arc::new(Aggregator::new(AggregateConfig::default()).snapshot(analyze::wall_ns()));
         let (snapshot_tx, snapshot_rx) = watch::channel(empty);
+        let (series_tx, series_rx) = watch::channel(Arc::new(SeriesSnapshot::default()));
         let pipeline_metrics = Arc::new(Mutex::new(Vec::new()));
         let analysis = analyze::spawn(
             pipeline,
@@ -94,6 +96,7 @@ impl App {
             },
             analyze::Published {
                 snapshot: snapshot_tx,
+                series: series_tx,
                 self_metrics: pipeline_metrics.clone(),
                 alerts: alerts.clone(),
             },
@@ -115,7 +118,7 @@ impl App {
         let state = ApiState {
             snapshot: snapshot_rx,
             self_metrics: self_metrics_source(
-                capture_stats,
+                capture_stats.clone(),
                 pipeline_metrics,
                 log_handle,
                 alerts.clone(),
@@ -130,13 +133,15 @@ impl App {
             token,
             recent,
             alerts: alerts.clone(),
+            series: series_rx,
+            interfaces: Arc::new(move || capture_stats.interface_names()),
         };
         let server = tokio::spawn(api::serve(
             listener,
             api::router(state),
             cancel.clone().cancelled_owned(),
         ));
-        info!(listen = %cfg.listen, store = store.backend_name(), "apitap running: GET /metrics, /health, /api/v1/*");
+        info!(listen = %cfg.listen, store = store.backend_name(), "apitap running: GET / (live page), /metrics, /health, /api/v1/*");
         Ok(App {
             cancel,
             listen: cfg.listen,

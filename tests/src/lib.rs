@@ -5,12 +5,14 @@
 
 pub mod agent;
 pub mod bpf;
+pub mod chromium;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;
 pub mod redis;
 pub mod scenario;
 pub mod tc;
+pub mod tmux;
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;

@@ -2,9 +2,9 @@
 //! panes (endpoints, clients, alerts, capture) and a line of keys.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table};
 
 use super::State;
@@ -46,6 +46,16 @@ pub fn ms(v: f64) -> String {
     }
 }
 
+/// A right-aligned cell (numbers).
+fn num(text: String) -> Cell<'static> {
+    Cell::from(Text::from(text).alignment(Alignment::Right))
+}
+
+/// A right-aligned bold header cell.
+fn num_head(text: &'static str) -> Cell<'static> {
+    Cell::from(Text::from(text).alignment(Alignment::Right)).add_modifier(Modifier::BOLD)
+}
+
 fn pane(title: String) -> Block<'static> {
     Block::default()
         .borders(Borders::ALL)
@@ -57,8 +67,8 @@ pub fn draw(f: &mut Frame<'_>, s: &State) {
     let [head, svc, endpoints, middle, capture, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length((services.clamp(1, 4) as u16) + 2),
-        Constraint::Min(6),
-        Constraint::Length(9),
+        Constraint::Fill(3),
+        Constraint::Fill(2),
         Constraint::Length(3),
         Constraint::Length(1),
     ])
@@ -161,12 +171,11 @@ fn endpoints_pane(f: &mut Frame<'_>, area: Rect, s: &State, p: &Panes) {
         rows.len(),
         s.view.endpoint_sort.label()
     );
-    let header = Row::new(
-        [
-            "SERVICE", "METHOD", "ENDPOINT", "REQUESTS", "ERRORS", "P50", "P95", "P99",
-        ]
-        .map(|h| Cell::from(h).add_modifier(Modifier::BOLD)),
-    );
+    let mut header: Vec<Cell<'_>> = ["SERVICE", "METHOD", "ENDPOINT"]
+        .map(|h| Cell::from(h).add_modifier(Modifier::BOLD))
+        .to_vec();
+    header.extend(["REQUESTS", "ERRORS", "P50", "P95", "P99"].map(num_head));
+    let header = Row::new(header);
     let body = rows.iter().skip(s.scroll).map(|e| {
         let err_style = if e.error_rate >= 0.1 {
             Style::new().fg(Color::Red).bold()
@@ -179,11 +188,11 @@ fn endpoints_pane(f: &mut Frame<'_>, area: Rect, s: &State, p: &Panes) {
             Cell::from(service_key(&e.namespace, &e.service)),
             Cell::from(e.method.clone()),
             Cell::from(e.endpoint.clone()),
-            Cell::from(count(e.count)),
-            Cell::from(pct(e.error_rate)).style(err_style),
-            Cell::from(ms(e.p50_latency_ms)),
-            Cell::from(ms(e.p95_latency_ms)),
-            Cell::from(ms(e.p99_latency_ms)),
+            num(count(e.count)),
+            num(pct(e.error_rate)).style(err_style),
+            num(ms(e.p50_latency_ms)),
+            num(ms(e.p95_latency_ms)),
+            num(ms(e.p99_latency_ms)),
         ])
     });
     let widths = [
@@ -205,10 +214,9 @@ fn endpoints_pane(f: &mut Frame<'_>, area: Rect, s: &State, p: &Panes) {
 fn clients_pane(f: &mut Frame<'_>, area: Rect, s: &State, p: &Panes) {
     let rows = s.view.clients(p);
     let title = format!("Clients · sorted by {} (c)", s.view.client_sort.label());
-    let header = Row::new(
-        ["CLIENT", "REQUESTS", "429", "401/403"]
-            .map(|h| Cell::from(h).add_modifier(Modifier::BOLD)),
-    );
+    let mut header = vec![Cell::from("CLIENT").add_modifier(Modifier::BOLD)];
+    header.extend(["REQUESTS", "429", "401/403"].map(num_head));
+    let header = Row::new(header);
     let warn = |n: u64| {
         if n > 0 {
             Style::new().fg(Color::Yellow)
@@ -219,9 +227,9 @@ fn clients_pane(f: &mut Frame<'_>, area: Rect, s: &State, p: &Panes) {
     let body = rows.iter().map(|c| {
         Row::new(vec![
             Cell::from(c.client.clone()),
-            Cell::from(count(c.count)),
-            Cell::from(count(c.rate_limited)).style(warn(c.rate_limited)),
-            Cell::from(count(c.auth_failures)).style(warn(c.auth_failures)),
+            num(count(c.count)),
+            num(count(c.rate_limited)).style(warn(c.rate_limited)),
+            num(count(c.auth_failures)).style(warn(c.auth_failures)),
         ])
     });
     let widths = [

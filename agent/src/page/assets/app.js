@@ -133,13 +133,14 @@
     base.setAttribute('d', 'M0 99.5 H' + WINDOW);
     svg.appendChild(base);
     let d = '';
-    let pen = false;
     const x0 = WINDOW - values.length;
     values.forEach((v, i) => {
-      if (v === null) { pen = false; return; }
-      const y = max > 0 ? 98 - (v / max) * 94 : 98;
-      d += (pen ? 'L' : 'M') + (x0 + i) + ' ' + y.toFixed(1);
-      pen = true;
+      if (v === null) return;
+      const y = (max > 0 ? 98 - (v / max) * 94 : 98).toFixed(1);
+      const joined = i > 0 && values[i - 1] !== null;
+      // A second between gaps is drawn as a short dash so it stays visible.
+      const alone = !joined && (i + 1 >= values.length || values[i + 1] === null);
+      d += (joined ? 'L' : 'M') + (x0 + i) + ' ' + y + (alone ? 'h4' : '');
     });
     const line = document.createElementNS(SVG, 'path');
     line.setAttribute('class', cls);

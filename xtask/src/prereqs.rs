@@ -21,6 +21,10 @@ use crate::toolchain;
 /// Debian packages: the real servers, clients and checkers the tests run. (package, who needs it)
 pub const APT: &[(&str, &str)] = &[
     ("apache2-utils", "ab: load in the e2e tests"),
+    (
+        "chromium",
+        "headless browser that drives the live page in the e2e tests",
+    ),
     ("curl", "requests in the e2e tests"),
     ("iproute2", "ip netns, veth and tc in the e2e tests"),
     ("jq", "deploy checks"),
@@ -48,6 +52,10 @@ pub const APT: &[(&str, &str)] = &[
     ("shellcheck", "deploy checks"),
     ("socat", "fixtures"),
     ("tcpdump", "fixtures and captures"),
+    (
+        "tmux",
+        "runs apitap top in the e2e tests (send-keys, capture-pane)",
+    ),
     (
         "tshark",
         "golden tests compare counts with tshark's HTTP dissector",

@@ -70,7 +70,7 @@ pub fn clap_line(err: &clap::Error) -> String {
         err.kind(),
         DisplayHelpOnMissingArgumentOrSubcommand | MissingSubcommand
     ) {
-        return "a subcommand is required: run, replay or check (see apitap --help)".into();
+        return "a subcommand is required: run, replay, check or top (see apitap --help)".into();
     }
     let text = err.render().to_string();
     let first = text

@@ -12,7 +12,7 @@ mod client;
 pub mod model;
 mod view;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use std::path::Path;
 use std::process::ExitCode;
@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::TOKEN_FILE;
 use crate::cli::TopArgs;
+use crate::exit::usage;
 use client::{Client, Query};
 use model::{Panes, View};
 
@@ -118,22 +119,27 @@ pub fn resolve_token(flag: Option<&str>, data_dir: &Path) -> Result<String> {
     let path = data_dir.join(TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
-        Ok(_) => bail!("API token file {} is empty", path.display()),
-        Err(e) => bail!(
+        Ok(_) => Err(usage(format!("API token file {} is empty", path.display()))),
+        Err(e) => Err(usage(format!(
             "no API token: pass --token, set APITAP_API_TOKEN, or give --data-dir of the agent \
              ({}: {e})",
             path.display()
-        ),
+        ))),
     }
 }
 
 pub fn main(args: TopArgs) -> Result<ExitCode> {
     let url = args.url.trim_end_matches('/').to_string();
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        bail!("--url must be an http:// or https:// URL, got {url:?}");
+        return Err(usage(format!(
+            "--url must be an http:// or https:// URL, got {url:?}"
+        )));
     }
     if !(1..=60).contains(&args.interval) {
-        bail!("--interval must be 1 to 60 seconds, got {}", args.interval);
+        return Err(usage(format!(
+            "--interval must be 1 to 60 seconds, got {}",
+            args.interval
+        )));
     }
     let token = resolve_token(args.token.as_deref(), &args.data_dir)?;
     let every = Duration::from_secs(args.interval);

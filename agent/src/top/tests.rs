@@ -169,6 +169,7 @@ fn the_token_comes_from_the_flag_else_the_data_dir() {
     std::fs::write(dir.path().join(TOKEN_FILE), "\n").expect("write");
     let err = resolve_token(None, dir.path()).expect_err("empty file");
     assert!(err.to_string().contains("empty"));
+    assert_eq!(crate::exit::code_of(&err), crate::exit::CONFIG);
 }
 
 #[rstest]

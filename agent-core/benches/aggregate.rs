@@ -1,5 +1,6 @@
 //! Cost of the aggregation stage: `Aggregator::record` per transaction (the hot path), the
-//! route stage per transaction, and snapshot + exposition at a realistic series count.
+//! route stage per transaction, the live views' series ring per transaction, and snapshot +
+//! exposition at a realistic series count.
 //!
 //! Run: `cargo bench -p agent-core --bench aggregate`.
 
@@ -8,6 +9,7 @@ use agent_core::aggregate::Aggregator;
 use agent_core::export::Format;
 use agent_core::export::prometheus::render;
 use agent_core::route::{RouteConfig, Router};
+use agent_core::series::SeriesRing;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -59,7 +61,21 @@ fn record(c: &mut Criterion) {
             i += 1;
         });
     });
+    group.bench_function("series_record_per_tx", |b| {
+        let mut ring = SeriesRing::new(64);
+        let mut i = 0usize;
+        b.iter(|| {
+            ring.record_transaction(black_box(&txs[i % txs.len()]));
+            i += 1;
+        });
+    });
     group.finish();
+
+    let mut ring = SeriesRing::new(64);
+    txs.iter().for_each(|t| ring.record_transaction(t));
+    c.bench_function("series_snapshot_1_service", |b| {
+        b.iter(|| black_box(ring.snapshot(T0 + 100_000_000_000).services.len()));
+    });
 
     let mut agg = Aggregator::default();
     txs.iter().for_each(|t| agg.record(t));

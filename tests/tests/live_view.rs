@@ -126,11 +126,40 @@ fn the_page_and_top_show_what_metrics_count() {
         .expect("timestamp")
         .to_string();
 
+    gzip_checks(&host);
     page_checks(&host, &mut agent, &m, &settled);
     top_checks(&host, &agent, &m);
 
     // The agent goes away: the page says so plainly (checked in page_checks' tail below).
     agent.terminate().expect("agent stops");
+}
+
+/// Bytes on the wire of GET `path` with and without `Accept-Encoding: gzip` (curl inside the
+/// namespace; `--compressed` checks that the gzip body decodes).
+fn wire_sizes(host: &ApiHost, path: &str) -> (u64, u64) {
+    let auth = format!("-H 'Authorization: Bearer {TOKEN}'");
+    let size = |extra: &str| -> u64 {
+        host.ns
+            .sh(&format!(
+                "curl -sf {auth} {extra} -o /dev/null -w '%{{size_download}}' 'http://{LISTEN}{path}'"
+            ))
+            .expect("curl")
+            .trim()
+            .parse()
+            .expect("a size")
+    };
+    (size(""), size("--compressed"))
+}
+
+fn gzip_checks(host: &ApiHost) {
+    for path in ["/metrics", "/api/v1/series", "/api/v1/endpoints?top=100"] {
+        let (plain, gzip) = wire_sizes(host, path);
+        eprintln!("{path}: {plain} bytes plain, {gzip} bytes gzip");
+        assert!(
+            gzip * 2 < plain,
+            "{path}: {gzip} gzip vs {plain} plain bytes"
+        );
+    }
 }
 
 fn page_checks(host: &ApiHost, agent: &mut Agent, m: &Metrics, settled: &str) {

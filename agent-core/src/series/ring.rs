@@ -156,6 +156,8 @@ pub struct SeriesRing {
     max_services: usize,
     rings: Vec<Ring>,
     index: HashMap<Box<str>, u32>,
+    /// The ring of the previous transaction (most traffic comes in runs of one service).
+    last: usize,
     stats: SeriesStats,
 }
 
@@ -166,6 +168,7 @@ impl SeriesRing {
             max_services,
             rings: Vec::with_capacity(max_services + 1),
             index: HashMap::with_capacity(max_services + 1),
+            last: 0,
             stats: SeriesStats::default(),
         }
     }
@@ -197,8 +200,16 @@ impl SeriesRing {
     }
 
     fn ring(&mut self, service: &str) -> usize {
+        if self
+            .rings
+            .get(self.last)
+            .is_some_and(|r| &*r.name == service)
+        {
+            return self.last;
+        }
         if let Some(&i) = self.index.get(service) {
-            return i as usize;
+            self.last = i as usize;
+            return self.last;
         }
         let name = if self.rings.len() < self.max_services {
             service

@@ -3,7 +3,7 @@
 HTTP/2 fixtures and end-to-end tests.
 
     grpc_app.py server --listen 127.0.0.1:50051 --log calls.log   # runs until SIGTERM
-    grpc_app.py client --target 127.0.0.1:50051 --log results.log [--rounds N]
+    grpc_app.py client --target 127.0.0.1:50051 --log results.log [--rounds N] [--pause-ms MS]
 
 Service shop.Catalog:
   GetItem     unary            request "ok:<id>" or "status:<CODE_NAME>" (the call ends with it)
@@ -23,6 +23,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -145,6 +146,8 @@ def run_client(args):
                 except grpc.RpcError as e:
                     code = e.code()
                 log.line(f"{path} {code.name}")
+                if args.pause_ms:
+                    time.sleep(args.pause_ms / 1000)
 
 
 def main():
@@ -157,6 +160,7 @@ def main():
     c.add_argument("--target", required=True)
     c.add_argument("--log", required=True)
     c.add_argument("--rounds", type=int, default=1)
+    c.add_argument("--pause-ms", type=int, default=0, help="pause after each call")
     args = p.parse_args()
     serve(args) if args.cmd == "server" else run_client(args)
 

@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod bpf;
 pub mod chromium;
+pub mod grpc;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;

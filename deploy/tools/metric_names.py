@@ -29,6 +29,9 @@ PLAIN = {
     "apitap_series_collapsed_total",
     "apitap_store_write_failures_total",
     "apitap_build_info",
+    "apitap_h2_unknown_fields_total",
+    "apitap_h2_header_blocks_lost_total",
+    "apitap_parse_errors_total",
     # written by Prometheus for every target
     "up",
 }

@@ -2,6 +2,8 @@
 //! wrk or ab drives nginx (one request segment and one response segment per exchange).
 #![allow(dead_code)] // each bench uses a part
 
+pub mod h2;
+
 use agent_core::{Direction, Segment, TcpFlags};
 use std::net::SocketAddr;
 

@@ -62,7 +62,19 @@ pub fn integration(filter: Option<&str>) -> Result<()> {
     }
     let bin = build::build(true)?;
     step("end-to-end tests as root (network namespaces, real nginx, redis, curl, ab)");
-    let mut c = cmd::cargo();
+    cmd::run(cmd::cargo().args(["test", "--package", "apitap-e2e", "--no-run"]))?;
+    // On a machine shared by several developers, APITAP_ROOT_LOCK=FILE runs the tests under
+    // `flock FILE` (built first, so the lock is held only while they run).
+    let mut c = match std::env::var_os("APITAP_ROOT_LOCK") {
+        Some(lock) => {
+            let mut c = Command::new("flock");
+            c.arg(lock)
+                .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .current_dir(cmd::root());
+            c
+        }
+        None => cmd::cargo(),
+    };
     c.env("APITAP_BIN", &bin)
         .args(["test", "--package", "apitap-e2e", "--"]);
     if let Some(f) = filter {

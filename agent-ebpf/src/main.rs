@@ -1,7 +1,12 @@
 //! apitap kernel programs: two TC classifiers (ingress and egress) that copy every TCP segment
 //! to or from a watched server port into the `EVENTS` ring buffer as a `SegmentEvent` header
 //! followed by a bounded payload prefix. They never drop or alter traffic: every path returns
-//! `TC_ACT_PIPE`, and every failure is counted.
+//! `TC_ACT_UNSPEC` (-1, which TCX calls `TCX_NEXT`), and every failure is counted.
+//!
+//! Why not `TC_ACT_PIPE`: on a netlink (cls_bpf) filter both mean "no verdict, go on", but in a
+//! TCX chain only -1 runs the next program; any other value ends the chain, so a monitor
+//! attached first that answered `TC_ACT_PIPE` would silently switch off every TCX program after
+//! it (a CNI's, another apitap's).
 #![no_std]
 #![no_main]
 
@@ -12,7 +17,7 @@ use agent_common::{
     COUNTER_SLOTS, Counter, DEFAULT_RING_BYTES, DEFAULT_SNAP_LEN, MAX_PORTS, SCRATCH_BYTES, hook,
 };
 use aya_ebpf::{
-    bindings::TC_ACT_PIPE,
+    bindings::TC_ACT_UNSPEC,
     macros::{classifier, map},
     maps::{HashMap, PerCpuArray, RingBuf},
     programs::TcContext,
@@ -58,7 +63,7 @@ fn run(ctx: &TcContext, hook: u8) -> i32 {
     if classify::try_classify(ctx, hook).is_err() {
         count(Counter::Errors, 1);
     }
-    TC_ACT_PIPE as i32
+    TC_ACT_UNSPEC
 }
 
 /// Adds `n` to this CPU's counter. TC programs run with migration disabled, so a plain add on

@@ -8,8 +8,10 @@ use aya::{Ebpf, EbpfLoader};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::PathBuf;
 
-/// TC_ACT_PIPE: what the classifiers must return for every packet.
-pub const TC_ACT_PIPE: u32 = 3;
+/// TC_ACT_UNSPEC (TCX_NEXT): what the classifiers must return for every packet, so that every
+/// program after them runs (TCX ends its chain on any other value), as BPF_PROG_TEST_RUN
+/// reports it (the u32 bit pattern of -1).
+pub const TC_ACT_UNSPEC: u32 = u32::MAX;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
 /// The BPF object: APITAP_EBPF_OBJECT, else the one agent/build.rs built (building the agent

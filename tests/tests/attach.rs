@@ -384,3 +384,39 @@ fn a_live_apitaps_netlink_filters_are_never_taken_for_stale_ones() {
         "the qdisc the first apitap added, unused now, is gone"
     );
 }
+
+/// Two apitaps with TCX links on one hook: the second is placed first in the chain, so the
+/// first only sees packets if the second's programs let the chain go on (TCX_NEXT). The same
+/// holds for any program after apitap's, a CNI's included.
+#[test]
+fn every_tcx_program_after_apitaps_still_runs() {
+    tools();
+    assert_eq!(rings_settle(0), 0, "another apitap runs on this machine");
+    let ns = Netns::new(&unique("at-chain-")).expect("namespace");
+    let port = "18084";
+    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{port}")]).expect("nginx");
+    let args = ["-i", "lo", "-p", port, "--attach-mode", "tcx"];
+    let earlier = Agent::start(Some(&ns), &args, "127.0.0.1:9464").expect("first apitap");
+    let later = Agent::start(Some(&ns), &args, "127.0.0.1:9465").expect("second apitap");
+    assert_eq!(
+        apitap_programs(&ns, "tcx", "lo", "ingress"),
+        ["tc_ingress", "tc_ingress"]
+    );
+    ns.sh(&format!(
+        "ab -q -n 300 -c 2 -k http://127.0.0.1:{port}/ >/dev/null"
+    ))
+    .expect("ab");
+    assert_eq!(nginx.totals().expect("access log").0, 300);
+    for (which, agent) in [
+        ("first in the chain", &later),
+        ("second in the chain", &earlier),
+    ] {
+        let m = transactions(agent, 300);
+        assert_eq!(
+            m.count("apitap_transactions_total"),
+            300,
+            "the apitap {which}: {}",
+            agent.stderr()
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use agent_common::{Counter, direction, hook, programs};
 use apitap_e2e::bpf::frames::{self, ACK, FIN, PSH, SYN, Tcp};
-use apitap_e2e::bpf::{Classifier, TC_ACT_PIPE};
+use apitap_e2e::bpf::{Classifier, TC_ACT_UNSPEC};
 use apitap_e2e::metrics::Metrics;
 use apitap_e2e::netns::{self, Netns, Pair};
 use apitap_e2e::nginx::Nginx;
@@ -41,7 +41,7 @@ fn ipv4_request_to_watched_port_becomes_one_event() {
     let frame = frames::ipv4_tcp(CLI, SRV, &req(body), None);
     assert_eq!(
         c.run(programs::TC_INGRESS, &frame).expect("run"),
-        TC_ACT_PIPE
+        TC_ACT_UNSPEC
     );
     let evs = c.events();
     assert_eq!(evs.len(), 1);
@@ -81,7 +81,7 @@ fn ipv6_response_from_watched_port_is_to_client_at_egress() {
     let frame = frames::ipv6_tcp(v6("2001:db8::1"), v6("2001:db8::2"), &t);
     assert_eq!(
         c.run(programs::TC_EGRESS, &frame).expect("run"),
-        TC_ACT_PIPE
+        TC_ACT_UNSPEC
     );
     let evs = c.events();
     assert_eq!(evs.len(), 1);
@@ -108,7 +108,7 @@ fn udp_and_unwatched_ports_pass_without_events() {
     for frame in [&udp, &unwatched] {
         assert_eq!(
             c.run(programs::TC_INGRESS, frame).expect("run"),
-            TC_ACT_PIPE
+            TC_ACT_UNSPEC
         );
     }
     assert!(c.events().is_empty());
@@ -130,7 +130,7 @@ fn truncated_headers_are_counted_as_errors_and_passed() {
     for frame in [cut, &long_ihl[..]] {
         assert_eq!(
             c.run(programs::TC_INGRESS, frame).expect("run"),
-            TC_ACT_PIPE
+            TC_ACT_UNSPEC
         );
     }
     assert!(c.events().is_empty());
@@ -197,7 +197,7 @@ fn full_ring_counts_lost_events_and_still_passes_packets() {
     for _ in 0..10 {
         assert_eq!(
             c.run(programs::TC_INGRESS, &frame).expect("run"),
-            TC_ACT_PIPE
+            TC_ACT_UNSPEC
         );
     }
     let delivered = c.events().len() as u64;

@@ -5,8 +5,8 @@
 //!   descriptor. It goes away with the process, also on SIGKILL or an OOM kill, and it never
 //!   touches the clsact qdisc or another program's filters. Attached first in the chain, so a
 //!   CNI program that redirects or drops later does not hide packets from us; the classifiers
-//!   return TC_ACT_PIPE (TCX_NEXT), so every program after them, and the qdisc's filters, still
-//!   run.
+//!   return TC_ACT_UNSPEC (TCX_NEXT), so every program after them, and the qdisc's filters,
+//!   still run (any other value, TC_ACT_PIPE included, would end the TCX chain at us).
 //! - **netlink filters** (the fallback, or forced with `attach_mode = "netlink"`): a `bpf`
 //!   filter on the clsact qdisc's hooks, added (with the qdisc if there is none) and deleted by
 //!   us. They outlive a killed process, so at every attach apitap's stale ones are removed

@@ -69,7 +69,10 @@ fn main() -> ExitCode {
         Command::Fuzz { seconds } => test::fuzz(seconds),
         Command::Bench => bench::all(),
         Command::Prereqs => prereqs::ensure(),
-        Command::Doctor => toolchain::doctor(),
+        Command::Doctor => {
+            prereqs::doctor();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

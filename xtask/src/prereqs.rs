@@ -388,8 +388,19 @@ impl Python {
     }
 }
 
-/// `cargo xtask doctor`: every prerequisite and whether it is present.
+/// `cargo xtask doctor`: the toolchain and kernel, then every prerequisite and whether it is
+/// present.
 pub fn doctor() {
+    let version = |what: &str, v: Option<String>| {
+        eprintln!(
+            "{what:<12} {}",
+            v.as_deref().map(str::trim).unwrap_or("MISSING")
+        );
+    };
+    version("rustc", output(Command::new("rustc").arg("--version")));
+    version("kernel", output(Command::new("uname").arg("-r")));
+    version("root", Some(cmd::is_root().to_string()));
+    eprintln!();
     let python = Python::probe();
     let missing = find_missing(&python);
     let show = |kind: &str, name: &str, why: &str, absent: &[&str]| {

@@ -105,18 +105,3 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         "cargo-fuzz",
     ]))
 }
-
-pub fn doctor() -> Result<()> {
-    let show = |what: &str, v: Option<String>| {
-        eprintln!(
-            "{what:<12} {}",
-            v.as_deref().map(str::trim).unwrap_or("MISSING")
-        );
-    };
-    show("rustc", output(Command::new("rustc").arg("--version")));
-    show("kernel", output(Command::new("uname").arg("-r")));
-    show("root", Some(cmd::is_root().to_string()));
-    eprintln!();
-    crate::prereqs::doctor();
-    Ok(())
-}

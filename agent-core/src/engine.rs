@@ -15,13 +15,18 @@
 //! - [`ErrorType::CaptureGap`]: bytes of the message were lost (or, inside a head, not copied),
 //!   or the flow was evicted to respect the memory budget.
 //!
-//! Loss is detected from sequence numbers: a hole is given up on when the reorder window or
-//! the flow budget overflows, after `gap_timeout_ns`, at the end of the flow, or at once when
-//! the peer's ACK covers bytes that were never captured (so captures replayed through the
-//! engine need consistent ACK numbers, or no ACK flag). Payload bytes the capture saw but did
-//! not copy are fine inside a body: Content-Length bodies are skipped by length, and a chunked
-//! body whose chunk framing was not copied is read on to the next start line or the end of the
-//! connection (its record then has no body size). Inside a head they are a gap.
+//! Loss is detected from sequence numbers: a hole is given up on when the reorder bounds (bytes
+//! ahead, segments held, the flow budget) overflow, after `gap_timeout_ns`, at the end of the
+//! flow, or when the peer acknowledged the missing bytes and the reorder window passed without
+//! them. An ACK ahead of the data is evidence, not proof (mirror ports, `tcpdump -i any` and the
+//! kernel ring reorder the two directions): the segment carrying it waits, and the bytes count
+//! as lost only after `reorder_window_packets` segments of the flow and `reorder_window_ns`
+//! went by (`flow::order`). The client's ACKs also pair responses across gaps (`http`).
+//! Payload bytes the capture saw but did not copy are fine inside a body: Content-Length bodies
+//! are skipped by length, and a chunked body whose chunk framing was not copied is read on to
+//! the next start line or the end of the connection (its record then has no body size). Inside
+//! a head they are a gap. Late copies of a connection that just ended are retransmissions
+//! (`flow::closed`).
 //!
 //! [`ErrorType::Timeout`]: crate::ErrorType::Timeout
 //! [`ErrorType::ConnectionReset`]: crate::ErrorType::ConnectionReset
@@ -32,6 +37,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::flow::names::Names;
+use crate::flow::closed::RecentlyClosed;
+use crate::flow::order::ReorderWindow;
 use crate::flow::reassembly::ReassemblyStats;
 pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
@@ -69,6 +76,14 @@ pub struct EngineConfig {
     /// How far ahead of the next expected byte a segment may be buffered, per direction.
     /// Default 256 KiB.
     pub reorder_window_bytes: u32,
+    /// Acknowledged bytes not seen yet are evidence of loss, not proof: they are declared lost
+    /// only once this many segments of the flow went by without them ... Default 32.
+    pub reorder_window_packets: u32,
+    /// ... and this much packet time (or `gap_timeout_ns`, whatever the count). Default 10 ms.
+    pub reorder_window_ns: u64,
+    /// Segments one direction may hold out of order, or park behind the bytes they
+    /// acknowledge; past it the engine stops waiting (counted). Default 128.
+    pub reorder_max_segments: usize,
     /// How long out-of-order data waits for the missing bytes before they count as lost.
     /// Default 2 s (longer than the usual TCP retransmission timeout).
     pub gap_timeout_ns: u64,
@@ -91,6 +106,9 @@ impl Default for EngineConfig {
             head: HeadLimits::default(),
             h2: H2Config::default(),
             reorder_window_bytes: 256 * 1024,
+            reorder_window_packets: 32,
+            reorder_window_ns: SECOND_NS / 100,
+            reorder_max_segments: 128,
             gap_timeout_ns: 2 * SECOND_NS,
             sweep_interval_ns: SECOND_NS / 10,
             identity: IdentityConfig::default(),
@@ -112,6 +130,12 @@ impl EngineConfig {
         FlowLimits {
             reorder_window_bytes: self.reorder_window_bytes,
             flow_budget_bytes: self.flow_budget_bytes,
+            reorder: ReorderWindow {
+                packets: self.reorder_window_packets,
+                ns: self.reorder_window_ns,
+                max_ns: self.gap_timeout_ns,
+                max_segments: self.reorder_max_segments.max(1),
+            },
         }
     }
 }
@@ -168,6 +192,8 @@ pub struct Engine {
     /// The flow indices a sweep walks (kept: a sweep does not allocate).
     walk: Vec<u32>,
     names: Names,
+    /// Connections that just ended, so late copies of their segments open no flow.
+    closed: RecentlyClosed,
 }
 
 impl Engine {
@@ -179,6 +205,7 @@ impl Engine {
             next_sweep_ns: 0,
             walk: Vec::new(),
             names: Names::new(),
+            closed: RecentlyClosed::default(),
         }
     }
 
@@ -214,6 +241,12 @@ impl Engine {
                 if seg.payload_len == 0 && !seg.flags.syn() {
                     return;
                 }
+                // A late copy of a connection that just ended is a retransmission.
+                let (linger, window) = (self.cfg.gap_timeout_ns, self.cfg.reorder_window_bytes);
+                if self.closed.absorbs(&key, seg, linger, window) {
+                    self.stats.reassembly.retransmit_bytes += u64::from(seg.payload_len);
+                    return;
+                }
                 self.open_flow(key, seg, out)
             }
         };
@@ -221,9 +254,10 @@ impl Engine {
             return;
         };
         flow.ingest(seg, &mut flow_ctx(&self.cfg, &mut self.stats, out));
-        let closed = flow.is_closed();
+        let closed = flow.is_closed().then(|| flow.stream_ends());
         self.account(idx);
-        if closed {
+        if let Some(ends) = closed {
+            self.closed.remember(key, ends, seg.ts_ns);
             self.drop_flow(idx);
             self.stats.flows.closed += 1;
         }

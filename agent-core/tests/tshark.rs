@@ -8,7 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use agent_core::engine::{Engine, EngineConfig};
+use agent_core::pcap::synth::Capture;
+use agent_core::pcap::synth::mutate::{Mutation, mutate};
 use agent_core::pcap::{self, CaptureReader, Decoder};
+
+mod support;
+
+use support::nginx::{as_log_line, as_nginx_counts, nginx_log};
 
 fn captures() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
@@ -134,4 +140,94 @@ fn agree_with_tshark(paths: Vec<PathBuf>) {
         "apitap and tshark disagree:\n{}",
         failures.join("\n")
     );
+}
+
+/// Mirror-port damage against Wireshark: every real capture reordered (one direction's segments
+/// up to 8 packets later, duplicates, late retransmits; one seed each) plus the kept
+/// `wire/*.reorder.pcap` and `wire/*.loss.pcap`. apitap must find at least as many requests as
+/// tshark's dissector, every record it reports without an error must be one of nginx's access
+/// log lines, and on reordered captures (nothing lost) every log line must be found.
+#[test]
+fn on_mutated_captures_apitap_finds_at_least_what_tshark_finds() {
+    let tmp = std::env::temp_dir().join(format!("apitap-tshark-{}", std::process::id()));
+    fs::create_dir_all(&tmp).expect("temp dir");
+    let mut files: Vec<(PathBuf, String, bool)> = Vec::new();
+    for (i, path) in captures().iter().enumerate() {
+        let name = stem_of(path);
+        let c = Capture::read(File::open(path).expect("fixture")).expect("fixture reads");
+        let file = tmp.join(format!("{name}.reorder.pcap"));
+        fs::write(
+            &file,
+            mutate(&c, &Mutation::reorder(i as u64)).capture.to_pcap(),
+        )
+        .expect("write mutated capture");
+        files.push((file, name, true));
+    }
+    let wire = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/wire");
+    for e in fs::read_dir(wire).expect("tests/fixtures/wire") {
+        let path = e.expect("entry").path();
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let lossless = file_name.contains(".reorder.");
+        if lossless || file_name.contains(".loss.") {
+            let name = file_name.split('.').next().unwrap_or_default().to_string();
+            files.push((path, name, lossless));
+        }
+    }
+    let mut failures = Vec::new();
+    let (mut ours_total, mut theirs_total) = (0, 0);
+    for (file, name, lossless) in &files {
+        let mut reader = CaptureReader::new(File::open(file).expect("capture")).expect("header");
+        let (mut decoder, mut engine) = (Decoder::new(&[]), Engine::new(EngineConfig::default()));
+        let mut txs = Vec::new();
+        pcap::replay(&mut reader, &mut decoder, &mut engine, |t| {
+            txs.push(t.clone());
+            Ok::<(), ()>(())
+        })
+        .expect("collecting cannot fail");
+        let port = txs.iter().find_map(|t| t.server.map(|s| s.port()));
+        let ports: Vec<u16> = port.into_iter().collect();
+        let theirs = tshark_values(file, &ports, "http.request", "http.request.method").len();
+        let ours = txs
+            .iter()
+            .filter(|t| t.method.is_some() || t.status.is_some())
+            .count();
+        (ours_total, theirs_total) = (ours_total + ours, theirs_total + theirs);
+        let mut log = nginx_log(name);
+        let mut unmatched = Vec::new();
+        for t in txs.iter().filter(|t| t.error.is_none()) {
+            let mut line = as_log_line(t);
+            as_nginx_counts(name, t, &mut line);
+            match log.iter().position(|l| *l == line) {
+                Some(at) => {
+                    log.remove(at);
+                }
+                None => unmatched.push(line),
+            }
+        }
+        if ours < theirs || !unmatched.is_empty() || (*lossless && !log.is_empty()) {
+            failures.push(format!(
+                "{}: apitap {ours} requests, tshark {theirs}; not in nginx's log: {unmatched:?}; \
+                 nginx lines not found: {}",
+                file.display(),
+                if *lossless { log.len() } else { 0 }
+            ));
+        }
+    }
+    let _ = fs::remove_dir_all(&tmp);
+    eprintln!(
+        "{} mutated captures: apitap {ours_total} requests, tshark {theirs_total}",
+        files.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(ours_total >= theirs_total && theirs_total > 0);
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -2,11 +2,16 @@
 //! ([`protocol`]), and the flow table ([`table`]) the engine keeps them in.
 //!
 //! ```text
-//! Segment ─▶ Flow ─┬─ to_server: Reassembler ─┐
-//!                  └─ to_client: Reassembler ─┴─▶ Piece ─▶ Protocol (HTTP/1.x …) ─▶ Transaction
+//! Segment ─▶ Flow ─┬─ to_server: (parked) ─▶ Reassembler ─┐
+//!                  └─ to_client: (parked) ─▶ Reassembler ─┴─▶ Piece ─▶ Protocol ─▶ Transaction
 //! ```
+//! A segment whose ACK runs ahead of what the other direction delivered is parked until those
+//! bytes come or the reorder window declares them lost ([`order`]); late copies of a closed
+//! connection are absorbed ([`closed`]).
 
+pub mod closed;
 pub mod names;
+pub mod order;
 pub mod protocol;
 pub mod reassembly;
 pub mod stats;
@@ -14,6 +19,7 @@ pub mod table;
 
 use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Segment};
+use order::{Evidence, Parking, ReorderWindow};
 use protocol::Protocol;
 use reassembly::{Bounds, Payload, Piece, PieceSink, Reassembler, ReassemblyStats};
 
@@ -22,8 +28,10 @@ use reassembly::{Bounds, Payload, Piece, PieceSink, Reassembler, ReassemblyStats
 pub struct FlowLimits {
     /// How far ahead of the next expected byte a segment may be held, per direction.
     pub reorder_window_bytes: u32,
-    /// Bytes held per flow (both directions and the protocol's partial heads).
+    /// Bytes held per flow (both directions, parked segments and the protocol's partial heads).
     pub flow_budget_bytes: usize,
+    /// How long acknowledged but unseen bytes are waited for ([`order`]).
+    pub reorder: ReorderWindow,
 }
 
 /// What a flow needs from the engine for one call besides the segment.
@@ -33,11 +41,24 @@ pub struct Ctx<'a> {
     pub protocol: protocol::Ctx<'a>,
 }
 
+/// One direction: its reassembler, its segments parked until the peer's bytes they
+/// acknowledge are delivered, and the evidence that the peer acknowledged bytes of it not seen
+/// yet.
+#[derive(Debug, Default)]
+struct Side {
+    reasm: Reassembler,
+    parked: Parking,
+    evidence: Option<Evidence>,
+    /// Bytes this direction had declared lost when the evidence was noted (a later loss by
+    /// another bound is not a recovery).
+    lost_then: u64,
+}
+
 /// One tracked connection.
 #[derive(Debug)]
 pub struct Flow {
-    to_server: Reassembler,
-    to_client: Reassembler,
+    /// Indexed by [`side`]: client to server, then server to client.
+    sides: [Side; 2],
     /// What every record of this connection shares.
     pub meta: ConnMeta,
     pub protocol: Protocol,
@@ -47,27 +68,52 @@ pub struct Flow {
     closed: bool,
 }
 
-/// Hands the reassembled pieces of one direction to the protocol.
+const DIRECTIONS: [Direction; 2] = [Direction::ToServer, Direction::ToClient];
+
+/// The index of a direction in [`Flow::sides`].
+fn side(d: Direction) -> usize {
+    match d {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+    }
+}
+
+/// Hands the reassembled pieces of one direction to the protocol, each data piece preceded
+/// by where its segment's ACK stands in the peer's stream.
 struct Deliver<'a, 'b> {
     protocol: &'a mut Protocol,
     meta: &'a ConnMeta,
     dir: Direction,
+    /// Where the peer's stream starts (ACKs become offsets into it).
+    peer_start: Option<u32>,
     cx: &'a mut protocol::Ctx<'b>,
 }
 
 impl PieceSink for Deliver<'_, '_> {
-    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64) {
+    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64, ack: Option<u32>) {
+        let peer_ack = match (piece, ack, self.peer_start) {
+            (Piece::Data(_), Some(ack), Some(start)) => Some(ack.wrapping_sub(start)),
+            _ => None,
+        };
         self.protocol
-            .feed(self.dir, piece, ts_ns, self.meta, self.cx);
+            .feed(self.dir, piece, ts_ns, peer_ack, self.meta, self.cx);
     }
+}
+
+/// Why a flow stops waiting for acknowledged bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settle {
+    /// Decide what the window and bounds allow.
+    Window,
+    /// The flow ends: decide everything now.
+    Now,
 }
 
 impl Flow {
     /// A flow opened at `now`; `fresh` when its SYN was seen.
     pub fn new(meta: ConnMeta, fresh: bool, now: u64) -> Flow {
         Flow {
-            to_server: Reassembler::default(),
-            to_client: Reassembler::default(),
+            sides: [Side::default(), Side::default()],
             meta,
             protocol: Protocol::new(fresh),
             last_seen_ns: now,
@@ -78,7 +124,7 @@ impl Flow {
 
     /// Both directions ended, or a reset.
     pub fn is_closed(&self) -> bool {
-        self.closed || (self.to_server.ended() && self.to_client.ended())
+        self.closed || self.sides.iter().all(|s| s.reasm.ended())
     }
 
     /// A client SYN with a different initial sequence number: the 4-tuple was reused by a
@@ -87,85 +133,250 @@ impl Flow {
         seg.direction == Direction::ToServer
             && seg.flags.syn()
             && !seg.flags.ack()
-            && self
-                .to_server
+            && self.sides[0]
+                .reasm
                 .next_seq()
                 .is_some_and(|n| n != seg.seq.wrapping_add(1))
     }
 
-    /// Bytes this flow holds (out-of-order segments and partial heads).
+    /// Where each direction's stream stands (client to server, then server to client).
+    pub fn stream_ends(&self) -> [Option<u32>; 2] {
+        [
+            self.sides[0].reasm.next_seq(),
+            self.sides[1].reasm.next_seq(),
+        ]
+    }
+
+    /// Bytes this flow holds (out-of-order and parked segments, partial heads).
     pub fn buffered_now(&self) -> usize {
-        self.to_server.held_bytes() + self.to_client.held_bytes() + self.protocol.buffered()
+        self.sides
+            .iter()
+            .map(|s| s.reasm.held_bytes() + s.parked.bytes())
+            .sum::<usize>()
+            + self.protocol.buffered()
     }
 
     pub fn ingest(&mut self, seg: &Segment<'_>, cx: &mut Ctx<'_>) {
         self.last_seen_ns = self.last_seen_ns.max(seg.ts_ns);
+        for s in &mut self.sides {
+            if let Some(e) = s.evidence.as_mut() {
+                e.count_packet();
+            }
+        }
         if seg.flags.rst() {
+            self.settle(seg.ts_ns, Settle::Now, cx);
             self.reset(seg.ts_ns, cx);
             return;
         }
-        let window = cx.limits.reorder_window_bytes;
-        let (this, other, other_dir) = match seg.direction {
-            Direction::ToServer => (
-                &mut self.to_server,
-                &mut self.to_client,
-                Direction::ToClient,
-            ),
-            Direction::ToClient => (
-                &mut self.to_client,
-                &mut self.to_server,
-                Direction::ToServer,
-            ),
-        };
-        // The peer acknowledged bytes we hold a hole before: they are not coming.
-        if seg.flags.ack() && (other.has_held() || other.acked_hole(seg.ack, window)) {
-            let mut sink = Deliver {
-                protocol: &mut self.protocol,
-                meta: &self.meta,
-                dir: other_dir,
-                cx: &mut cx.protocol,
-            };
-            other.flush(Some(seg.ack), cx.reassembly, &mut sink);
-        }
+        let (d, p) = (side(seg.direction), 1 - side(seg.direction));
         let mut seq = seg.seq;
         if seg.flags.syn() {
-            this.syn(seg.seq);
+            self.sides[d].reasm.syn(seg.seq);
             seq = seq.wrapping_add(1);
         }
-        let bounds = Bounds {
-            window,
-            held_max: cx
-                .limits
-                .flow_budget_bytes
-                .saturating_sub(other.held_bytes() + self.protocol.buffered()),
-        };
+        // The ACK runs ahead of what the peer delivered: evidence of loss, and this segment's
+        // bytes come after those, so it waits with them.
+        let window = cx.limits.reorder_window_bytes;
+        let waits_for = (seg.flags.ack()
+            && !seg.flags.syn()
+            && self.sides[p].reasm.unseen_below(seg.ack, window))
+        .then_some(seg.ack);
+        if let Some(ack) = waits_for {
+            let peer = &mut self.sides[p];
+            match peer.evidence.as_mut() {
+                Some(e) => e.raise(ack),
+                None => {
+                    peer.evidence = Some(Evidence::new(ack, seg.ts_ns, peer.reasm.next_seq()));
+                    peer.lost_then = peer.reasm.lost_bytes();
+                    cx.reassembly.reorder_evidence += 1;
+                }
+            }
+        }
         let payload = Payload {
             seq,
             len: seg.payload_len,
             copied: seg.payload,
             fin: seg.flags.fin(),
             ts_ns: seg.ts_ns,
+            ack: seg.flags.ack().then_some(seg.ack),
+        };
+        let carries = seg.payload_len > 0 || seg.flags.fin();
+        match waits_for {
+            Some(ack) if carries => self.sides[d].parked.park(&payload, seg.flags, ack),
+            _ => self.push(d, payload, cx),
+        }
+        self.settle(seg.ts_ns, Settle::Window, cx);
+    }
+
+    /// Pushes a segment's payload into its direction's reassembler.
+    fn push(&mut self, d: usize, payload: Payload<'_>, cx: &mut Ctx<'_>) {
+        let elsewhere = self.buffered_now() - self.sides[d].reasm.held_bytes();
+        let bounds = Bounds {
+            window: cx.limits.reorder_window_bytes,
+            held_max: cx.limits.flow_budget_bytes.saturating_sub(elsewhere),
+            segments_max: cx.limits.reorder.max_segments,
         };
         let mut sink = Deliver {
             protocol: &mut self.protocol,
             meta: &self.meta,
-            dir: seg.direction,
+            dir: DIRECTIONS[d],
+            peer_start: self.sides[1 - d].reasm.start_seq(),
             cx: &mut cx.protocol,
         };
-        let new = this.push(payload, bounds, cx.reassembly, &mut sink);
-        match seg.direction {
+        let new = self.sides[d]
+            .reasm
+            .push(payload, bounds, cx.reassembly, &mut sink);
+        match DIRECTIONS[d] {
             Direction::ToServer => cx.reassembly.first_seen_request_bytes += new,
             Direction::ToClient => cx.reassembly.first_seen_response_bytes += new,
         }
     }
 
-    /// Held data older than `gap_timeout_ns` is given up on.
-    pub fn expire_gaps(&mut self, now: u64, gap_timeout_ns: u64, cx: &mut Ctx<'_>) {
-        for dir in [Direction::ToServer, Direction::ToClient] {
-            let r = match dir {
-                Direction::ToServer => &mut self.to_server,
-                Direction::ToClient => &mut self.to_client,
+    /// Gives up on acknowledged bytes of direction `d` up to `ack`: they are lost.
+    fn declare_lost(&mut self, d: usize, ack: u32, cx: &mut Ctx<'_>) {
+        let mut sink = Deliver {
+            protocol: &mut self.protocol,
+            meta: &self.meta,
+            dir: DIRECTIONS[d],
+            peer_start: self.sides[1 - d].reasm.start_seq(),
+            cx: &mut cx.protocol,
+        };
+        self.sides[d]
+            .reasm
+            .flush(Some(ack), cx.reassembly, &mut sink);
+    }
+
+    /// Resolves what can be: evidence whose bytes came, parked segments whose acknowledged
+    /// bytes were delivered; then, when nothing moves by itself, gives up on one wait the
+    /// window, a bound or the end of the flow allows; until nothing changes.
+    fn settle(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) {
+        if self
+            .sides
+            .iter()
+            .all(|s| s.evidence.is_none() && s.parked.is_empty())
+        {
+            return;
+        }
+        loop {
+            let mut changed = false;
+            for d in 0..2 {
+                changed |= self.resolve(d, now, cx);
+                changed |= self.release_open(d, cx);
+            }
+            if changed || self.give_up_one(now, how, cx) {
+                continue;
+            }
+            break;
+        }
+    }
+
+    /// Evidence about direction `d` whose bytes were delivered is cleared (a recovery unless
+    /// they were declared lost meanwhile); otherwise its window restarts on progress.
+    fn resolve(&mut self, d: usize, now: u64, cx: &mut Ctx<'_>) -> bool {
+        let window = cx.limits.reorder_window_bytes;
+        let s = &mut self.sides[d];
+        let Some(e) = s.evidence.as_mut() else {
+            return false;
+        };
+        if s.reasm.unseen_below(e.ack, window) {
+            e.progressed(s.reasm.next_seq(), now);
+            return false;
+        }
+        if s.reasm.lost_bytes() == s.lost_then {
+            cx.reassembly.reorder_recovered += 1;
+        }
+        s.evidence = None;
+        true
+    }
+
+    /// Pushes every parked segment of `d` whose acknowledged bytes the peer delivered.
+    fn release_open(&mut self, d: usize, cx: &mut Ctx<'_>) -> bool {
+        let window = cx.limits.reorder_window_bytes;
+        let mut any = false;
+        loop {
+            let [a, b] = &mut self.sides;
+            let (me, peer) = if d == 0 { (a, b) } else { (b, a) };
+            let Some(r) = me
+                .parked
+                .release(|ack| !peer.reasm.unseen_below(ack, window), false)
+            else {
+                return any;
             };
+            self.push(d, r.payload(), cx);
+            any = true;
+        }
+    }
+
+    /// Declares lost the acknowledged bytes of one direction whose wait is over (window passed,
+    /// bounds exceeded, or the flow ends) and which are not themselves parked. When only
+    /// parked bytes are waited for and the flow ends or overflows, parked segments are pushed
+    /// as they are.
+    fn give_up_one(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) -> bool {
+        let w = cx.limits.reorder;
+        let over = self.sides.iter().any(|s| s.parked.len() > w.max_segments)
+            || self.buffered_now() > cx.limits.flow_budget_bytes;
+        for d in 0..2 {
+            let s = &self.sides[d];
+            let Some(e) = s.evidence else {
+                continue;
+            };
+            let parked_here = s.reasm.next_seq().is_some_and(|n| s.parked.covers(n));
+            if parked_here {
+                continue;
+            }
+            let passed = e.passed(now, &w);
+            if how == Settle::Window && !over && !passed {
+                continue;
+            }
+            match how {
+                Settle::Now => {}
+                Settle::Window if passed => cx.reassembly.reorder_window_expired += 1,
+                Settle::Window => cx.reassembly.reorder_limit += 1,
+            }
+            // Not past the first parked byte of this direction (what lies beyond came, and
+            // waits for the peer), nor past what a parked segment of the peer waits for (it is
+            // released in between, in causal order).
+            let next = s.reasm.next_seq().unwrap_or(e.ack);
+            let ahead = |x: u32| x.wrapping_sub(next);
+            let upto = [
+                s.parked.first_at_or_after(next),
+                self.sides[1 - d].parked.lowest_gate_after(next),
+            ]
+            .into_iter()
+            .flatten()
+            .fold(
+                e.ack,
+                |upto, x| if ahead(x) < ahead(upto) { x } else { upto },
+            );
+            self.declare_lost(d, upto, cx);
+            let side = &mut self.sides[d];
+            match side.evidence.as_mut() {
+                Some(e) if upto != e.ack => e.rebase(side.reasm.next_seq()),
+                _ => side.evidence = None,
+            }
+            return true;
+        }
+        if how == Settle::Window && !over {
+            return false;
+        }
+        for d in 0..2 {
+            if let Some(r) = self.sides[d].parked.release(|_| true, true) {
+                if how == Settle::Window {
+                    cx.reassembly.reorder_limit += 1;
+                }
+                self.push(d, r.payload(), cx);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Held data older than `gap_timeout_ns` is given up on, and so is acknowledged data whose
+    /// reorder window passed.
+    pub fn expire_gaps(&mut self, now: u64, gap_timeout_ns: u64, cx: &mut Ctx<'_>) {
+        for (d, &dir) in DIRECTIONS.iter().enumerate() {
+            let peer_start = self.sides[1 - d].reasm.start_seq();
+            let r = &mut self.sides[d].reasm;
             if r.oldest_held_ns()
                 .is_some_and(|t| now.saturating_sub(t) >= gap_timeout_ns)
             {
@@ -173,11 +384,13 @@ impl Flow {
                     protocol: &mut self.protocol,
                     meta: &self.meta,
                     dir,
+                    peer_start,
                     cx: &mut cx.protocol,
                 };
                 r.flush(None, cx.reassembly, &mut sink);
             }
         }
+        self.settle(now, Settle::Window, cx);
     }
 
     /// Requests without a response `timeout_ns` after their first byte become `timeout`.
@@ -188,39 +401,45 @@ impl Flow {
 
     /// Gives back what an idle flow no longer needs (see `Protocol::release`).
     pub fn release(&mut self) {
-        self.to_server.release();
-        self.to_client.release();
+        for s in &mut self.sides {
+            s.reasm.release();
+            s.parked.shrink();
+        }
         self.protocol.release();
     }
 
     /// Heap bytes this flow holds besides its table slot.
     pub fn heap_bytes(&self) -> usize {
-        self.to_server.heap_bytes() + self.to_client.heap_bytes() + self.protocol.heap_bytes()
+        self.sides
+            .iter()
+            .map(|s| s.reasm.heap_bytes() + s.parked.heap_bytes())
+            .sum::<usize>()
+            + self.protocol.heap_bytes()
     }
 
     /// RST: held bytes are lost, every open request is `connection_reset`.
     fn reset(&mut self, ts: u64, cx: &mut Ctx<'_>) {
-        self.to_server.discard(cx.reassembly);
-        self.to_client.discard(cx.reassembly);
+        for s in &mut self.sides {
+            s.reasm.discard(cx.reassembly);
+        }
         self.protocol
             .close(ErrorType::ConnectionReset, ts, &self.meta, &mut cx.protocol);
         self.closed = true;
     }
 
-    /// Ends the flow for the engine (finish, eviction): held data is forced through first.
+    /// Ends the flow for the engine (finish, eviction): parked and held data is forced
+    /// through first.
     pub fn terminate(&mut self, error: ErrorType, cx: &mut Ctx<'_>) {
-        for dir in [Direction::ToServer, Direction::ToClient] {
-            let r = match dir {
-                Direction::ToServer => &mut self.to_server,
-                Direction::ToClient => &mut self.to_client,
-            };
+        self.settle(self.last_seen_ns, Settle::Now, cx);
+        for (d, &dir) in DIRECTIONS.iter().enumerate() {
             let mut sink = Deliver {
                 protocol: &mut self.protocol,
                 meta: &self.meta,
                 dir,
+                peer_start: self.sides[1 - d].reasm.start_seq(),
                 cx: &mut cx.protocol,
             };
-            r.close(cx.reassembly, &mut sink);
+            self.sides[d].reasm.close(cx.reassembly, &mut sink);
         }
         self.protocol
             .close(error, self.last_seen_ns, &self.meta, &mut cx.protocol);

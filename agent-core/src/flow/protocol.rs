@@ -157,12 +157,16 @@ impl Protocol {
         }
     }
 
-    /// One reassembled piece of `dir`, carried by a segment of time `ts`.
+    /// One reassembled piece of `dir`, carried by a segment of time `ts` that acknowledged the
+    /// peer's stream up to `peer_ack` (an offset from its start, modulo 2^32: what the sender
+    /// had received when it sent it; HTTP/1.x pairs responses across gaps with it).
+    #[allow(clippy::too_many_arguments)]
     pub fn feed(
         &mut self,
         dir: Direction,
         piece: Piece<'_>,
         ts: u64,
+        peer_ack: Option<u32>,
         meta: &ConnMeta,
         cx: &mut Ctx<'_>,
     ) {
@@ -190,6 +194,9 @@ impl Protocol {
                     meta,
                     out: cx.out,
                 };
+                if let Some(offset) = peer_ack {
+                    conn.peer_ack(dir, offset);
+                }
                 conn.feed(dir, piece, ts, &mut hx, cx.http);
                 if !conn.is_http() {
                     // Not HTTP: nothing is pending (it is found before any request is queued).

@@ -1,11 +1,11 @@
 //! Per-direction TCP reassembly by sequence number (wrapping `u32` arithmetic).
 //!
 //! In-order payload is handed on without copying. Segments ahead of the next expected byte
-//! wait (copied) within the reorder window; the first copy of a byte wins and differing
-//! overlaps are counted. Bytes that will not come are reported as [`Piece::Missing`] with
-//! `lost: true` when the reorder window or the flow budget overflows, when the peer
-//! acknowledges them, after the gap timeout, or at the end of the flow. Bytes the capture saw
-//! but did not copy are `lost: false`.
+//! wait (copied) within the reorder window (bytes ahead, segments held, the flow budget); the
+//! first copy of a byte wins and differing overlaps are counted. Bytes that will not come are
+//! reported as [`Piece::Missing`] with `lost: true` when those bounds overflow, when the peer's
+//! acknowledgement of them outlives the reorder window (`flow::order`), after the gap timeout,
+//! or at the end of the flow. Bytes the capture saw but did not copy are `lost: false`.
 //!
 //! What it counts is its own ([`ReassemblyStats`]); the engine sums it with the other layers'.
 
@@ -28,11 +28,22 @@ pub struct ReassemblyStats {
     pub first_seen_request_bytes: u64,
     /// The same, server -> client.
     pub first_seen_response_bytes: u64,
+    /// Times the peer acknowledged bytes not seen yet (evidence of loss, held for the reorder
+    /// window; one per episode, however many ACKs repeat it).
+    pub reorder_evidence: u64,
+    /// Evidence resolved by the acknowledged bytes arriving within the window (reordering).
+    pub reorder_recovered: u64,
+    /// Reorder windows that passed without the acknowledged bytes: they were declared lost.
+    pub reorder_window_expired: u64,
+    /// Times a direction's reorder bounds (segments held or parked, bytes, flow budget) forced
+    /// the decision before the window passed.
+    pub reorder_limit: u64,
 }
 
-/// Receives reassembled pieces with the timestamp of the segment that carried them.
+/// Receives reassembled pieces with the timestamp and the acknowledgement number (when it had
+/// one) of the segment that carried them.
 pub trait PieceSink {
-    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64);
+    fn piece(&mut self, piece: Piece<'_>, ts_ns: u64, ack: Option<u32>);
 }
 
 /// One segment's part of a direction, as [`Reassembler::push`] takes it.
@@ -45,6 +56,8 @@ pub struct Payload<'a> {
     pub copied: &'a [u8],
     pub fin: bool,
     pub ts_ns: u64,
+    /// The segment's acknowledgement number, when its ACK flag was set.
+    pub ack: Option<u32>,
 }
 
 /// How much a direction may hold back while it waits for missing bytes.
@@ -54,6 +67,8 @@ pub struct Bounds {
     pub window: u32,
     /// Bytes this direction may hold (what the flow budget leaves it).
     pub held_max: usize,
+    /// Out-of-order segments this direction may hold.
+    pub segments_max: usize,
 }
 
 #[derive(Debug)]
@@ -64,11 +79,14 @@ struct Held {
     /// Copied prefix (may be shorter than `len`).
     data: Vec<u8>,
     ts_ns: u64,
+    ack: Option<u32>,
 }
 
 /// One direction of a TCP connection.
 #[derive(Debug, Default)]
 pub struct Reassembler {
+    /// Where the stream starts (after the SYN, or the first byte seen).
+    start: Option<u32>,
     next: Option<u32>,
     held: Vec<Held>,
     held_bytes: usize,
@@ -76,6 +94,8 @@ pub struct Reassembler {
     ended: bool,
     /// Timestamp of the last delivered segment (used when a flush has no segment of its own).
     last_ts_ns: u64,
+    /// Bytes of this direction declared lost so far.
+    lost: u64,
 }
 
 /// Signed distance from `from` to `to` in sequence space.
@@ -102,6 +122,11 @@ impl Reassembler {
             + self.held.iter().map(|h| h.data.capacity()).sum::<usize>()
     }
 
+    /// Where the stream starts (after the SYN, or at the first byte seen), once known.
+    pub fn start_seq(&self) -> Option<u32> {
+        self.start
+    }
+
     /// The next expected sequence number, once known.
     pub fn next_seq(&self) -> Option<u32> {
         self.next
@@ -111,15 +136,25 @@ impl Reassembler {
         !self.held.is_empty()
     }
 
-    /// The peer acknowledged bytes up to `ack` that never reached us (within `window`).
-    pub fn acked_hole(&self, ack: u32, window: u32) -> bool {
+    /// Whether the peer's acknowledgement `ack` covers bytes this direction has not delivered
+    /// yet (at most `window` bytes ahead; an acknowledgement of the FIN counts up to the FIN).
+    pub fn unseen_below(&self, ack: u32, window: u32) -> bool {
         match self.next {
             Some(n) if !self.ended => {
-                let d = dist(n, ack);
-                d > 0 && d <= i64::from(window) && self.fin.is_none_or(|f| dist(f, ack) <= 0)
+                let target = match self.fin {
+                    Some(f) if dist(f, ack) > 0 => f,
+                    _ => ack,
+                };
+                let d = dist(n, target);
+                d > 0 && d <= i64::from(window)
             }
             _ => false,
         }
+    }
+
+    /// Bytes of this direction declared lost so far.
+    pub fn lost_bytes(&self) -> u64 {
+        self.lost
     }
 
     /// Timestamp of the oldest held segment.
@@ -136,6 +171,7 @@ impl Reassembler {
     pub fn syn(&mut self, isn: u32) {
         if self.next.is_none() {
             self.next = Some(isn.wrapping_add(1));
+            self.start = self.next;
         }
     }
 
@@ -155,9 +191,11 @@ impl Reassembler {
             copied,
             fin,
             ts_ns,
+            ack,
         } = p;
         let copied = &copied[..copied.len().min(len as usize)];
         let next = *self.next.get_or_insert(seq);
+        self.start.get_or_insert(next);
         if self.ended {
             stats.retransmit_bytes += u64::from(len);
             return 0;
@@ -169,7 +207,7 @@ impl Reassembler {
         if len > 0 {
             let off = dist(next, seq);
             if off <= 0 && self.held.is_empty() {
-                new = self.deliver(seq, len, copied, ts_ns, stats, sink);
+                new = self.deliver(seq, len, copied, ts_ns, ack, stats, sink);
             } else if off > i64::from(bounds.window) {
                 self.flush(None, stats, sink);
                 let next = self.next.unwrap_or(seq);
@@ -177,14 +215,15 @@ impl Reassembler {
                 if hole > 0 {
                     self.lose(hole as u32, ts_ns, stats, sink);
                 }
-                new = self.deliver(seq, len, copied, ts_ns, stats, sink);
+                new = self.deliver(seq, len, copied, ts_ns, ack, stats, sink);
             } else {
                 if off > 0 {
                     stats.out_of_order_segments += 1;
                 }
-                new = self.hold(seq, len, copied, ts_ns, stats);
+                new = self.hold(seq, len, copied, ts_ns, ack, stats);
                 self.drain(stats, sink);
-                if self.held_bytes > bounds.held_max {
+                if self.held_bytes > bounds.held_max || self.held.len() > bounds.segments_max {
+                    stats.reorder_limit += 1;
                     self.flush(None, stats, sink);
                 }
             }
@@ -264,20 +303,23 @@ impl Reassembler {
         let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
         stats.gaps += 1;
         stats.gap_bytes += u64::from(len);
+        self.lost += u64::from(len);
         if let Some(n) = self.next.as_mut() {
             *n = n.wrapping_add(len);
         }
-        sink.piece(Piece::Missing { len, lost: true }, ts_ns);
+        sink.piece(Piece::Missing { len, lost: true }, ts_ns, None);
     }
 
     /// Delivers a segment that starts at or before `next`, trimming what was already seen;
     /// returns the bytes past `next` (new to the stream).
+    #[allow(clippy::too_many_arguments)]
     fn deliver(
         &mut self,
         seq: u32,
         len: u32,
         data: &[u8],
         ts_ns: u64,
+        ack: Option<u32>,
         stats: &mut ReassemblyStats,
         sink: &mut impl PieceSink,
     ) -> u64 {
@@ -294,7 +336,7 @@ impl Reassembler {
         let fresh = len - back;
         self.next = Some(next.wrapping_add(fresh));
         if !copied.is_empty() {
-            sink.piece(Piece::Data(copied), ts_ns);
+            sink.piece(Piece::Data(copied), ts_ns, ack);
         }
         let uncopied = fresh - copied.len() as u32;
         if uncopied > 0 {
@@ -304,6 +346,7 @@ impl Reassembler {
                     lost: false,
                 },
                 ts_ns,
+                ack,
             );
         }
         u64::from(fresh)
@@ -318,18 +361,20 @@ impl Reassembler {
             }
             let h = self.held.remove(0);
             self.held_bytes -= h.data.len();
-            self.deliver(h.seq, h.len, &h.data, h.ts_ns, stats, sink);
+            self.deliver(h.seq, h.len, &h.data, h.ts_ns, h.ack, stats, sink);
         }
     }
 
     /// Stores the parts of a segment not already held (first copy wins), counting conflicts;
     /// returns the bytes neither held nor delivered before.
+    #[allow(clippy::too_many_arguments)]
     fn hold(
         &mut self,
         seq: u32,
         len: u32,
         data: &[u8],
         ts_ns: u64,
+        ack: Option<u32>,
         stats: &mut ReassemblyStats,
     ) -> u64 {
         let next = self.next.unwrap_or(seq);
@@ -377,6 +422,7 @@ impl Reassembler {
                 len: (e - s) as u32,
                 data: data[lo..hi].to_vec(),
                 ts_ns,
+                ack,
             };
             self.held_bytes += piece.data.len();
             let at = self.held.partition_point(|h| rel(h.seq) < s);
@@ -393,7 +439,7 @@ impl Reassembler {
         {
             self.ended = true;
             let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
-            sink.piece(Piece::End, ts_ns);
+            sink.piece(Piece::End, ts_ns, None);
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct MsgMeta {
     pub size_unknown: bool,
     /// Timestamp of the last byte read so far.
     pub last_ts: u64,
+    /// Offset of the message's first byte in its direction's stream (lost bytes included).
+    pub start_pos: u64,
 }
 
 /// What the first bytes at a message boundary look like.
@@ -120,6 +122,10 @@ pub struct Framer {
     /// Looking for a request line (else a status line) when resynchronising.
     request_side: bool,
     max_head: usize,
+    /// Stream offset of the next piece (bytes fed and bytes missing so far).
+    pos: u64,
+    /// Stream offset of the first byte of the slice being read.
+    at: u64,
 }
 
 impl Framer {
@@ -131,6 +137,8 @@ impl Framer {
             meta: MsgMeta::default(),
             request_side,
             max_head,
+            pos: 0,
+            at: 0,
         }
     }
 
@@ -151,6 +159,11 @@ impl Framer {
     /// In a body that ends with the connection (close-delimited, or skimmed chunked).
     pub fn in_open_ended_body(&self) -> bool {
         matches!(self.state, State::Close | State::Skim)
+    }
+
+    /// Stream offset after the last piece (bytes and missing bytes so far).
+    pub fn pos(&self) -> u64 {
+        self.pos
     }
 
     pub fn meta(&self) -> &MsgMeta {
@@ -183,9 +196,16 @@ impl Framer {
     }
 
     pub fn feed(&mut self, piece: Piece<'_>, ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
+        self.at = self.pos;
         match piece {
-            Piece::Data(d) => self.data(d, ts, h, stats),
-            Piece::Missing { len, lost } => self.missing(u64::from(len), lost, ts, h, stats),
+            Piece::Data(d) => {
+                self.data(d, ts, h, stats);
+                self.pos += d.len() as u64;
+            }
+            Piece::Missing { len, lost } => {
+                self.missing(u64::from(len), lost, ts, h, stats);
+                self.pos += u64::from(len);
+            }
             Piece::End => self.end(ts, h, stats),
         }
         if h.stopped() && self.state != State::Stopped {
@@ -196,6 +216,7 @@ impl Framer {
     fn begin(&mut self, ts: u64) {
         self.meta = MsgMeta {
             start_ts: ts,
+            start_pos: self.at,
             ..MsgMeta::default()
         };
         self.state = State::Head;
@@ -203,7 +224,9 @@ impl Framer {
     }
 
     fn data(&mut self, mut d: &[u8], ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
+        let (base, len0) = (self.at, d.len());
         while !d.is_empty() {
+            self.at = base + (len0 - d.len()) as u64;
             if h.stopped() {
                 return;
             }
@@ -344,6 +367,7 @@ impl Framer {
         stats: &mut HttpStats,
     ) -> &'d [u8] {
         let from = self.scan.saturating_sub(24);
+        let end_pos = self.at + d.len() as u64;
         let skimming = self.state == State::Skim;
         if skimming {
             self.meta.body_wire += d.len() as u64;
@@ -367,6 +391,7 @@ impl Framer {
                     };
                     self.complete(last, h, stats);
                 }
+                self.at = end_pos - (self.buf.len() - start) as u64;
                 self.buf.drain(..start);
                 self.begin(ts);
                 // Let the head logic see the buffered bytes as fresh input.
@@ -374,6 +399,7 @@ impl Framer {
                 let rest = self.head_data(&pending, ts, h, stats);
                 let rest = rest.to_vec();
                 if !rest.is_empty() {
+                    self.at = end_pos - rest.len() as u64;
                     self.data(&rest, ts, h, stats);
                 }
                 &[]
@@ -419,6 +445,7 @@ impl Framer {
                     if self.state == State::Start {
                         self.meta = MsgMeta {
                             start_ts: ts,
+                            start_pos: self.at,
                             ..MsgMeta::default()
                         };
                     }

@@ -42,6 +42,13 @@ struct Pending {
     emitted: bool,
     head_method: bool,
     connect: bool,
+    /// Where the client's ACK stood in the response stream when the request was read
+    /// (offset modulo 2^32): its response cannot start before it.
+    ack: Option<u32>,
+    /// The client had received more of the response stream than for the request before (or
+    /// this is the connection's first request): it waited for the previous response, so its
+    /// own response starts where its ACK stood.
+    sequential: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +64,11 @@ enum Mode {
 struct Response {
     status: Option<u16>,
     interim: bool,
+    /// It answers a request lost in a gap of the request stream, not the oldest pending one.
+    answers_lost: bool,
+    /// Responses were lost whole before it and the ACKs cannot tell which request it answers
+    /// (pipelined requests): it pairs first in, first out, marked `capture_gap`.
+    uncertain: bool,
 }
 
 /// The last value of one request field on this connection: a request repeating it (the usual
@@ -98,10 +110,40 @@ struct Shared {
     /// Request whose body is being read.
     cur_req: Option<u64>,
     resp: Response,
-    /// Requests that may have been lost whole in a gap (their responses pair as capture_gap).
-    lost_requests: u32,
+    /// Requests may have been lost whole in a gap of the request stream: responses that cannot
+    /// answer a pending request answer one of those (`capture_gap`). Holds the id of the first
+    /// request read after the gap; a response paired with it or a later one ends the doubt.
+    request_gap: Option<u64>,
+    /// Bytes of the response stream were lost since the last response head: responses may
+    /// have been lost whole in it.
+    response_gap: bool,
+    /// The latest client ACK, as an offset into the response stream (modulo 2^32).
+    client_ack: Option<u32>,
+    /// The ACK the previous request was read with.
+    last_request_ack: Option<u32>,
+    /// Where the last bytes lost in the response stream ended (offset): a request sent before
+    /// it and never answered may have had its response there.
+    response_lost_until: Option<u64>,
     mode: Mode,
     recent: RecentFields,
+}
+
+impl Shared {
+    /// Why a request sent with the client's ACK at `ack` got no response before the connection
+    /// ended: `capture_gap` when response bytes sent after it were lost (its response may be
+    /// among them), else `connection_closed`.
+    fn unanswered(&self, ack: Option<u32>) -> ErrorType {
+        let lost_after = match (self.response_lost_until, ack) {
+            (Some(until), Some(sent)) => ((until as u32).wrapping_sub(sent) as i32) > 0,
+            (Some(_), None) => self.response_gap,
+            (None, _) => false,
+        };
+        if lost_after {
+            ErrorType::CaptureGap
+        } else {
+            ErrorType::ConnectionClosed
+        }
+    }
 }
 
 /// HTTP state of one connection.
@@ -127,7 +169,11 @@ impl HttpConn {
                 next_id: 0,
                 cur_req: None,
                 resp: Response::default(),
-                lost_requests: 0,
+                request_gap: None,
+                response_gap: false,
+                client_ack: None,
+                last_request_ack: None,
+                response_lost_until: None,
                 mode: Mode::Http,
                 recent: RecentFields::default(),
             },
@@ -164,6 +210,14 @@ impl HttpConn {
             + self.resp.heap_bytes()
     }
 
+    /// The next piece of `dir` comes from a segment that acknowledged the other direction's
+    /// stream up to `offset` (bytes from its start, modulo 2^32).
+    pub fn peer_ack(&mut self, dir: Direction, offset: u32) {
+        if dir == Direction::ToServer {
+            self.s.client_ack = Some(offset);
+        }
+    }
+
     /// Requests not yet recorded.
     pub fn pending(&self) -> usize {
         self.s.queue.iter().filter(|p| !p.emitted).count()
@@ -185,6 +239,10 @@ impl HttpConn {
             Direction::ToClient => {
                 let mut h = RespSide { s: &mut self.s, cx };
                 self.resp.feed(piece, ts, &mut h, stats);
+                if let Piece::Missing { lost: true, .. } = piece {
+                    self.s.response_gap = true;
+                    self.s.response_lost_until = Some(self.resp.pos());
+                }
             }
         }
         if self.s.mode != Mode::Http {
@@ -225,6 +283,10 @@ impl HttpConn {
         while let Some(p) = self.s.queue.pop_front() {
             if !p.emitted {
                 let mut tx = p.tx;
+                let error = match error {
+                    ErrorType::ConnectionClosed => self.s.unanswered(p.ack),
+                    other => other,
+                };
                 tx.error.get_or_insert(error);
                 pairing::record(tx, cx, stats);
             }

@@ -72,12 +72,21 @@ impl ReqSide<'_, '_> {
         let id = self.s.next_id;
         self.s.next_id += 1;
         self.s.requests += 1;
+        let ack = self.s.client_ack;
+        let sequential = match (self.s.last_request_ack, ack) {
+            (None, Some(_)) => id == 0 && self.s.fresh,
+            (Some(prev), Some(now)) => (now.wrapping_sub(prev) as i32) > 0,
+            (_, None) => false,
+        };
+        self.s.last_request_ack = ack;
         self.s.queue.push_back(Pending {
             id,
             tx,
             emitted: false,
             head_method,
             connect,
+            ack,
+            sequential,
         });
         id
     }
@@ -237,10 +246,15 @@ impl Handler for ReqSide<'_, '_> {
         };
         if in_head && !partial.is_empty() {
             self.placeholder(partial, meta, error);
-        } else if in_head || self.s.cur_req.is_none() {
-            self.s.lost_requests = self.s.lost_requests.saturating_add(1);
-        } else if let Some(p) = self.current() {
+        } else if !in_head
+            && self.s.cur_req.is_some()
+            && let Some(p) = self.current()
+        {
             p.tx.error.get_or_insert(error);
+        }
+        if why == Loss::Gap {
+            // Whole requests may be inside the gap: responses will tell.
+            self.s.request_gap = Some(self.s.next_id);
         }
         self.s.cur_req = None;
     }
@@ -270,9 +284,15 @@ impl RespSide<'_, '_> {
         stats: &mut HttpStats,
     ) {
         let status = self.s.resp.status.take();
-        let Some(p) = self.s.queue.pop_front() else {
-            if self.s.lost_requests > 0 {
-                self.s.lost_requests -= 1;
+        let answers_lost = std::mem::take(&mut self.s.resp.answers_lost);
+        let popped = if answers_lost {
+            None
+        } else {
+            self.s.queue.pop_front()
+        };
+        let Some(p) = popped else {
+            if answers_lost || self.s.request_gap.is_some() {
+                // The server answered a request that was lost in a gap.
                 let tx = Transaction {
                     status,
                     response_wire_bytes: meta.head_len + meta.body_wire,
@@ -285,6 +305,13 @@ impl RespSide<'_, '_> {
             }
             return;
         };
+        if self
+            .s
+            .request_gap
+            .is_some_and(|first_after| p.id >= first_after)
+        {
+            self.s.request_gap = None;
+        }
         if p.emitted {
             stats.late_responses += 1;
             return;
@@ -299,6 +326,9 @@ impl RespSide<'_, '_> {
         tx.duration_ns = Some(ts.saturating_sub(tx.start_ns));
         if let Some(e) = error {
             tx.error.get_or_insert(e);
+        }
+        if std::mem::take(&mut self.s.resp.uncertain) {
+            tx.error.get_or_insert(ErrorType::CaptureGap);
         }
         if meta.lost_body {
             tx.error.get_or_insert(ErrorType::CaptureGap);
@@ -325,6 +355,7 @@ impl RespSide<'_, '_> {
             self.s.resp.interim = true;
             return HeadVerdict::Done;
         }
+        self.realign(meta.start_pos, stats);
         self.s.resp.status = Some(status);
         let (head_method, connect) = self
             .s
@@ -341,6 +372,52 @@ impl RespSide<'_, '_> {
             return HeadVerdict::Body(BodyKind::None);
         }
         HeadVerdict::Body(parsed.body)
+    }
+
+    /// Before a final response starting at stream offset `at` is paired, the client's ACKs
+    /// decide what gaps hid. A response starts after the client sent its request, and a client
+    /// that waited for more of the response stream before sending its next request (no
+    /// pipelining) had the whole previous response: its own response starts where its ACK
+    /// stood. So:
+    /// - after a gap in the response stream, a pending request sent that way whose ACK stands
+    ///   before this response's start had its response (at least its start) in the gap: it is
+    ///   recorded as `capture_gap` without one;
+    /// - after a gap in the response stream, pipelined requests (one ACK for several) cannot
+    ///   tell which of them this response answers: it pairs first in, first out, marked
+    ///   `capture_gap`, unless the next request was sent after it started;
+    /// - after a gap in the request stream, a response that starts before the oldest pending
+    ///   request was sent answers a request lost in that gap.
+    ///
+    /// Without ACKs, pairing stays first in, first out.
+    fn realign(&mut self, at: u64, stats: &mut HttpStats) {
+        let at = at as u32;
+        let before = |a: u32, b: u32| (b.wrapping_sub(a) as i32) > 0;
+        if std::mem::take(&mut self.s.response_gap) {
+            while let Some(q) = self.s.queue.front() {
+                let answered_in_gap =
+                    !q.emitted && q.sequential && q.ack.is_some_and(|sent| before(sent, at));
+                if !answered_in_gap {
+                    break;
+                }
+                let Some(p) = self.s.queue.pop_front() else {
+                    break;
+                };
+                let mut tx = p.tx;
+                tx.error = Some(ErrorType::CaptureGap);
+                record(tx, self.cx, stats);
+            }
+            let mut live = self.s.queue.iter();
+            if let (Some(a), Some(b)) = (live.next(), live.next()) {
+                let sent_after = b.ack.is_some_and(|sent_b| before(at, sent_b));
+                self.s.resp.uncertain = !a.emitted && !a.sequential && !sent_after;
+            }
+        }
+        if self.s.request_gap.is_some() {
+            self.s.resp.answers_lost = match self.s.queue.front() {
+                Some(p) => !p.emitted && p.ack.is_some_and(|sent| before(at, sent)),
+                None => true,
+            };
+        }
     }
 }
 
@@ -419,6 +496,16 @@ impl Handler for RespSide<'_, '_> {
             self.s.resp.status = status_line(partial);
             self.s.resp.interim = false;
         }
+        if why == Loss::Gap {
+            self.s.response_gap = true;
+            // Lost at a message boundary: how many responses the gap held is for the client's
+            // ACKs to tell at the next response (or the end); without them, one.
+            let boundary = !in_head && meta.head_len == 0;
+            let acked = self.s.queue.front().is_some_and(|p| p.ack.is_some());
+            if boundary && (acked || self.s.queue.is_empty()) {
+                return;
+            }
+        }
         if std::mem::take(&mut self.s.resp.interim) {
             return;
         }
@@ -433,7 +520,7 @@ impl Handler for RespSide<'_, '_> {
         while let Some(p) = self.s.queue.pop_front() {
             if !p.emitted {
                 let mut tx = p.tx;
-                tx.error.get_or_insert(ErrorType::ConnectionClosed);
+                tx.error.get_or_insert(self.s.unanswered(p.ack));
                 record(tx, self.cx, stats);
             }
         }

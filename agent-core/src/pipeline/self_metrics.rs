@@ -17,7 +17,7 @@ const PARSE_ERRORS_HELP: &str = "HTTP/1.x messages that could not be framed clea
 
 /// Every engine figure but the parse errors (one row per reason, below). Names are part of the
 /// metric catalogue in the README.
-const ENGINE: [MetricRow<EngineStats>; 35] = [
+const ENGINE: [MetricRow<EngineStats>; 39] = [
     MetricRow::plain(
         "apitap_engine_segments_total",
         "TCP segments analysed by the HTTP engine.",
@@ -91,6 +91,30 @@ const ENGINE: [MetricRow<EngineStats>; 35] = [
         "Segments that arrived ahead of missing bytes.",
         Counter,
         |s| s.reassembly.out_of_order_segments,
+    ),
+    MetricRow::plain(
+        "apitap_reorder_evidence_total",
+        "Times the peer acknowledged bytes not seen yet: evidence of loss, held for the reorder window.",
+        Counter,
+        |s| s.reassembly.reorder_evidence,
+    ),
+    MetricRow::plain(
+        "apitap_reorder_recovered_total",
+        "Acknowledged bytes that arrived within the reorder window (reordering, not loss).",
+        Counter,
+        |s| s.reassembly.reorder_recovered,
+    ),
+    MetricRow::plain(
+        "apitap_reorder_window_expired_total",
+        "Reorder windows that passed without the acknowledged bytes, which were declared lost.",
+        Counter,
+        |s| s.reassembly.reorder_window_expired,
+    ),
+    MetricRow::plain(
+        "apitap_reorder_limit_total",
+        "Times the reorder bounds (segments held or parked, flow budget) ended a wait early.",
+        Counter,
+        |s| s.reassembly.reorder_limit,
     ),
     MetricRow::plain(
         "apitap_transactions_total",
@@ -278,6 +302,10 @@ mod tests {
                 out_of_order_segments: 14,
                 first_seen_request_bytes: 48,
                 first_seen_response_bytes: 49,
+                reorder_evidence: 50,
+                reorder_recovered: 51,
+                reorder_window_expired: 52,
+                reorder_limit: 53,
             },
             http: HttpStats {
                 transactions: 15,
@@ -311,7 +339,7 @@ mod tests {
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=50)
+        let mut want: Vec<u64> = (1..=53)
             .filter(|v| ![10, 15, 17, 18, 19].contains(v))
             .collect();
         want.push(110); // reassembly gaps + uncopied head gaps
@@ -324,8 +352,8 @@ mod tests {
         let families: std::collections::HashSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             families.len(),
-            34,
-            "31 plain figures, evicted, flow bytes and parse errors by labels"
+            38,
+            "35 plain figures, evicted, flow bytes and parse errors by labels"
         );
     }
 }

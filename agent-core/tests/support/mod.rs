@@ -2,6 +2,8 @@
 //! the decoder and the engine.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod nginx;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -123,4 +125,139 @@ pub fn acks_ahead_of_data(c: &Capture) -> usize {
         }
     }
     count
+}
+
+/// One direction of a connection: (source, destination).
+pub type Way = (std::net::SocketAddr, std::net::SocketAddr);
+
+/// Each direction's stream start (the sequence number after the SYN) and bytes (uncopied
+/// bytes as zeros), rebuilt from a capture with every segment present.
+pub fn streams(c: &Capture) -> std::collections::HashMap<Way, (u32, Vec<u8>)> {
+    use agent_core::pcap::ip::{self, Transport};
+    use agent_core::pcap::link::{self, Network};
+    let mut out: std::collections::HashMap<Way, (u32, Vec<u8>)> = Default::default();
+    for p in &c.packets {
+        let t = match link::network(c.linktype, &p.data) {
+            Network::Ipv4(b) => ip::ipv4(b),
+            Network::Ipv6(b) => ip::ipv6(b),
+            _ => continue,
+        };
+        let Transport::Tcp(t) = t else { continue };
+        if t.flags & 0x02 != 0 {
+            out.entry((t.src, t.dst))
+                .or_insert((t.seq.wrapping_add(1), Vec::new()));
+            continue;
+        }
+        let Some((start, bytes)) = out.get_mut(&(t.src, t.dst)) else {
+            continue;
+        };
+        let at = t.seq.wrapping_sub(*start) as usize;
+        let end = at + t.payload_len as usize;
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[at..at + t.payload.len()].copy_from_slice(t.payload);
+    }
+    out
+}
+
+/// Where each transaction's request and response lie in their streams (byte ranges from the
+/// stream start), in the order of `txs`. Requests follow each other in their connection's
+/// stream by `request_wire_bytes`; responses by `response_wire_bytes`, plus any interim 1xx
+/// response before them (part of the exchange, not counted in the record).
+pub fn extents(c: &Capture, txs: &[Transaction]) -> Vec<Extent> {
+    let streams = streams(c);
+    let facts = tcp_facts(c);
+    let mut order: Vec<usize> = (0..txs.len()).collect();
+    order.sort_by_key(|&i| (txs[i].client, txs[i].start_ns));
+    let mut out = vec![
+        Extent {
+            request: 0..0,
+            response: 0..0,
+            request_head: 0..0,
+            response_head: 0..0,
+            ack: None
+        };
+        txs.len()
+    ];
+    let mut cursor: std::collections::HashMap<Way, usize> = Default::default();
+    for i in order {
+        let t = &txs[i];
+        let (cl, sv) = (t.client.expect("client"), t.server.expect("server"));
+        let rq = cursor.entry((cl, sv)).or_default();
+        let req = *rq..*rq + t.request_wire_bytes as usize;
+        *rq = req.end;
+        let empty = (0, Vec::new());
+        let server = &streams.get(&(sv, cl)).unwrap_or(&empty).1;
+        let rs = cursor.entry((sv, cl)).or_default();
+        let resp_start = *rs;
+        while server
+            .get(*rs..)
+            .is_some_and(|b| b.starts_with(b"HTTP/1.1 1"))
+        {
+            let head_end = server[*rs..]
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("interim head ends");
+            *rs += head_end + 4;
+        }
+        let resp = resp_start..*rs + t.response_wire_bytes as usize;
+        *rs = resp.end;
+        // The ACK of the client segment that carried the request's first byte.
+        let start = streams.get(&(cl, sv)).map_or(0, |s| s.0);
+        let first = start.wrapping_add(req.start as u32);
+        let ack = facts
+            .iter()
+            .flatten()
+            .find_map(|&(s, d, seq, ack, len, _)| {
+                let into = first.wrapping_sub(seq);
+                (s == cl && d == sv && len > 0 && into < len).then_some(ack)
+            });
+        let head = |bytes: &[u8], at: usize| {
+            let len = bytes
+                .get(at..)
+                .and_then(|b| b.windows(4).position(|w| w == b"\r\n\r\n"))
+                .map_or(0, |p| p + 4);
+            at..at + len
+        };
+        let client = &streams.get(&(cl, sv)).unwrap_or(&empty).1;
+        out[i] = Extent {
+            request_head: head(client, req.start),
+            response_head: head(server, *rs - t.response_wire_bytes as usize),
+            request: req,
+            response: resp,
+            ack,
+        };
+    }
+    out
+}
+
+/// Where a transaction lies in its connection's streams.
+#[derive(Clone, Debug)]
+pub struct Extent {
+    pub request: std::ops::Range<usize>,
+    pub response: std::ops::Range<usize>,
+    /// The request's head, and the (final) response's head.
+    pub request_head: std::ops::Range<usize>,
+    pub response_head: std::ops::Range<usize>,
+    /// The client's ACK when it sent the request (pipelined requests share one).
+    pub ack: Option<u32>,
+}
+
+/// Replays capture bytes and returns the engine's counters too.
+pub fn replay_engine(
+    bytes: &[u8],
+    cfg: EngineConfig,
+) -> (Vec<Transaction>, agent_core::engine::EngineStats) {
+    let mut reader = CaptureReader::new(bytes).expect("capture header");
+    let mut decoder = Decoder::new(&[]);
+    let mut engine = Engine::new(cfg);
+    let mut out = Vec::new();
+    let err = pcap::replay(&mut reader, &mut decoder, &mut engine, |t| {
+        out.push(t.clone());
+        Ok::<(), ()>(())
+    })
+    .expect("collecting cannot fail");
+    assert!(err.is_none(), "capture error: {err:?}");
+    (out, engine.stats().clone())
 }

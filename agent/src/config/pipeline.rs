@@ -48,6 +48,9 @@ impl Config {
             max_flows: cfg.engine.max_flows as usize,
             flow_budget_bytes: cfg.engine.flow_budget_bytes as usize,
             total_budget_bytes: cfg.engine.total_budget_bytes as usize,
+            reorder_window_packets: cfg.engine.reorder_window_packets,
+            reorder_window_ns: cfg.engine.reorder_window_ms.saturating_mul(MS),
+            reorder_max_segments: cfg.engine.reorder_max_segments as usize,
             identity: IdentityConfig {
                 client_id_header: cfg.clients.header.clone(),
                 // Validated once by `config::validate`; an entry that does not parse is skipped.

@@ -81,9 +81,22 @@ pub struct EngineConfig {
     pub flow_budget_bytes: u32,
     /// Bytes buffered across all flows; beyond it least recently used flows are evicted.
     pub total_budget_bytes: u64,
+    /// Bytes the peer acknowledged but the capture has not seen are declared lost only once
+    /// this many segments of the flow went by without them ...
+    pub reorder_window_packets: u32,
+    /// ... and this much time (the reorder window: mirror ports and busy capture hosts deliver
+    /// an ACK before the data it acknowledges).
+    pub reorder_window_ms: u64,
+    /// Segments one direction may hold out of order or park behind the bytes they
+    /// acknowledge; past it the engine stops waiting (counted in apitap_reorder_limit_total).
+    pub reorder_max_segments: u32,
     /// Series per metric before label values are folded into `other`.
     pub series_budget: u32,
 }
+
+/// The engine's own defaults (one owner: agent-core).
+static ENGINE_DEFAULTS: std::sync::LazyLock<agent_core::engine::EngineConfig> =
+    std::sync::LazyLock::new(agent_core::engine::EngineConfig::default);
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -93,6 +106,9 @@ impl Default for EngineConfig {
             max_flows: 65_536,
             flow_budget_bytes: 256 * 1024,
             total_budget_bytes: 64 * 1024 * 1024,
+            reorder_window_packets: ENGINE_DEFAULTS.reorder_window_packets,
+            reorder_window_ms: ENGINE_DEFAULTS.reorder_window_ns / 1_000_000,
+            reorder_max_segments: ENGINE_DEFAULTS.reorder_max_segments as u32,
             series_budget: 2_000,
         }
     }

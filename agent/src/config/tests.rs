@@ -211,3 +211,38 @@ fn missing_file_is_one_clear_line() {
             .starts_with("cannot read config file /nonexistent/apitap.toml: ")
     );
 }
+
+#[test]
+fn the_reorder_window_reaches_the_engine_and_its_defaults_are_the_engines() {
+    let engine_default = agent_core::engine::EngineConfig::default();
+    let defaults = Config::default().engine_config();
+    assert_eq!(
+        (
+            defaults.reorder_window_packets,
+            defaults.reorder_window_ns,
+            defaults.reorder_max_segments
+        ),
+        (
+            engine_default.reorder_window_packets,
+            engine_default.reorder_window_ns,
+            engine_default.reorder_max_segments
+        )
+    );
+    let cfg = parse(
+        "[engine]\nreorder_window_packets = 64\nreorder_window_ms = 50\nreorder_max_segments = 9\n",
+    )
+    .expect("valid");
+    let e = cfg.engine_config();
+    assert_eq!(
+        (
+            e.reorder_window_packets,
+            e.reorder_window_ns,
+            e.reorder_max_segments
+        ),
+        (64, 50_000_000, 9)
+    );
+    assert!(
+        error_line("[engine]\nreorder_max_segments = 0\n")
+            .contains("engine.reorder_max_segments: must be at least 1")
+    );
+}

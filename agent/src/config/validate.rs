@@ -198,6 +198,11 @@ fn sections(c: &Config) -> Result<(), Invalid> {
         "must be at least engine.flow_budget_bytes",
     )?;
     check(
+        e.reorder_max_segments >= 1,
+        "engine.reorder_max_segments",
+        "must be at least 1",
+    )?;
+    check(
         e.series_budget >= 1,
         "engine.series_budget",
         "must be at least 1",

@@ -4,6 +4,7 @@ mod capture;
 mod framing;
 mod identity;
 mod lifecycle;
+mod reorder;
 
 use crate::engine::{Engine, EngineConfig, ParseErrorReason};
 use crate::{Direction, ErrorType, Segment, TcpFlags, Transaction};

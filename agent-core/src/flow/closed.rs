@@ -1,0 +1,86 @@
+//! Connections that just ended. A late copy of one of their segments (a mirror port's
+//! duplicate, a retransmission reordered past the FINs) is a retransmission, not the start of
+//! a new flow joined mid-stream: without this memory it would open one, pair nothing and end
+//! as a spurious record.
+//!
+//! Bounded: at most [`MAX_REMEMBERED`] connections, each for `linger_ns` of packet time (the
+//! engine passes its gap timeout). A SYN on the same 4-tuple is a new connection and forgets
+//! the old one.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::table::FlowKey;
+use crate::{Direction, Segment};
+
+/// Connections remembered at once; the oldest is forgotten first.
+pub const MAX_REMEMBERED: usize = 4096;
+
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    /// Where each direction's stream ended (client to server, then server to client).
+    ends: [Option<u32>; 2],
+    at_ns: u64,
+}
+
+/// Recently closed connections and where their streams ended.
+#[derive(Debug, Default)]
+pub struct RecentlyClosed {
+    map: HashMap<FlowKey, Ends>,
+    order: VecDeque<(FlowKey, u64)>,
+}
+
+impl RecentlyClosed {
+    /// Remembers a connection that ended at `now_ns` with its streams' ends.
+    pub fn remember(&mut self, key: FlowKey, ends: [Option<u32>; 2], now_ns: u64) {
+        if ends.iter().all(Option::is_none) {
+            return;
+        }
+        while self.order.len() >= MAX_REMEMBERED {
+            if let Some((old, at)) = self.order.pop_front()
+                && self.map.get(&old).is_some_and(|e| e.at_ns == at)
+            {
+                self.map.remove(&old);
+            }
+        }
+        self.map.insert(
+            key,
+            Ends {
+                ends,
+                at_ns: now_ns,
+            },
+        );
+        self.order.push_back((key, now_ns));
+    }
+
+    /// Whether `seg` is a late copy of bytes (or the FIN) of a connection that ended less than
+    /// `linger_ns` ago, at most `window` bytes back from its end.
+    pub fn absorbs(
+        &mut self,
+        key: &FlowKey,
+        seg: &Segment<'_>,
+        linger_ns: u64,
+        window: u32,
+    ) -> bool {
+        let Some(e) = self.map.get(key).copied() else {
+            return false;
+        };
+        if seg.flags.syn() || seg.ts_ns.saturating_sub(e.at_ns) >= linger_ns {
+            self.map.remove(key);
+            return false;
+        }
+        let side = match seg.direction {
+            Direction::ToServer => 0,
+            Direction::ToClient => 1,
+        };
+        let Some(end) = e.ends[side] else {
+            return false;
+        };
+        // The segment's last byte (its FIN counts as one) is at or before the stream's end.
+        let last = seg
+            .seq
+            .wrapping_add(seg.payload_len)
+            .wrapping_add(u32::from(seg.flags.fin()));
+        let behind = end.wrapping_add(1).wrapping_sub(last) as i32;
+        behind >= 0 && (behind as u32) <= window
+    }
+}

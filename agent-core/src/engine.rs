@@ -36,8 +36,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::flow::names::Names;
 use crate::flow::closed::RecentlyClosed;
+use crate::flow::names::Names;
 use crate::flow::order::ReorderWindow;
 use crate::flow::reassembly::ReassemblyStats;
 pub use crate::flow::stats::FlowStats;

@@ -285,7 +285,7 @@ fn missing_route_and_odd_method_are_bounded_labels() {
     let e = &a.snapshot(T0).endpoints[0];
     assert_eq!(
         (e.method.as_str(), e.endpoint.as_str()),
-        ("OTHER", UNKNOWN_ENDPOINT)
+        ("_OTHER", UNKNOWN_ENDPOINT)
     );
 }
 

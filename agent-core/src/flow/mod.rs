@@ -14,6 +14,7 @@ pub mod names;
 pub mod order;
 pub mod protocol;
 pub mod reassembly;
+mod settle;
 pub mod stats;
 pub mod table;
 
@@ -22,6 +23,7 @@ use crate::{Direction, ErrorType, Segment};
 use order::{Evidence, Parking, ReorderWindow};
 use protocol::Protocol;
 use reassembly::{Bounds, Payload, Piece, PieceSink, Reassembler, ReassemblyStats};
+use settle::Settle;
 
 /// The flow's limits, from the engine configuration.
 #[derive(Clone, Copy, Debug)]
@@ -98,15 +100,6 @@ impl PieceSink for Deliver<'_, '_> {
         self.protocol
             .feed(self.dir, piece, ts_ns, peer_ack, self.meta, self.cx);
     }
-}
-
-/// Why a flow stops waiting for acknowledged bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Settle {
-    /// Decide what the window and bounds allow.
-    Window,
-    /// The flow ends: decide everything now.
-    Now,
 }
 
 impl Flow {
@@ -230,145 +223,6 @@ impl Flow {
             Direction::ToServer => cx.reassembly.first_seen_request_bytes += new,
             Direction::ToClient => cx.reassembly.first_seen_response_bytes += new,
         }
-    }
-
-    /// Gives up on acknowledged bytes of direction `d` up to `ack`: they are lost.
-    fn declare_lost(&mut self, d: usize, ack: u32, cx: &mut Ctx<'_>) {
-        let mut sink = Deliver {
-            protocol: &mut self.protocol,
-            meta: &self.meta,
-            dir: DIRECTIONS[d],
-            peer_start: self.sides[1 - d].reasm.start_seq(),
-            cx: &mut cx.protocol,
-        };
-        self.sides[d]
-            .reasm
-            .flush(Some(ack), cx.reassembly, &mut sink);
-    }
-
-    /// Resolves what can be: evidence whose bytes came, parked segments whose acknowledged
-    /// bytes were delivered; then, when nothing moves by itself, gives up on one wait the
-    /// window, a bound or the end of the flow allows; until nothing changes.
-    fn settle(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) {
-        if self
-            .sides
-            .iter()
-            .all(|s| s.evidence.is_none() && s.parked.is_empty())
-        {
-            return;
-        }
-        loop {
-            let mut changed = false;
-            for d in 0..2 {
-                changed |= self.resolve(d, now, cx);
-                changed |= self.release_open(d, cx);
-            }
-            if changed || self.give_up_one(now, how, cx) {
-                continue;
-            }
-            break;
-        }
-    }
-
-    /// Evidence about direction `d` whose bytes were delivered is cleared (a recovery unless
-    /// they were declared lost meanwhile); otherwise its window restarts on progress.
-    fn resolve(&mut self, d: usize, now: u64, cx: &mut Ctx<'_>) -> bool {
-        let window = cx.limits.reorder_window_bytes;
-        let s = &mut self.sides[d];
-        let Some(e) = s.evidence.as_mut() else {
-            return false;
-        };
-        if s.reasm.unseen_below(e.ack, window) {
-            e.progressed(s.reasm.next_seq(), now);
-            return false;
-        }
-        if s.reasm.lost_bytes() == s.lost_then {
-            cx.reassembly.reorder_recovered += 1;
-        }
-        s.evidence = None;
-        true
-    }
-
-    /// Pushes every parked segment of `d` whose acknowledged bytes the peer delivered.
-    fn release_open(&mut self, d: usize, cx: &mut Ctx<'_>) -> bool {
-        let window = cx.limits.reorder_window_bytes;
-        let mut any = false;
-        loop {
-            let [a, b] = &mut self.sides;
-            let (me, peer) = if d == 0 { (a, b) } else { (b, a) };
-            let Some(r) = me
-                .parked
-                .release(|ack| !peer.reasm.unseen_below(ack, window), false)
-            else {
-                return any;
-            };
-            self.push(d, r.payload(), cx);
-            any = true;
-        }
-    }
-
-    /// Declares lost the acknowledged bytes of one direction whose wait is over (window passed,
-    /// bounds exceeded, or the flow ends) and which are not themselves parked. When only
-    /// parked bytes are waited for and the flow ends or overflows, parked segments are pushed
-    /// as they are.
-    fn give_up_one(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) -> bool {
-        let w = cx.limits.reorder;
-        let over = self.sides.iter().any(|s| s.parked.len() > w.max_segments)
-            || self.buffered_now() > cx.limits.flow_budget_bytes;
-        for d in 0..2 {
-            let s = &self.sides[d];
-            let Some(e) = s.evidence else {
-                continue;
-            };
-            let parked_here = s.reasm.next_seq().is_some_and(|n| s.parked.covers(n));
-            if parked_here {
-                continue;
-            }
-            let passed = e.passed(now, &w);
-            if how == Settle::Window && !over && !passed {
-                continue;
-            }
-            match how {
-                Settle::Now => {}
-                Settle::Window if passed => cx.reassembly.reorder_window_expired += 1,
-                Settle::Window => cx.reassembly.reorder_limit += 1,
-            }
-            // Not past the first parked byte of this direction (what lies beyond came, and
-            // waits for the peer), nor past what a parked segment of the peer waits for (it is
-            // released in between, in causal order).
-            let next = s.reasm.next_seq().unwrap_or(e.ack);
-            let ahead = |x: u32| x.wrapping_sub(next);
-            let upto = [
-                s.parked.first_at_or_after(next),
-                self.sides[1 - d].parked.lowest_gate_after(next),
-            ]
-            .into_iter()
-            .flatten()
-            .fold(
-                e.ack,
-                |upto, x| if ahead(x) < ahead(upto) { x } else { upto },
-            );
-            self.declare_lost(d, upto, cx);
-            let side = &mut self.sides[d];
-            match side.evidence.as_mut() {
-                Some(e) if upto != e.ack => e.rebase(side.reasm.next_seq()),
-                _ => side.evidence = None,
-            }
-            return true;
-        }
-        if how == Settle::Window && !over {
-            return false;
-        }
-        for d in 0..2 {
-            if let Some(r) = self.sides[d].parked.release(|_| true, true) {
-                if how == Settle::Window {
-                    cx.reassembly.reorder_limit += 1;
-                }
-                self.push(d, r.payload(), cx);
-                return true;
-            }
-        }
-        false
     }
 
     /// Held data older than `gap_timeout_ns` is given up on, and so is acknowledged data whose

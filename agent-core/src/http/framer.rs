@@ -32,6 +32,8 @@ pub struct MsgMeta {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StartVerdict {
     Parse,
+    /// A message without a head that lasts until the connection closes (an HTTP/0.9 response).
+    Headless,
     Resync,
     /// Not HTTP: stop parsing this flow.
     Stop,
@@ -59,7 +61,8 @@ pub enum HeadVerdict {
 }
 
 pub trait Handler {
-    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict;
+    /// The first bytes at a message boundary, carried by a segment of time `ts`.
+    fn on_start(&mut self, first: &[u8], ts: u64, stats: &mut HttpStats) -> StartVerdict;
     /// A complete head (`head` ends with its empty line).
     fn on_head(
         &mut self,
@@ -232,8 +235,12 @@ impl Framer {
             }
             match &mut self.state {
                 State::Stopped => return,
-                State::Start => match h.on_start(d, stats) {
+                State::Start => match h.on_start(d, ts, stats) {
                     StartVerdict::Parse => self.begin(ts),
+                    StartVerdict::Headless => {
+                        self.begin(ts);
+                        self.state = State::Close;
+                    }
                     StartVerdict::Resync => self.resync(stats),
                     StartVerdict::Stop => {
                         self.stop();
@@ -295,7 +302,7 @@ impl Framer {
                 return &d[end..];
             }
             // Partial or invalid: find the end of the head the slow way.
-            if let Some(end) = startline::find_head_end(window, 0) {
+            if let Some(end) = self.head_end(window, 0) {
                 self.on_head(&d[..end], ts, h, stats);
                 return &d[end..];
             }
@@ -304,7 +311,7 @@ impl Framer {
         let take = d.len().min(room);
         let from = self.scan.min(self.buf.len()).saturating_sub(2);
         self.buf.extend_from_slice(&d[..take]);
-        match startline::find_head_end(&self.buf, from) {
+        match self.head_end(&self.buf, from) {
             Some(end) => {
                 let used = take - (self.buf.len() - end);
                 self.buf.truncate(end);
@@ -327,6 +334,16 @@ impl Framer {
                 &d[take..]
             }
         }
+    }
+
+    /// Where the head in `buf` ends: the empty line, or on the request side the end of an
+    /// HTTP/0.9 simple request (a request line without a version has no headers).
+    fn head_end(&self, buf: &[u8], from: usize) -> Option<usize> {
+        startline::find_head_end(buf, from).or_else(|| {
+            self.request_side
+                .then(|| startline::simple_request_end(buf))
+                .flatten()
+        })
     }
 
     fn on_head(&mut self, head: &[u8], ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {

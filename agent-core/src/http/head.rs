@@ -36,6 +36,17 @@ pub enum BodyKind {
     Close,
 }
 
+/// `(method, target)` of an HTTP/0.9 simple request head (`METHOD SP target CRLF`).
+pub fn simple_request(head: &[u8]) -> Option<(String, String)> {
+    let end = super::startline::simple_request_end(head)?;
+    if end != head.len() {
+        return None;
+    }
+    let line = std::str::from_utf8(head).ok()?.trim_end();
+    let (method, target) = line.split_once(' ')?;
+    Some((method.to_owned(), target.to_owned()))
+}
+
 /// The method as a record keeps it: the standard methods (RFC 9110 and PATCH) without a copy.
 pub fn method_name(method: &str) -> Cow<'static, str> {
     Cow::Borrowed(match method {

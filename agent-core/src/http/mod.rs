@@ -7,6 +7,7 @@
 
 pub mod chunked;
 pub mod framer;
+mod gaps;
 pub mod head;
 mod pairing;
 pub mod startline;
@@ -49,6 +50,11 @@ struct Pending {
     /// this is the connection's first request): it waited for the previous response, so its
     /// own response starts where its ACK stood.
     sequential: bool,
+    /// Garbage where a request line should be: a record only if the server answers it with
+    /// an HTTP status line (a malformed request); dropped otherwise.
+    tentative: bool,
+    /// An HTTP/0.9 simple request: its response has no head and ends with the connection.
+    http09: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +123,9 @@ struct Shared {
     /// Bytes of the response stream were lost since the last response head: responses may
     /// have been lost whole in it.
     response_gap: bool,
+    /// The flow's first request bytes were not a request line: until the server answers with
+    /// a status line, the flow may be another protocol.
+    suspect: bool,
     /// The latest client ACK, as an offset into the response stream (modulo 2^32).
     client_ack: Option<u32>,
     /// The ACK the previous request was read with.
@@ -126,24 +135,6 @@ struct Shared {
     response_lost_until: Option<u64>,
     mode: Mode,
     recent: RecentFields,
-}
-
-impl Shared {
-    /// Why a request sent with the client's ACK at `ack` got no response before the connection
-    /// ended: `capture_gap` when response bytes sent after it were lost (its response may be
-    /// among them), else `connection_closed`.
-    fn unanswered(&self, ack: Option<u32>) -> ErrorType {
-        let lost_after = match (self.response_lost_until, ack) {
-            (Some(until), Some(sent)) => ((until as u32).wrapping_sub(sent) as i32) > 0,
-            (Some(_), None) => self.response_gap,
-            (None, _) => false,
-        };
-        if lost_after {
-            ErrorType::CaptureGap
-        } else {
-            ErrorType::ConnectionClosed
-        }
-    }
 }
 
 /// HTTP state of one connection.
@@ -171,6 +162,7 @@ impl HttpConn {
                 resp: Response::default(),
                 request_gap: None,
                 response_gap: false,
+                suspect: false,
                 client_ack: None,
                 last_request_ack: None,
                 response_lost_until: None,
@@ -256,7 +248,10 @@ impl HttpConn {
     pub fn expire(&mut self, now: u64, timeout_ns: u64, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
         let responding = self.resp.in_message();
         for (i, p) in self.s.queue.iter_mut().enumerate() {
-            if p.emitted || (i == 0 && responding) || now.saturating_sub(p.tx.start_ns) < timeout_ns
+            if p.emitted
+                || p.tentative
+                || (i == 0 && responding)
+                || now.saturating_sub(p.tx.start_ns) < timeout_ns
             {
                 continue;
             }
@@ -280,8 +275,12 @@ impl HttpConn {
             let mut h = RespSide { s: &mut self.s, cx };
             h.pair(&meta, ts, Some(error), stats);
         }
+        if std::mem::take(&mut self.s.suspect) {
+            // Never answered with a status line: not shown to be HTTP.
+            stats.non_http_flows += 1;
+        }
         while let Some(p) = self.s.queue.pop_front() {
-            if !p.emitted {
+            if !p.emitted && !p.tentative {
                 let mut tx = p.tx;
                 let error = match error {
                     ErrorType::ConnectionClosed => self.s.unanswered(p.ack),

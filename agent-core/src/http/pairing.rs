@@ -10,6 +10,13 @@ use crate::{ErrorType, Transaction};
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// `network.protocol.version` of an HTTP/0.9 exchange (a simple request, a response without a
+/// status line: the record has no status).
+pub const HTTP09: &str = "0.9";
+
+/// OpenTelemetry's `http.request.method` for a method that is not known (or not readable).
+pub const OTHER_METHOD: &str = "_OTHER";
+
 /// Pushes a finished transaction.
 pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
     stats.transactions += 1;
@@ -68,7 +75,8 @@ impl ReqSide<'_, '_> {
         self.cx.meta.transaction(start_ns)
     }
 
-    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool) -> u64 {
+    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool, tentative: bool) -> u64 {
+        let http09 = tx.version == Some(HTTP09);
         let id = self.s.next_id;
         self.s.next_id += 1;
         self.s.requests += 1;
@@ -87,23 +95,33 @@ impl ReqSide<'_, '_> {
             connect,
             ack,
             sequential,
+            tentative,
+            http09,
         });
         id
     }
 
-    /// A request that could not be read fully still pairs with its response.
-    fn placeholder(&mut self, head: &[u8], meta: &MsgMeta, error: ErrorType) {
-        let mut tx = self.new_tx(meta.start_ts);
-        if let Some((method, target)) = request_line(head) {
+    /// A request that could not be read fully still pairs with its response. Without a
+    /// readable request line its method is `_OTHER` (OpenTelemetry's value for a method not
+    /// known) and, when the error says it was malformed, it is tentative: recorded only if the
+    /// server answers it.
+    fn placeholder(&mut self, head: &[u8], start_ts: u64, error: ErrorType) {
+        let mut tx = self.new_tx(start_ts);
+        let line = request_line(head);
+        let readable = line.is_some();
+        if let Some((method, target)) = line {
             let (path, query) = head::split_target(target, &self.cx.identity.redact_keys);
             tx.method = Some(head::method_name(method));
             tx.path = Some(self.s.recent.path.share(path));
             tx.query = query.map(|q| self.s.recent.query.share(&q));
+        } else if error == ErrorType::MalformedRequest {
+            tx.method = Some(Cow::Borrowed(OTHER_METHOD));
         }
         tx.error = Some(error);
         tx.request_wire_bytes = head.len() as u64;
         let head_method = tx.method.as_deref() == Some("HEAD");
-        self.push(tx, head_method, false);
+        let tentative = error == ErrorType::MalformedRequest && !readable;
+        self.push(tx, head_method, false, tentative);
     }
 
     /// A request head read cleanly: queue its transaction.
@@ -150,7 +168,7 @@ impl ReqSide<'_, '_> {
         let head_method = info.method == "HEAD";
         let connect = info.method == "CONNECT";
         tx.method = Some(head::method_name(info.method));
-        let id = self.push(tx, head_method, connect);
+        let id = self.push(tx, head_method, connect, false);
         self.s.cur_req = Some(id);
         HeadVerdict::Body(parsed.body)
     }
@@ -166,21 +184,34 @@ impl ReqSide<'_, '_> {
 }
 
 impl Handler for ReqSide<'_, '_> {
-    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict {
+    fn on_start(&mut self, first: &[u8], ts: u64, stats: &mut HttpStats) -> StartVerdict {
         if self.s.mode != Mode::Http {
             return StartVerdict::Stop;
         }
         let first_bytes = !self.s.request_bytes_seen && self.s.responses == 0;
         self.s.request_bytes_seen = true;
-        let plausible = startline::plausible_request_start(first);
-        if first_bytes && (startline::looks_like_tls(first) || (self.s.fresh && !plausible)) {
-            return not_http(self.s, stats);
+        if startline::plausible_request_start(first) {
+            return StartVerdict::Parse;
         }
-        if plausible {
-            StartVerdict::Parse
+        // On a flow joined mid-stream, boundaries are guesses (it starts inside a message):
+        // find the next start line.
+        if !self.s.fresh {
+            return StartVerdict::Resync;
+        }
+        // Garbage where a request must start (TLS to a plain port, a lower-case method, a
+        // binary probe): the server's answer tells a malformed request (a status line, nginx's
+        // 400) from another protocol spoken on a watched port.
+        let line = first
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(first, |n| &first[..=n]);
+        self.placeholder(line, ts, ErrorType::MalformedRequest);
+        if first_bytes {
+            self.s.suspect = true;
         } else {
-            StartVerdict::Resync
+            stats.parse_error(ParseErrorReason::RequestHead);
         }
+        StartVerdict::Resync
     }
 
     fn on_head(
@@ -190,15 +221,30 @@ impl Handler for ReqSide<'_, '_> {
         _ts: u64,
         stats: &mut HttpStats,
     ) -> HeadVerdict {
+        if let Some((method, target)) = head::simple_request(head) {
+            let (path, query) = head::split_target(&target, &self.cx.identity.redact_keys);
+            let tx = Transaction {
+                method: Some(head::method_name(&method)),
+                path: Some(self.s.recent.path.share(path)),
+                query: query.map(|q| self.s.recent.query.share(&q)),
+                version: Some(HTTP09),
+                request_wire_bytes: head.len() as u64,
+                request_body_size: Some(0),
+                ..self.new_tx(meta.start_ts)
+            };
+            self.push(tx, false, false, false);
+            return HeadVerdict::Body(BodyKind::None);
+        }
         let parsed = match head::parse_request(head, self.cx.limits, self.cx.identity) {
             Ok(p) => p,
             Err(reason) => {
                 if self.s.fresh && self.s.requests == 0 && request_line(head).is_none() {
-                    not_http(self.s, stats);
-                    return HeadVerdict::Stop;
+                    // Not even a request line: HTTP only if the server answers it as such.
+                    self.s.suspect = true;
+                } else {
+                    stats.parse_error(reason);
                 }
-                stats.parse_error(reason);
-                self.placeholder(head, meta, ErrorType::MalformedRequest);
+                self.placeholder(head, meta.start_ts, ErrorType::MalformedRequest);
                 return HeadVerdict::Resync;
             }
         };
@@ -245,7 +291,7 @@ impl Handler for ReqSide<'_, '_> {
             Loss::Malformed => ErrorType::MalformedRequest,
         };
         if in_head && !partial.is_empty() {
-            self.placeholder(partial, meta, error);
+            self.placeholder(partial, meta.start_ts, error);
         } else if !in_head
             && self.s.cur_req.is_some()
             && let Some(p) = self.current()
@@ -318,7 +364,7 @@ impl RespSide<'_, '_> {
         }
         let mut tx = p.tx;
         tx.status = status;
-        if meta.head_len > 0 {
+        if meta.head_len > 0 || p.http09 {
             tx.ttfb_ns = Some(meta.start_ts.saturating_sub(tx.start_ns));
             tx.response_body_size = (!meta.size_unknown).then_some(meta.body_size);
             tx.response_wire_bytes = meta.head_len + meta.body_wire;
@@ -373,56 +419,10 @@ impl RespSide<'_, '_> {
         }
         HeadVerdict::Body(parsed.body)
     }
-
-    /// Before a final response starting at stream offset `at` is paired, the client's ACKs
-    /// decide what gaps hid. A response starts after the client sent its request, and a client
-    /// that waited for more of the response stream before sending its next request (no
-    /// pipelining) had the whole previous response: its own response starts where its ACK
-    /// stood. So:
-    /// - after a gap in the response stream, a pending request sent that way whose ACK stands
-    ///   before this response's start had its response (at least its start) in the gap: it is
-    ///   recorded as `capture_gap` without one;
-    /// - after a gap in the response stream, pipelined requests (one ACK for several) cannot
-    ///   tell which of them this response answers: it pairs first in, first out, marked
-    ///   `capture_gap`, unless the next request was sent after it started;
-    /// - after a gap in the request stream, a response that starts before the oldest pending
-    ///   request was sent answers a request lost in that gap.
-    ///
-    /// Without ACKs, pairing stays first in, first out.
-    fn realign(&mut self, at: u64, stats: &mut HttpStats) {
-        let at = at as u32;
-        let before = |a: u32, b: u32| (b.wrapping_sub(a) as i32) > 0;
-        if std::mem::take(&mut self.s.response_gap) {
-            while let Some(q) = self.s.queue.front() {
-                let answered_in_gap =
-                    !q.emitted && q.sequential && q.ack.is_some_and(|sent| before(sent, at));
-                if !answered_in_gap {
-                    break;
-                }
-                let Some(p) = self.s.queue.pop_front() else {
-                    break;
-                };
-                let mut tx = p.tx;
-                tx.error = Some(ErrorType::CaptureGap);
-                record(tx, self.cx, stats);
-            }
-            let mut live = self.s.queue.iter();
-            if let (Some(a), Some(b)) = (live.next(), live.next()) {
-                let sent_after = b.ack.is_some_and(|sent_b| before(at, sent_b));
-                self.s.resp.uncertain = !a.emitted && !a.sequential && !sent_after;
-            }
-        }
-        if self.s.request_gap.is_some() {
-            self.s.resp.answers_lost = match self.s.queue.front() {
-                Some(p) => !p.emitted && p.ack.is_some_and(|sent| before(at, sent)),
-                None => true,
-            };
-        }
-    }
 }
 
 impl Handler for RespSide<'_, '_> {
-    fn on_start(&mut self, first: &[u8], stats: &mut HttpStats) -> StartVerdict {
+    fn on_start(&mut self, first: &[u8], _ts: u64, stats: &mut HttpStats) -> StartVerdict {
         if self.s.mode != Mode::Http {
             return StartVerdict::Stop;
         }
@@ -432,7 +432,22 @@ impl Handler for RespSide<'_, '_> {
         {
             return not_http(self.s, stats);
         }
-        if startline::plausible_status_start(first) {
+        let status_line = startline::plausible_status_start(first);
+        if !status_line && self.s.queue.front().is_some_and(|p| p.http09 && !p.emitted) {
+            // The answer to an HTTP/0.9 request: the body alone, until the server closes.
+            return StartVerdict::Headless;
+        }
+        if self.s.suspect {
+            if !status_line {
+                // Garbage answered by more garbage: another protocol.
+                self.s.suspect = false;
+                return not_http(self.s, stats);
+            }
+            // The server answers in HTTP: the flow's first request was malformed.
+            self.s.suspect = false;
+            stats.parse_error(ParseErrorReason::RequestHead);
+        }
+        if status_line {
             StartVerdict::Parse
         } else {
             StartVerdict::Resync
@@ -516,9 +531,13 @@ impl Handler for RespSide<'_, '_> {
         if in_message && !std::mem::take(&mut self.s.resp.interim) {
             self.pair(meta, ts, Some(ErrorType::ConnectionClosed), stats);
         }
+        if std::mem::take(&mut self.s.suspect) {
+            // Garbage never answered with a status line: not shown to be HTTP.
+            stats.non_http_flows += 1;
+        }
         // The server closed: nothing else will be answered.
         while let Some(p) = self.s.queue.pop_front() {
-            if !p.emitted {
+            if !p.emitted && !p.tentative {
                 let mut tx = p.tx;
                 tx.error.get_or_insert(self.s.unanswered(p.ack));
                 record(tx, self.cx, stats);

@@ -38,6 +38,21 @@ pub fn plausible_status_start(bytes: &[u8]) -> bool {
     bytes[..n] == b"HTTP/1."[..n]
 }
 
+/// The end (after its line feed) of an HTTP/0.9 simple request, `METHOD SP target CRLF`, at the
+/// start of `buf`: a request line without a version. `None` for anything else, or before the
+/// line is complete.
+pub fn simple_request_end(buf: &[u8]) -> Option<usize> {
+    let lf = memchr::memchr(b'\n', buf)?;
+    let line = buf[..lf].strip_suffix(b"\r").unwrap_or(&buf[..lf]);
+    let method = line.iter().take_while(|b| is_method_byte(**b)).count();
+    let target = line.get(method + 1..)?;
+    let simple = (1..=MAX_METHOD).contains(&method)
+        && line[method] == b' '
+        && !target.is_empty()
+        && target.iter().all(u8::is_ascii_graphic);
+    simple.then_some(lf + 1)
+}
+
 /// TLS record header (handshake, alert, change cipher spec, application data).
 pub fn looks_like_tls(bytes: &[u8]) -> bool {
     matches!(bytes, [0x14..=0x17, 0x03, 0x00..=0x04, ..])

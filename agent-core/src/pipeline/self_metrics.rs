@@ -302,10 +302,10 @@ mod tests {
                 out_of_order_segments: 14,
                 first_seen_request_bytes: 48,
                 first_seen_response_bytes: 49,
-                reorder_evidence: 50,
-                reorder_recovered: 51,
-                reorder_window_expired: 52,
-                reorder_limit: 53,
+                reorder_evidence: 51,
+                reorder_recovered: 52,
+                reorder_window_expired: 53,
+                reorder_limit: 54,
             },
             http: HttpStats {
                 transactions: 15,
@@ -339,7 +339,7 @@ mod tests {
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=53)
+        let mut want: Vec<u64> = (1..=54)
             .filter(|v| ![10, 15, 17, 18, 19].contains(v))
             .collect();
         want.push(110); // reassembly gaps + uncopied head gaps

@@ -30,6 +30,8 @@ use std::sync::Arc;
 
 /// Endpoint of an unrecognised request that matches no known template.
 pub const UNMATCHED: &str = "unmatched";
+/// The endpoint of every request the server could not parse (`error.type` malformed_request).
+pub const MALFORMED_ROUTE: &str = "malformed";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RouteError {
@@ -110,7 +112,8 @@ impl Router {
         Ok(patterns.len())
     }
 
-    /// Sets `tx.route` from `tx.path` (see the module doc for the rules). A gRPC call's route
+    /// Sets `tx.route` from `tx.path` (see the module doc for the rules); a malformed request
+    /// is [`MALFORMED_ROUTE`]. A gRPC call's route
     /// is its path, `/package.Service/Method`: already a low-cardinality name (the series
     /// budgets still bound it), never learned or templated.
     pub fn route(&mut self, tx: &mut Transaction) {
@@ -121,8 +124,12 @@ impl Router {
             tx.route = Some(Arc::from(path));
             return;
         }
-        let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414))
-            && tx.error != Some(ErrorType::MalformedRequest);
+        if tx.error == Some(ErrorType::MalformedRequest) {
+            // Whatever its target, a request the server could not parse is one endpoint.
+            tx.route = Some(Arc::from(MALFORMED_ROUTE));
+            return;
+        }
+        let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414));
         tx.route = tx.path.as_deref().map(|p| self.template(p, learn));
     }
 

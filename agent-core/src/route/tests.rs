@@ -156,3 +156,19 @@ fn grpc_methods_are_their_own_route_and_never_learned() {
         Some("/pkg.Svc7/Get")
     );
 }
+
+#[rstest]
+#[case::garbage_line(None)]
+#[case::readable_target(Some("/api/users/1"))]
+fn malformed_requests_are_one_endpoint_and_never_learned(#[case] path: Option<&str>) {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    let mut t = Transaction {
+        path: path.map(Arc::from),
+        status: Some(400),
+        error: Some(ErrorType::MalformedRequest),
+        ..Default::default()
+    };
+    r.route(&mut t);
+    assert_eq!(t.route.as_deref(), Some(MALFORMED_ROUTE));
+    assert_eq!(r.learned_state()["templates"], serde_json::json!([]));
+}

@@ -4,6 +4,7 @@ mod capture;
 mod framing;
 mod identity;
 mod lifecycle;
+mod malformed;
 mod reorder;
 
 use crate::engine::{Engine, EngineConfig, ParseErrorReason};

@@ -43,17 +43,62 @@ pub struct Ctx<'a> {
     pub protocol: protocol::Ctx<'a>,
 }
 
-/// One direction: its reassembler, its segments parked until the peer's bytes they
-/// acknowledge are delivered, and the evidence that the peer acknowledged bytes of it not seen
-/// yet.
+/// One direction: its reassembler and, only while it waits on reordering, its [`Waiting`]
+/// state (boxed: most flows never need it, and a flow slot stays small).
 #[derive(Debug, Default)]
 struct Side {
     reasm: Reassembler,
+    waiting: Option<Box<Waiting>>,
+}
+
+/// A direction's reordering state: its segments parked until the peer's bytes they acknowledge
+/// are delivered, and the evidence that the peer acknowledged bytes of it not seen yet.
+#[derive(Debug, Default)]
+struct Waiting {
     parked: Parking,
     evidence: Option<Evidence>,
     /// Bytes this direction had declared lost when the evidence was noted (a later loss by
     /// another bound is not a recovery).
-    lost_then: u64,
+    lost_then: u32,
+}
+
+/// What a side without [`Waiting`] state reads as.
+static NOTHING_PARKED: Parking = Parking::new();
+
+impl Side {
+    fn parked(&self) -> &Parking {
+        self.waiting.as_ref().map_or(&NOTHING_PARKED, |w| &w.parked)
+    }
+
+    fn evidence(&self) -> Option<Evidence> {
+        self.waiting.as_ref().and_then(|w| w.evidence)
+    }
+
+    fn evidence_mut(&mut self) -> Option<&mut Evidence> {
+        self.waiting.as_mut().and_then(|w| w.evidence.as_mut())
+    }
+
+    fn set_evidence(&mut self, e: Option<Evidence>) {
+        if e.is_some() || self.waiting.is_some() {
+            self.wait().evidence = e;
+        }
+    }
+
+    /// The waiting state, made when first needed.
+    fn wait(&mut self) -> &mut Waiting {
+        self.waiting.get_or_insert_with(Box::default)
+    }
+
+    /// Drops the waiting state once nothing waits.
+    fn tidy(&mut self) {
+        if self
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.evidence.is_none() && w.parked.is_empty())
+        {
+            self.waiting = None;
+        }
+    }
 }
 
 /// One tracked connection.
@@ -144,7 +189,7 @@ impl Flow {
     pub fn buffered_now(&self) -> usize {
         self.sides
             .iter()
-            .map(|s| s.reasm.held_bytes() + s.parked.bytes())
+            .map(|s| s.reasm.held_bytes() + s.parked().bytes())
             .sum::<usize>()
             + self.protocol.buffered()
     }
@@ -152,7 +197,7 @@ impl Flow {
     pub fn ingest(&mut self, seg: &Segment<'_>, cx: &mut Ctx<'_>) {
         self.last_seen_ns = self.last_seen_ns.max(seg.ts_ns);
         for s in &mut self.sides {
-            if let Some(e) = s.evidence.as_mut() {
+            if let Some(e) = s.evidence_mut() {
                 e.count_packet();
             }
         }
@@ -176,11 +221,13 @@ impl Flow {
         .then_some(seg.ack);
         if let Some(ack) = waits_for {
             let peer = &mut self.sides[p];
-            match peer.evidence.as_mut() {
+            match peer.evidence_mut() {
                 Some(e) => e.raise(ack),
                 None => {
-                    peer.evidence = Some(Evidence::new(ack, seg.ts_ns, peer.reasm.next_seq()));
-                    peer.lost_then = peer.reasm.lost_bytes();
+                    let (next, lost) = (peer.reasm.next_seq(), peer.reasm.lost_bytes());
+                    let w = peer.wait();
+                    w.evidence = Some(Evidence::new(ack, seg.ts_ns, next));
+                    w.lost_then = lost;
                     cx.reassembly.reorder_evidence += 1;
                 }
             }
@@ -195,7 +242,7 @@ impl Flow {
         };
         let carries = seg.payload_len > 0 || seg.flags.fin();
         match waits_for {
-            Some(ack) if carries => self.sides[d].parked.park(&payload, seg.flags, ack),
+            Some(ack) if carries => self.sides[d].wait().parked.park(&payload, seg.flags, ack),
             _ => self.push(d, payload, cx),
         }
         self.settle(seg.ts_ns, Settle::Window, cx);
@@ -257,7 +304,7 @@ impl Flow {
     pub fn release(&mut self) {
         for s in &mut self.sides {
             s.reasm.release();
-            s.parked.shrink();
+            s.tidy();
         }
         self.protocol.release();
     }
@@ -266,7 +313,12 @@ impl Flow {
     pub fn heap_bytes(&self) -> usize {
         self.sides
             .iter()
-            .map(|s| s.reasm.heap_bytes() + s.parked.heap_bytes())
+            .map(|s| {
+                let waiting = s.waiting.as_ref().map_or(0, |w| {
+                    std::mem::size_of::<Waiting>() + w.parked.heap_bytes()
+                });
+                s.reasm.heap_bytes() + waiting
+            })
             .sum::<usize>()
             + self.protocol.heap_bytes()
     }

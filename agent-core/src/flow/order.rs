@@ -135,19 +135,19 @@ impl Released {
 }
 
 impl Parking {
+    pub const fn new() -> Parking {
+        Parking {
+            queue: std::collections::VecDeque::new(),
+            bytes: 0,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
     pub fn len(&self) -> usize {
         self.queue.len()
-    }
-
-    /// Gives back the queue's capacity once nothing is parked.
-    pub fn shrink(&mut self) {
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            self.queue = std::collections::VecDeque::new();
-        }
     }
 
     /// Heap bytes held (the queue and the copies in it).

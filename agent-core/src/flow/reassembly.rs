@@ -85,8 +85,8 @@ struct Held {
 /// One direction of a TCP connection.
 #[derive(Debug, Default)]
 pub struct Reassembler {
-    /// Where the stream starts (after the SYN, or the first byte seen).
-    start: Option<u32>,
+    /// Where the stream starts (after the SYN, or the first byte seen); set with `next`.
+    start: u32,
     next: Option<u32>,
     held: Vec<Held>,
     held_bytes: usize,
@@ -94,8 +94,8 @@ pub struct Reassembler {
     ended: bool,
     /// Timestamp of the last delivered segment (used when a flush has no segment of its own).
     last_ts_ns: u64,
-    /// Bytes of this direction declared lost so far.
-    lost: u64,
+    /// Bytes of this direction declared lost so far (wrapping: compared, never summed).
+    lost: u32,
 }
 
 /// Signed distance from `from` to `to` in sequence space.
@@ -124,7 +124,7 @@ impl Reassembler {
 
     /// Where the stream starts (after the SYN, or at the first byte seen), once known.
     pub fn start_seq(&self) -> Option<u32> {
-        self.start
+        self.next.map(|_| self.start)
     }
 
     /// The next expected sequence number, once known.
@@ -152,8 +152,8 @@ impl Reassembler {
         }
     }
 
-    /// Bytes of this direction declared lost so far.
-    pub fn lost_bytes(&self) -> u64 {
+    /// Bytes of this direction declared lost so far (wrapping).
+    pub fn lost_bytes(&self) -> u32 {
         self.lost
     }
 
@@ -171,7 +171,7 @@ impl Reassembler {
     pub fn syn(&mut self, isn: u32) {
         if self.next.is_none() {
             self.next = Some(isn.wrapping_add(1));
-            self.start = self.next;
+            self.start = isn.wrapping_add(1);
         }
     }
 
@@ -194,8 +194,10 @@ impl Reassembler {
             ack,
         } = p;
         let copied = &copied[..copied.len().min(len as usize)];
+        if self.next.is_none() {
+            self.start = seq;
+        }
         let next = *self.next.get_or_insert(seq);
-        self.start.get_or_insert(next);
         if self.ended {
             stats.retransmit_bytes += u64::from(len);
             return 0;
@@ -303,7 +305,7 @@ impl Reassembler {
         let ts_ns = if ts_ns == 0 { self.last_ts_ns } else { ts_ns };
         stats.gaps += 1;
         stats.gap_bytes += u64::from(len);
-        self.lost += u64::from(len);
+        self.lost = self.lost.wrapping_add(len);
         if let Some(n) = self.next.as_mut() {
             *n = n.wrapping_add(len);
         }

@@ -33,11 +33,7 @@ impl Flow {
     /// bytes were delivered; then, when nothing moves by itself, gives up on one wait the
     /// window, a bound or the end of the flow allows; until nothing changes.
     pub(super) fn settle(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) {
-        if self
-            .sides
-            .iter()
-            .all(|s| s.evidence.is_none() && s.parked.is_empty())
-        {
+        if self.sides.iter().all(|s| s.waiting.is_none()) {
             return;
         }
         loop {
@@ -51,6 +47,9 @@ impl Flow {
             }
             break;
         }
+        for s in &mut self.sides {
+            s.tidy();
+        }
     }
 
     /// Evidence about direction `d` whose bytes were delivered is cleared (a recovery unless
@@ -58,17 +57,22 @@ impl Flow {
     fn resolve(&mut self, d: usize, now: u64, cx: &mut Ctx<'_>) -> bool {
         let window = cx.limits.reorder_window_bytes;
         let s = &mut self.sides[d];
-        let Some(e) = s.evidence.as_mut() else {
+        let (next, lost) = (s.reasm.next_seq(), s.reasm.lost_bytes());
+        let unseen = |ack| s.reasm.unseen_below(ack, window);
+        let Some(w) = s.waiting.as_deref_mut() else {
             return false;
         };
-        if s.reasm.unseen_below(e.ack, window) {
-            e.progressed(s.reasm.next_seq(), now);
+        let Some(e) = w.evidence.as_mut() else {
+            return false;
+        };
+        if unseen(e.ack) {
+            e.progressed(next, now);
             return false;
         }
-        if s.reasm.lost_bytes() == s.lost_then {
+        if lost == w.lost_then {
             cx.reassembly.reorder_recovered += 1;
         }
-        s.evidence = None;
+        w.evidence = None;
         true
     }
 
@@ -79,10 +83,11 @@ impl Flow {
         loop {
             let [a, b] = &mut self.sides;
             let (me, peer) = if d == 0 { (a, b) } else { (b, a) };
-            let Some(r) = me
-                .parked
-                .release(|ack| !peer.reasm.unseen_below(ack, window), false)
-            else {
+            let released = me.waiting.as_deref_mut().and_then(|w| {
+                w.parked
+                    .release(|ack| !peer.reasm.unseen_below(ack, window), false)
+            });
+            let Some(r) = released else {
                 return any;
             };
             self.push(d, r.payload(), cx);
@@ -96,14 +101,14 @@ impl Flow {
     /// as they are.
     fn give_up_one(&mut self, now: u64, how: Settle, cx: &mut Ctx<'_>) -> bool {
         let w = cx.limits.reorder;
-        let over = self.sides.iter().any(|s| s.parked.len() > w.max_segments)
+        let over = self.sides.iter().any(|s| s.parked().len() > w.max_segments)
             || self.buffered_now() > cx.limits.flow_budget_bytes;
         for d in 0..2 {
             let s = &self.sides[d];
-            let Some(e) = s.evidence else {
+            let Some(e) = s.evidence() else {
                 continue;
             };
-            let parked_here = s.reasm.next_seq().is_some_and(|n| s.parked.covers(n));
+            let parked_here = s.reasm.next_seq().is_some_and(|n| s.parked().covers(n));
             if parked_here {
                 continue;
             }
@@ -122,8 +127,8 @@ impl Flow {
             let next = s.reasm.next_seq().unwrap_or(e.ack);
             let ahead = |x: u32| x.wrapping_sub(next);
             let upto = [
-                s.parked.first_at_or_after(next),
-                self.sides[1 - d].parked.lowest_gate_after(next),
+                s.parked().first_at_or_after(next),
+                self.sides[1 - d].parked().lowest_gate_after(next),
             ]
             .into_iter()
             .flatten()
@@ -133,9 +138,10 @@ impl Flow {
             );
             self.declare_lost(d, upto, cx);
             let side = &mut self.sides[d];
-            match side.evidence.as_mut() {
-                Some(e) if upto != e.ack => e.rebase(side.reasm.next_seq()),
-                _ => side.evidence = None,
+            let next = side.reasm.next_seq();
+            match side.evidence_mut() {
+                Some(e) if upto != e.ack => e.rebase(next),
+                _ => side.set_evidence(None),
             }
             return true;
         }
@@ -143,7 +149,11 @@ impl Flow {
             return false;
         }
         for d in 0..2 {
-            if let Some(r) = self.sides[d].parked.release(|_| true, true) {
+            let released = self.sides[d]
+                .waiting
+                .as_deref_mut()
+                .and_then(|w| w.parked.release(|_| true, true));
+            if let Some(r) = released {
                 if how == Settle::Window {
                     cx.reassembly.reorder_limit += 1;
                 }

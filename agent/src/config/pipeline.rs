@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 
 use agent_core::aggregate::AggregateConfig;
-use agent_core::engine::{EngineConfig, IdentityConfig};
+use agent_core::engine::{EngineConfig, H2Config, IdentityConfig};
 use agent_core::pipeline::PipelineConfig;
 use agent_core::route::RouteConfig;
 
@@ -51,6 +51,11 @@ impl Config {
             reorder_window_packets: cfg.engine.reorder_window_packets,
             reorder_window_ns: cfg.engine.reorder_window_ms.saturating_mul(MS),
             reorder_max_segments: cfg.engine.reorder_max_segments as usize,
+            h2: H2Config {
+                max_streams: cfg.engine.h2_max_streams as usize,
+                max_header_block_bytes: cfg.engine.h2_max_header_block_bytes as usize,
+                max_table_bytes: cfg.engine.h2_max_table_bytes as usize,
+            },
             identity: IdentityConfig {
                 client_id_header: cfg.clients.header.clone(),
                 // Validated once by `config::validate`; an entry that does not parse is skipped.

@@ -90,6 +90,15 @@ pub struct EngineConfig {
     /// Segments one direction may hold out of order or park behind the bytes they
     /// acknowledge; past it the engine stops waiting (counted in apitap_reorder_limit_total).
     pub reorder_max_segments: u32,
+    /// HTTP/2 streams tracked at once per connection; a stream past it is not recorded
+    /// (counted in apitap_h2_streams_over_limit_total).
+    pub h2_max_streams: u32,
+    /// Bytes of one compressed HTTP/2 header block; a larger one is not decoded, its fields are
+    /// unknown and so is the HPACK table afterwards (counted).
+    pub h2_max_header_block_bytes: u32,
+    /// Largest HPACK dynamic table kept per direction, whatever SETTINGS_HEADER_TABLE_SIZE
+    /// allows (size updates above it are counted).
+    pub h2_max_table_bytes: u32,
     /// Series per metric before label values are folded into `other`.
     pub series_budget: u32,
 }
@@ -109,6 +118,9 @@ impl Default for EngineConfig {
             reorder_window_packets: ENGINE_DEFAULTS.reorder_window_packets,
             reorder_window_ms: ENGINE_DEFAULTS.reorder_window_ns / 1_000_000,
             reorder_max_segments: ENGINE_DEFAULTS.reorder_max_segments as u32,
+            h2_max_streams: ENGINE_DEFAULTS.h2.max_streams as u32,
+            h2_max_header_block_bytes: ENGINE_DEFAULTS.h2.max_header_block_bytes as u32,
+            h2_max_table_bytes: ENGINE_DEFAULTS.h2.max_table_bytes as u32,
             series_budget: 2_000,
         }
     }

@@ -246,3 +246,39 @@ fn the_reorder_window_reaches_the_engine_and_its_defaults_are_the_engines() {
             .contains("engine.reorder_max_segments: must be at least 1")
     );
 }
+
+#[test]
+fn http2_bounds_reach_the_engine_and_their_defaults_are_the_engines() {
+    let engine_default = agent_core::engine::EngineConfig::default();
+    assert_eq!(Config::default().engine_config().h2, engine_default.h2);
+    let cfg = parse(
+        "[engine]\nh2_max_streams = 32\nh2_max_header_block_bytes = 8192\nh2_max_table_bytes = 4096\n",
+    )
+    .expect("valid");
+    let h2 = cfg.engine_config().h2;
+    assert_eq!(
+        (
+            h2.max_streams,
+            h2.max_header_block_bytes,
+            h2.max_table_bytes
+        ),
+        (32, 8192, 4096)
+    );
+    for (toml, message) in [
+        (
+            "h2_max_streams = 0",
+            "engine.h2_max_streams: must be 1-65536",
+        ),
+        (
+            "h2_max_header_block_bytes = 10",
+            "engine.h2_max_header_block_bytes: must be 1024 to engine.flow_budget_bytes",
+        ),
+        (
+            "h2_max_table_bytes = 100",
+            "engine.h2_max_table_bytes: must be 4096-1048576",
+        ),
+    ] {
+        let line = error_line(&format!("[engine]\n{toml}\n"));
+        assert!(line.contains(message), "{toml}: {line}");
+    }
+}

@@ -203,6 +203,21 @@ fn sections(c: &Config) -> Result<(), Invalid> {
         "must be at least 1",
     )?;
     check(
+        (1..=65_536).contains(&e.h2_max_streams),
+        "engine.h2_max_streams",
+        "must be 1-65536",
+    )?;
+    check(
+        (1024..=e.flow_budget_bytes.max(1024)).contains(&e.h2_max_header_block_bytes),
+        "engine.h2_max_header_block_bytes",
+        "must be 1024 to engine.flow_budget_bytes",
+    )?;
+    check(
+        (4096..=1 << 20).contains(&e.h2_max_table_bytes),
+        "engine.h2_max_table_bytes",
+        "must be 4096-1048576",
+    )?;
+    check(
         e.series_budget >= 1,
         "engine.series_budget",
         "must be at least 1",

@@ -522,9 +522,20 @@ impl Framer {
 
     fn end(&mut self, ts: u64, h: &mut impl Handler, stats: &mut HttpStats) {
         match self.state {
-            State::Close | State::Skim => {
+            State::Close => {
                 self.state = State::Start;
                 h.on_complete(&self.meta, ts, stats);
+            }
+            // A skimmed body ended with its last byte, not with the FIN that may come much
+            // later on a keep-alive connection.
+            State::Skim => {
+                self.state = State::Start;
+                let last = if self.meta.last_ts == 0 {
+                    ts
+                } else {
+                    self.meta.last_ts
+                };
+                h.on_complete(&self.meta, last, stats);
             }
             State::Head | State::Length(_) | State::Chunked(_) => {
                 h.on_end(true, &self.meta, ts, stats)

@@ -255,10 +255,16 @@ fn skimmed_chunked_response_ends_at_fin() {
     let mut c = Conv::new(40043, 9).open();
     c.req(GET);
     c.send_copied(Direction::ToClient, &resp, 100);
+    let last_body_ts = c.ts;
     c.fin(Direction::ToClient);
     let out = c.run(&mut engine());
     let t = one(&out);
     assert_eq!((t.status, t.error), (Some(200), None));
+    assert_eq!(
+        t.start_ns + t.duration_ns.expect("duration"),
+        last_body_ts,
+        "the response ends with its last byte, not with the later FIN"
+    );
 }
 
 #[rstest]

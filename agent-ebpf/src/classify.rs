@@ -1,133 +1,199 @@
-//! One segment -> one ring record: match the watched port, skip pure ACKs, copy a bounded
-//! prefix into the per-CPU scratch slot and output header + prefix.
+//! One segment -> one ring record: match the watched port, skip pure ACKs, decide whether to
+//! copy (see `copy`), and write header (+ prefix) to this CPU's ring without waking the reader
+//! unless the ring is filling up.
 
 use agent_common::{
-    Counter, EVENT_VERSION, KIND_SEGMENT, MAX_SNAP_LEN, SEGMENT_EVENT_BYTES, SegmentEvent,
-    direction, tcp_flags,
+    Counter, CpuState, EVENT_VERSION, KIND_SEGMENT, MAX_SNAP_LEN, SEGMENT_EVENT_BYTES,
+    SegmentEvent, copy_reason, direction, tcp_flags,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes},
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_ringbuf_query, bpf_skb_load_bytes},
     programs::TcContext,
 };
 
-use crate::headers::{Skip, read_ip, read_tcp};
-use crate::{EVENTS, PORTS, SCRATCH, SNAP_LEN, WAKEUP_BYTES, count};
+use crate::headers::{Segment, Skip, read_segment};
+use crate::{
+    PORTS, RINGS, RingMap, SCRATCH, SMALL_COPY_LEN, SNAP_LEN, WAKE_AT_BYTES, WAKE_CHECK_BYTES, copy,
+};
 
-/// Error of one packet that must be counted in `Counter::Errors`.
-pub struct Malformed;
-
-#[inline(always)]
-pub fn try_classify(ctx: &TcContext, hook: u8) -> Result<(), Malformed> {
-    match classify(ctx, hook) {
-        Ok(()) | Err(Skip::NotTcp) => Ok(()),
-        Err(Skip::Malformed) => Err(Malformed),
-    }
+/// A read of a loader-patched constant; volatile keeps the compiler from folding the default.
+macro_rules! global {
+    ($g:expr) => {
+        // SAFETY: a plain read of a static the loader may have patched before loading.
+        unsafe { core::ptr::read_volatile(&$g) }
+    };
 }
 
 #[inline(always)]
-fn watched(port: u16) -> bool {
-    // SAFETY: the value is a plain u8 read once; concurrent updates only swap whole values.
-    unsafe { PORTS.get(port).is_some() }
-}
-
-#[inline(always)]
-fn classify(ctx: &TcContext, hook: u8) -> Result<(), Skip> {
-    let ip = read_ip(ctx)?;
-    let tcp = read_tcp(ctx, ip.l4_off)?;
-    let dir = if watched(tcp.dport) {
-        direction::TO_SERVER
-    } else if watched(tcp.sport) {
-        direction::TO_CLIENT
+pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip> {
+    let seg = read_segment(ctx)?;
+    let Some(ports) = PORTS.get(0) else {
+        return Ok(());
+    };
+    let (dir, server_port) = if ports.watched.contains(seg.dport) {
+        (direction::TO_SERVER, seg.dport)
+    } else if ports.watched.contains(seg.sport) {
+        (direction::TO_CLIENT, seg.sport)
     } else {
         return Ok(());
     };
-    if ip.l4_len < tcp.hdr_len {
-        return Err(Skip::Malformed);
-    }
-    let payload_len = ip.l4_len - tcp.hdr_len;
-    if payload_len == 0 && tcp.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
-        count(Counter::EmptySkipped, 1);
+    if seg.payload_len == 0 && seg.flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
+        st.add(Counter::EmptySkipped, 1);
         return Ok(());
     }
-    count(Counter::SegmentsMatched, 1);
-    count(Counter::PayloadBytes, payload_len as u64);
+    st.add(Counter::SegmentsMatched, 1);
+    st.add(Counter::PayloadBytes, seg.payload_len as u64);
+    let why = if seg.payload_len == 0 {
+        copy_reason::NONE
+    } else if ports.copy_all.contains(server_port) {
+        copy_reason::PORT
+    } else {
+        copy::reason(&seg, global!(SMALL_COPY_LEN))
+    };
+    // SAFETY: helper without preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(ring) = RINGS.get(cpu) else {
+        st.add(Counter::EventsLost, 1);
+        return Ok(());
+    };
+    let ev = header(ctx, &seg, dir, hook, why);
+    match why {
+        copy_reason::NONE => {
+            if seg.payload_len > 0 {
+                st.add(Counter::LengthOnly, 1);
+            }
+            length_only(ring, ev, st);
+            return Ok(());
+        }
+        copy_reason::NEW_FLOW => st.add(Counter::CopiedNewFlow, 1),
+        copy_reason::BURST => st.add(Counter::CopiedBurst, 1),
+        copy_reason::SMALL => st.add(Counter::CopiedSmall, 1),
+        copy_reason::H2 => st.add(Counter::CopiedH2, 1),
+        _ => st.add(Counter::CopiedPort, 1),
+    }
+    with_prefix(ctx, ring, ev, &seg, st)
+}
 
-    let payload_off = ip.l4_off as u32 + tcp.hdr_len;
-    // SAFETY: a read of a loader-patched constant; volatile keeps the compiler from folding it.
-    let snap = unsafe { core::ptr::read_volatile(&SNAP_LEN) }.min(MAX_SNAP_LEN);
-    let in_skb = ctx.len().saturating_sub(payload_off);
-    let mut copied = payload_len.min(snap).min(in_skb);
+#[inline(always)]
+fn header(ctx: &TcContext, seg: &Segment, dir: u8, hook: u8, why: u8) -> SegmentEvent {
+    SegmentEvent {
+        kind: KIND_SEGMENT,
+        version: EVENT_VERSION,
+        direction: dir,
+        tcp_flags: seg.flags,
+        family: seg.family,
+        hook,
+        copy_reason: why,
+        _pad: 0,
+        // SAFETY: reads a field of the context the kernel handed to this program.
+        ifindex: unsafe { (*ctx.skb.skb).ifindex },
+        payload_len: seg.payload_len,
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        seq: seg.seq,
+        ack: seg.ack,
+        saddr: seg.saddr,
+        daddr: seg.daddr,
+        sport: seg.sport,
+        dport: seg.dport,
+        copied_len: 0,
+    }
+}
 
+/// Reserve flags after writing `len` bytes: no wake-up, except when this CPU's ring holds
+/// more than `WAKE_AT_BYTES` (checked once per `WAKE_CHECK_BYTES` written).
+#[inline(always)]
+fn wake_flags(ring: &RingMap, len: u64, st: &mut CpuState) -> u64 {
+    st.since_check += len;
+    st.add(Counter::RecordBytes, len);
+    if st.since_check < global!(WAKE_CHECK_BYTES) as u64 {
+        return BPF_RB_NO_WAKEUP as u64;
+    }
+    st.since_check = 0;
+    let ptr = (ring as *const RingMap).cast_mut().cast();
+    // SAFETY: `ptr` is the inner ring map returned by the RINGS lookup.
+    let pending = unsafe { bpf_ringbuf_query(ptr, BPF_RB_AVAIL_DATA as u64) };
+    if pending >= global!(WAKE_AT_BYTES) as u64 {
+        st.add(Counter::Wakeups, 1);
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+/// Header only, reserved and written in place.
+#[inline(always)]
+fn length_only(ring: &RingMap, ev: SegmentEvent, st: &mut CpuState) {
+    match ring.reserve_untyped::<SegmentEvent>(0) {
+        Some(mut entry) => {
+            entry.write(ev);
+            let flags = wake_flags(ring, SEGMENT_EVENT_BYTES as u64, st);
+            entry.submit(flags);
+        }
+        None => st.add(Counter::EventsLost, 1),
+    }
+}
+
+/// Header + copied prefix, assembled in the per-CPU scratch slot and output.
+#[inline(always)]
+fn with_prefix(
+    ctx: &TcContext,
+    ring: &RingMap,
+    mut ev: SegmentEvent,
+    seg: &Segment,
+    st: &mut CpuState,
+) -> Result<(), Skip> {
+    let snap = global!(SNAP_LEN).min(MAX_SNAP_LEN);
+    let in_skb = ctx.len().saturating_sub(seg.payload_off);
+    let want = seg.payload_len.min(snap).min(in_skb);
     let Some(slot) = SCRATCH.get_ptr_mut(0) else {
         return Err(Skip::Malformed);
     };
     let base = slot.cast::<u8>();
     // SAFETY: offset 72 is inside the SCRATCH_BYTES slot.
     let dst = unsafe { base.add(SEGMENT_EVENT_BYTES) };
-    if copied > 0 {
+    let mut copied = 0u32;
+    if want > 0 {
         // Bound the length for the verifier on one register it can follow: a volatile reload
         // keeps the compiler from checking one copy and passing another.
         // SAFETY: reads a local.
-        let n: u64 = unsafe { core::ptr::read_volatile(&(copied as u64)) };
+        let n: u64 = unsafe { core::ptr::read_volatile(&(want as u64)) };
         if n == 0 || n > MAX_SNAP_LEN as u64 {
             return Err(Skip::Malformed);
         }
         // SAFETY: dst has MAX_SNAP_LEN bytes of room; the helper checks the skb bounds.
-        let ret =
-            unsafe { bpf_skb_load_bytes(ctx.skb.skb.cast(), payload_off, dst.cast(), n as u32) };
-        if ret != 0 {
-            copied = 0;
-            count(Counter::Errors, 1);
-        } else {
+        let ret = unsafe {
+            bpf_skb_load_bytes(ctx.skb.skb.cast(), seg.payload_off, dst.cast(), n as u32)
+        };
+        if ret == 0 {
             copied = n as u32;
+            if ev.direction == direction::TO_SERVER && copied >= 8 {
+                // SAFETY: at least 8 bytes were just written at `dst`.
+                let head = unsafe { core::ptr::read_unaligned(dst.cast::<u64>()) };
+                if copy::is_h2_preface(head) {
+                    copy::mark_h2(seg);
+                }
+            }
+        } else {
+            st.add(Counter::Errors, 1);
         }
     }
-
-    let ev = SegmentEvent {
-        kind: KIND_SEGMENT,
-        version: EVENT_VERSION,
-        direction: dir,
-        tcp_flags: tcp.flags,
-        family: ip.family,
-        hook,
-        _pad: [0; 2],
-        // SAFETY: reads a field of the context the kernel handed to this program.
-        ifindex: unsafe { (*ctx.skb.skb).ifindex },
-        payload_len,
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        seq: tcp.seq,
-        ack: tcp.ack,
-        saddr: ip.saddr,
-        daddr: ip.daddr,
-        sport: tcp.sport,
-        dport: tcp.dport,
-        copied_len: copied,
-    };
+    ev.copied_len = copied;
     // SAFETY: the slot is 8-byte aligned map memory of SCRATCH_BYTES >= header bytes.
     unsafe { core::ptr::write(slot.cast::<SegmentEvent>(), ev) };
-
     // SAFETY: reads a local (same verifier-friendly bound as above).
     let len: u64 =
         unsafe { core::ptr::read_volatile(&(copied as u64)) } + SEGMENT_EVENT_BYTES as u64;
     if len > (SEGMENT_EVENT_BYTES + MAX_SNAP_LEN as usize) as u64 {
         return Err(Skip::Malformed);
     }
-    let len = len as usize;
-    // SAFETY: a read of a loader-patched constant.
-    let wake_at = unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) } as u64;
-    let pending = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
-    let flags = if pending + len as u64 >= wake_at {
-        BPF_RB_FORCE_WAKEUP
-    } else {
-        BPF_RB_NO_WAKEUP
-    };
+    let flags = wake_flags(ring, len, st);
     // SAFETY: `len` bytes of the slot were written above (header + copied prefix).
-    let record = unsafe { core::slice::from_raw_parts(base.cast_const(), len) };
-    match EVENTS.output::<[u8]>(record, flags as u64) {
-        Ok(()) => count(Counter::CopiedBytes, copied as u64),
-        Err(_) => count(Counter::EventsLost, 1),
+    let record = unsafe { core::slice::from_raw_parts(base.cast_const(), len as usize) };
+    match ring.output_untyped::<[u8]>(record, flags) {
+        Ok(()) => st.add(Counter::CopiedBytes, copied as u64),
+        Err(_) => st.add(Counter::EventsLost, 1),
     }
     Ok(())
 }

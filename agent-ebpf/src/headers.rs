@@ -1,137 +1,222 @@
-//! L2-L4 header reading with `bpf_skb_load_bytes`, which also works on non-linear skbs.
+//! L2-L4 headers by direct packet access. Headers are almost always in the skb's linear part;
+//! when they are not, the first bytes are pulled into it once (`bpf_skb_pull_data`, which
+//! moves data, never changes it).
+//!
+//! IPv6 extension headers (Hop-by-Hop, Routing, Destination Options, Authentication) are
+//! walked, at most [`MAX_EXT_HEADERS`] of them within the first [`MAX_EXT_OFFSET`] bytes;
+//! a longer chain is counted as an error. IPv4 fragments (MF set or a fragment offset) and
+//! IPv6 packets with a Fragment header are not captured: TCP headers and payload split over
+//! fragments cannot be read at TC, where reassembly has not happened yet. They are counted
+//! in `Counter::Fragments`; user space sees the missing bytes as a reassembly gap.
 
 use aya_ebpf::programs::TcContext;
 
 /// Ethernet header length; the loader attaches only to Ethernet-framed interfaces (and `lo`,
 /// which carries a zeroed Ethernet header at TC).
-pub const ETH_HLEN: usize = 14;
-pub const ETH_P_IP: u16 = 0x0800;
-pub const ETH_P_IPV6: u16 = 0x86DD;
-pub const IPPROTO_TCP: u8 = 6;
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const IPPROTO_TCP: u8 = 6;
 const IPV6_HLEN: usize = 40;
+const TCP_HLEN: usize = 20;
+/// Bytes pulled into the linear part when the headers are not there: Ethernet, an IPv4
+/// header with options or an IPv6 header, and a TCP header.
+const PULL_BYTES: u32 = 128;
+/// IPv6 extension headers walked before giving up (counted as an error).
+pub const MAX_EXT_HEADERS: usize = 4;
+/// The TCP header must start within this many bytes of the frame.
+pub const MAX_EXT_OFFSET: usize = 512;
 
-/// Why a packet was not turned into an event.
+/// IPv6 next-header values of the extension headers walked.
+const NH_HOP_BY_HOP: u8 = 0;
+const NH_ROUTING: u8 = 43;
+const NH_FRAGMENT: u8 = 44;
+const NH_AUTH: u8 = 51;
+const NH_DEST_OPTS: u8 = 60;
+
+/// Why a packet was not turned into a record.
 pub enum Skip {
-    /// Not IPv4/IPv6 TCP (or a non-first fragment, or IPv6 extension headers): ignored.
+    /// Not IPv4/IPv6 TCP: ignored.
     NotTcp,
+    /// An IP fragment: counted in `Counter::Fragments`.
+    Fragment,
     /// Headers that cannot be read or lengths that do not add up: counted as an error.
     Malformed,
 }
 
-/// The IP facts the classifier needs.
-pub struct Ip {
+/// The facts of one TCP segment the classifier needs.
+pub struct Segment {
     pub family: u8,
     pub saddr: [u8; 16],
     pub daddr: [u8; 16],
-    /// Offset of the TCP header from the start of the frame.
-    pub l4_off: usize,
-    /// Bytes after the IP header according to the IP header (TCP header + payload).
-    pub l4_len: u32,
-}
-
-#[inline(always)]
-fn load<T>(ctx: &TcContext, off: usize) -> Result<T, Skip> {
-    ctx.load::<T>(off).map_err(|_| Skip::Malformed)
-}
-
-/// Reads the IPv4 or IPv6 header after the Ethernet header.
-#[inline(always)]
-pub fn read_ip(ctx: &TcContext) -> Result<Ip, Skip> {
-    let proto = u16::from_be(load::<u16>(ctx, 12)?);
-    let l3 = ETH_HLEN;
-    let skb_len = ctx.len();
-    if proto == ETH_P_IP {
-        let vihl: u8 = load(ctx, l3)?;
-        let ihl = ((vihl & 0x0f) as usize) * 4;
-        if vihl >> 4 != 4 || ihl < 20 {
-            return Err(Skip::Malformed);
-        }
-        let tot_len = u16::from_be(load::<u16>(ctx, l3 + 2)?) as u32;
-        let frag = u16::from_be(load::<u16>(ctx, l3 + 6)?);
-        if frag & 0x1fff != 0 {
-            return Err(Skip::NotTcp);
-        }
-        let protocol: u8 = load(ctx, l3 + 9)?;
-        if protocol != IPPROTO_TCP {
-            return Err(Skip::NotTcp);
-        }
-        let mut saddr = [0u8; 16];
-        let mut daddr = [0u8; 16];
-        let s: [u8; 4] = load(ctx, l3 + 12)?;
-        let d: [u8; 4] = load(ctx, l3 + 16)?;
-        saddr[..4].copy_from_slice(&s);
-        daddr[..4].copy_from_slice(&d);
-        // BIG TCP GSO packets carry tot_len 0: take the length from the skb.
-        let total = if tot_len == 0 {
-            skb_len.saturating_sub(l3 as u32)
-        } else {
-            tot_len
-        };
-        if total < ihl as u32 {
-            return Err(Skip::Malformed);
-        }
-        Ok(Ip {
-            family: 4,
-            saddr,
-            daddr,
-            l4_off: l3 + ihl,
-            l4_len: total - ihl as u32,
-        })
-    } else if proto == ETH_P_IPV6 {
-        let v: u8 = load(ctx, l3)?;
-        if v >> 4 != 6 {
-            return Err(Skip::Malformed);
-        }
-        let plen = u16::from_be(load::<u16>(ctx, l3 + 4)?) as u32;
-        let next: u8 = load(ctx, l3 + 6)?;
-        if next != IPPROTO_TCP {
-            return Err(Skip::NotTcp);
-        }
-        let saddr: [u8; 16] = load(ctx, l3 + 8)?;
-        let daddr: [u8; 16] = load(ctx, l3 + 24)?;
-        let l4_len = if plen == 0 {
-            skb_len.saturating_sub((l3 + IPV6_HLEN) as u32)
-        } else {
-            plen
-        };
-        Ok(Ip {
-            family: 6,
-            saddr,
-            daddr,
-            l4_off: l3 + IPV6_HLEN,
-            l4_len,
-        })
-    } else {
-        Err(Skip::NotTcp)
-    }
-}
-
-/// The TCP header fields the event carries.
-pub struct Tcp {
     pub sport: u16,
     pub dport: u16,
     pub seq: u32,
     pub ack: u32,
     pub flags: u8,
-    pub hdr_len: u32,
+    /// Offset of the first payload byte from the start of the frame.
+    pub payload_off: u32,
+    /// True payload length (from the IP header; GSO packets may be larger than the MTU).
+    pub payload_len: u32,
 }
 
 #[inline(always)]
-pub fn read_tcp(ctx: &TcContext, off: usize) -> Result<Tcp, Skip> {
-    let ports: [u8; 4] = load(ctx, off)?;
-    let seq = u32::from_be(load::<u32>(ctx, off + 4)?);
-    let ack = u32::from_be(load::<u32>(ctx, off + 8)?);
-    let doff_flags: [u8; 2] = load(ctx, off + 12)?;
-    let hdr_len = ((doff_flags[0] >> 4) as u32) * 4;
-    if hdr_len < 20 {
+fn ptr_at<T>(ctx: &TcContext, off: usize) -> Result<*const T, Skip> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + core::mem::size_of::<T>() > end {
         return Err(Skip::Malformed);
     }
-    Ok(Tcp {
-        sport: u16::from_be_bytes([ports[0], ports[1]]),
-        dport: u16::from_be_bytes([ports[2], ports[3]]),
-        seq,
-        ack,
-        flags: doff_flags[1],
-        hdr_len,
+    Ok((start + off) as *const T)
+}
+
+/// Reads a `T` at `off` (bounds checked against the linear part).
+#[inline(always)]
+fn read<T: Copy>(ctx: &TcContext, off: usize) -> Result<T, Skip> {
+    let p = ptr_at::<T>(ctx, off)?;
+    // SAFETY: `p` points inside the packet's linear data (checked above); packet data has no
+    // alignment guarantee, hence the unaligned read.
+    Ok(unsafe { core::ptr::read_unaligned(p) })
+}
+
+/// Makes the first `want` bytes (or the whole packet if shorter) linear.
+#[inline(always)]
+fn ensure_linear(ctx: &TcContext, want: u32) {
+    let want = want.min(ctx.len());
+    if ctx.data() + want as usize > ctx.data_end() {
+        // A failure leaves the skb as it was; the bounds checks then count it as malformed.
+        let _ = ctx.pull_data(want);
+    }
+}
+
+#[inline(always)]
+pub fn read_segment(ctx: &TcContext) -> Result<Segment, Skip> {
+    ensure_linear(ctx, PULL_BYTES);
+    let proto = u16::from_be(read::<u16>(ctx, 12)?);
+    let (family, saddr, daddr, l4_off, l4_len) = if proto == ETH_P_IP {
+        ipv4(ctx)?
+    } else if proto == ETH_P_IPV6 {
+        ipv6(ctx)?
+    } else {
+        return Err(Skip::NotTcp);
+    };
+    let tcp = read::<[u8; TCP_HLEN]>(ctx, l4_off)?;
+    let hdr_len = ((tcp[12] >> 4) as u32) * 4;
+    if hdr_len < TCP_HLEN as u32 || l4_len < hdr_len {
+        return Err(Skip::Malformed);
+    }
+    Ok(Segment {
+        family,
+        saddr,
+        daddr,
+        sport: u16::from_be_bytes([tcp[0], tcp[1]]),
+        dport: u16::from_be_bytes([tcp[2], tcp[3]]),
+        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+        flags: tcp[13],
+        payload_off: l4_off as u32 + hdr_len,
+        payload_len: l4_len - hdr_len,
     })
+}
+
+type L3 = (u8, [u8; 16], [u8; 16], usize, u32);
+
+#[inline(always)]
+fn ipv4(ctx: &TcContext) -> Result<L3, Skip> {
+    let h = read::<[u8; 20]>(ctx, ETH_HLEN)?;
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if h[0] >> 4 != 4 || ihl < 20 {
+        return Err(Skip::Malformed);
+    }
+    if h[9] != IPPROTO_TCP {
+        return Err(Skip::NotTcp);
+    }
+    // MF set, or a non-zero fragment offset.
+    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+        return Err(Skip::Fragment);
+    }
+    let tot_len = u16::from_be_bytes([h[2], h[3]]) as u32;
+    // BIG TCP GSO packets carry tot_len 0: take the length from the skb.
+    let total = if tot_len == 0 {
+        ctx.len().saturating_sub(ETH_HLEN as u32)
+    } else {
+        tot_len
+    };
+    if total < ihl as u32 {
+        return Err(Skip::Malformed);
+    }
+    // IPv4 addresses in the first four bytes, the rest zero (built whole: a partial fill
+    // would make the compiler call a memset subprogram).
+    let saddr = v4_mapped(u32::from_ne_bytes([h[12], h[13], h[14], h[15]]));
+    let daddr = v4_mapped(u32::from_ne_bytes([h[16], h[17], h[18], h[19]]));
+    Ok((4, saddr, daddr, ETH_HLEN + ihl, total - ihl as u32))
+}
+
+/// An IPv4 address (as it lies in memory) in the first four bytes of sixteen.
+#[inline(always)]
+fn v4_mapped(addr: u32) -> [u8; 16] {
+    // SAFETY: [u32; 4] and [u8; 16] have the same size and every bit pattern is valid.
+    unsafe { core::mem::transmute::<[u32; 4], [u8; 16]>([addr, 0, 0, 0]) }
+}
+
+#[inline(always)]
+fn ipv6(ctx: &TcContext) -> Result<L3, Skip> {
+    let h = read::<[u8; 8]>(ctx, ETH_HLEN)?;
+    if h[0] >> 4 != 6 {
+        return Err(Skip::Malformed);
+    }
+    let plen = u16::from_be_bytes([h[4], h[5]]) as u32;
+    let saddr = read::<[u8; 16]>(ctx, ETH_HLEN + 8)?;
+    let daddr = read::<[u8; 16]>(ctx, ETH_HLEN + 24)?;
+    let mut next = h[6];
+    let mut off = ETH_HLEN + IPV6_HLEN;
+    if next != IPPROTO_TCP {
+        (next, off) = walk_extensions(ctx, next, off)?;
+    }
+    if next != IPPROTO_TCP {
+        return Err(Skip::NotTcp);
+    }
+    let ext_len = (off - ETH_HLEN - IPV6_HLEN) as u32;
+    // Jumbograms and BIG TCP GSO packets carry payload length 0: take it from the skb.
+    let payload = if plen == 0 {
+        ctx.len().saturating_sub((ETH_HLEN + IPV6_HLEN) as u32)
+    } else {
+        plen
+    };
+    if payload < ext_len {
+        return Err(Skip::Malformed);
+    }
+    Ok((6, saddr, daddr, off, payload - ext_len))
+}
+
+/// Follows extension headers from `next` at `off`; returns the first next-header value that
+/// is not one of them, and its offset.
+#[inline(always)]
+fn walk_extensions(ctx: &TcContext, mut next: u8, mut off: usize) -> Result<(u8, usize), Skip> {
+    ensure_linear(ctx, (MAX_EXT_OFFSET + TCP_HLEN) as u32);
+    for _ in 0..MAX_EXT_HEADERS {
+        let len = match next {
+            NH_FRAGMENT => return Err(Skip::Fragment),
+            NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS => {
+                let e = read::<[u8; 2]>(ctx, off)?;
+                next = e[0];
+                (e[1] as usize + 1) * 8
+            }
+            NH_AUTH => {
+                let e = read::<[u8; 2]>(ctx, off)?;
+                next = e[0];
+                (e[1] as usize + 2) * 4
+            }
+            _ => return Ok((next, off)),
+        };
+        off += len;
+        if off > MAX_EXT_OFFSET {
+            return Err(Skip::Malformed);
+        }
+    }
+    match next {
+        NH_FRAGMENT => Err(Skip::Fragment),
+        NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_AUTH => Err(Skip::Malformed),
+        _ => Ok((next, off)),
+    }
 }

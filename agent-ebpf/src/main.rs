@@ -1,7 +1,8 @@
-//! apitap kernel programs: two TC classifiers (ingress and egress) that copy every TCP segment
-//! to or from a watched server port into the `EVENTS` ring buffer as a `SegmentEvent` header
-//! followed by a bounded payload prefix. They never drop or alter traffic: every path returns
-//! `TC_ACT_UNSPEC` (-1, which TCX calls `TCX_NEXT`), and every failure is counted.
+//! apitap kernel programs: two TC classifiers (ingress and egress) that turn every TCP segment
+//! to or from a watched server port into a record in this CPU's ring buffer: a
+//! `SegmentEvent` header, followed by a bounded payload prefix when the segment starts a
+//! burst (see `copy`). They never drop or alter traffic: every path returns `TC_ACT_UNSPEC` (-1,
+//! which TCX calls `TCX_NEXT`), and every failure is counted.
 //!
 //! Why not `TC_ACT_PIPE`: on a netlink (cls_bpf) filter both mean "no verdict, go on", but in a
 //! TCX chain only -1 runs the next program; any other value ends the chain, so a monitor
@@ -11,39 +12,60 @@
 #![no_main]
 
 mod classify;
+mod copy;
 mod headers;
 
 use agent_common::{
-    COUNTER_SLOTS, Counter, DEFAULT_RING_BYTES, DEFAULT_SNAP_LEN, MAX_PORTS, SCRATCH_BYTES, hook,
+    Counter, CpuState, DEFAULT_SMALL_COPY_LEN, DEFAULT_SNAP_LEN, FLOW_STATE_ENTRIES, FlowKey,
+    FlowState, Ports, SCRATCH_BYTES, hook,
 };
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
-    macros::{classifier, map},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    btf_maps::{ArrayOfMaps, RingBuf},
+    macros::{btf_map, classifier, map},
+    maps::{Array, LruHashMap, PerCpuArray},
     programs::TcContext,
 };
 
-/// Payload bytes to copy per segment (loader global, clamped to `MAX_SNAP_LEN`).
+use headers::Skip;
+
+/// Payload bytes to copy at the start of a burst (loader global, clamped to `MAX_SNAP_LEN`).
 #[unsafe(no_mangle)]
 static SNAP_LEN: u32 = DEFAULT_SNAP_LEN;
 
-/// Wake the reader once this many bytes are pending in the ring (loader global).
+/// Segments with at most this many payload bytes are always copied (loader global).
 #[unsafe(no_mangle)]
-static WAKEUP_BYTES: u32 = 64 * 1024;
+static SMALL_COPY_LEN: u32 = DEFAULT_SMALL_COPY_LEN;
 
-/// Segment records; the loader resizes it from the configuration.
-#[map(name = "EVENTS")]
-static EVENTS: RingBuf = RingBuf::with_byte_size(DEFAULT_RING_BYTES, 0);
+/// A CPU checks its ring's fill level after writing this many bytes (loader global).
+#[unsafe(no_mangle)]
+static WAKE_CHECK_BYTES: u32 = 64 * 1024;
 
-/// Watched server ports (host order) -> 1.
+/// The reader is woken when a ring holds this many bytes (loader global).
+#[unsafe(no_mangle)]
+static WAKE_AT_BYTES: u32 = 512 * 1024;
+
+/// The inner ring type: the template's size is replaced by each ring user space creates.
+pub type RingMap = RingBuf<u8, 4096>;
+
+/// CPU id -> that CPU's ring (user space creates the rings and fills the slots; several CPUs
+/// may share a ring).
+#[btf_map(name = "RINGS")]
+static RINGS: ArrayOfMaps<RingMap, 1> = ArrayOfMaps::new();
+
+/// Watched server ports, and those copied in full.
 #[map(name = "PORTS")]
-static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(MAX_PORTS, 0);
+static PORTS: Array<Ports> = Array::with_max_entries(1, 0);
 
-/// Per-CPU counters indexed by `agent_common::Counter`.
-#[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+/// Counters and wake-up accounting, one copy per CPU.
+#[map(name = "CPU_STATE")]
+static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 
-/// One per-CPU slot where the record (header + prefix) is assembled before output.
+/// Burst state per flow direction.
+#[map(name = "FLOWS")]
+static FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(FLOW_STATE_ENTRIES, 0);
+
+/// One per-CPU slot where a record with a prefix is assembled before output.
 #[map(name = "SCRATCH")]
 static SCRATCH: PerCpuArray<[u8; SCRATCH_BYTES]> = PerCpuArray::with_max_entries(1, 0);
 
@@ -59,21 +81,18 @@ pub fn tc_egress(ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn run(ctx: &TcContext, hook: u8) -> i32 {
-    count(Counter::PacketsSeen, 1);
-    if classify::try_classify(ctx, hook).is_err() {
-        count(Counter::Errors, 1);
+    if let Some(p) = CPU_STATE.get_ptr_mut(0) {
+        // SAFETY: this CPU's slot from a successful lookup; TC programs run with migration
+        // disabled.
+        let st = unsafe { &mut *p };
+        st.add(Counter::PacketsSeen, 1);
+        match classify::classify(ctx, hook, st) {
+            Ok(()) | Err(Skip::NotTcp) => {}
+            Err(Skip::Fragment) => st.add(Counter::Fragments, 1),
+            Err(Skip::Malformed) => st.add(Counter::Errors, 1),
+        }
     }
     TC_ACT_UNSPEC
-}
-
-/// Adds `n` to this CPU's counter. TC programs run with migration disabled, so a plain add on
-/// the per-CPU slot is race free.
-#[inline(always)]
-pub(crate) fn count(counter: Counter, n: u64) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: the pointer comes from a successful map lookup of this CPU's slot.
-        unsafe { *slot += n };
-    }
 }
 
 #[cfg(not(test))]

@@ -146,7 +146,7 @@ fn probe_features(r: &mut Report) {
 /// Loads the real classifiers (the verifier runs), attaches them to lo with each mechanism and
 /// detaches; then says which one `apitap run` would use with `policy`.
 fn probe_classifiers(r: &mut Report, policy: AttachPolicy) {
-    let load = || loader::load(agent_common::DEFAULT_SNAP_LEN, 64 * 1024);
+    let load = || loader::load(&loader::LoadOptions::with_ring_bytes(64 * 1024));
     match load() {
         Ok(_) => r.line(
             true,

@@ -54,10 +54,11 @@ pub struct RunArgs {
     /// Bearer token required on /api/* [default: generated and stored in --data-dir].
     #[arg(long, env = "APITAP_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
-    /// Payload bytes copied per segment by the kernel [default: 4096, max 8192].
+    /// Payload bytes the kernel copies at the start of a message burst [default: 4096, max 8192].
     #[arg(long, env = "APITAP_SNAP_LEN")]
     pub snap_len: Option<u32>,
-    /// Ring buffer size in bytes, a power of two [default: 16777216].
+    /// Ring buffer bytes in total, split into one ring per CPU (each rounded down to a power
+    /// of two, at least 65536) [default: 8388608].
     #[arg(long, env = "APITAP_RING_BYTES")]
     pub ring_bytes: Option<u32>,
     /// Agent log format: text or json [default: text].

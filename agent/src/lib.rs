@@ -5,7 +5,7 @@
 //! | --- | --- |
 //! | [`cli`], [`config`] | flags, environment and the TOML file, validated once |
 //! | [`exit`] | exit codes: 0, 1 at run time, 78 for configuration and usage errors |
-//! | [`capture`] | load and attach the kernel programs, follow ports and interfaces, drain the ring |
+//! | [`capture`] | load and attach the kernel programs, follow ports and interfaces, read the per-CPU rings |
 //! | [`live`] | `apitap run`: the [`live::App`] that wires capture to the pipeline and the sinks |
 //! | [`replay`] | `apitap replay`: the same pipeline over a pcap file |
 //! | [`check`] | `apitap check`: what this kernel supports |

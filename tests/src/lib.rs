@@ -6,11 +6,13 @@
 pub mod agent;
 pub mod bpf;
 pub mod chromium;
+pub mod frames;
 pub mod grpc;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;
 pub mod redis;
+pub mod resegment;
 pub mod scenario;
 pub mod tc;
 pub mod tmux;

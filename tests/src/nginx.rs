@@ -50,6 +50,29 @@ pub const API_LOCATIONS: &str = "\
     location = /api/down { return 503 'down'; }\n\
     location = /api/health { return 200 'ok'; }\n";
 
+/// How [`Nginx::start_opts`] configures nginx.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// `location` blocks of the one server.
+    pub locations: &'a str,
+    /// Write the access log (the tests compare with it; benchmarks turn it off).
+    pub access_log: bool,
+    pub worker_connections: u32,
+    /// Extra directives in the `http` block (e.g. an `upstream`).
+    pub http_extra: &'a str,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options {
+            locations: DEFAULT_LOCATIONS,
+            access_log: true,
+            worker_connections: 1024,
+            http_extra: "",
+        }
+    }
+}
+
 impl Nginx {
     /// Starts nginx listening on each of `listen` (e.g. "192.0.2.1:80", "[2001:db8::1]:80"),
     /// inside `ns` when given. Locations: `/` answers a short text, `/big` a 200 kB file,
@@ -63,7 +86,20 @@ impl Nginx {
     /// Starts nginx with these `location` blocks (root is the temp dir's www/, which holds
     /// `big`, a 200 kB file).
     pub fn start_with(ns: Option<&Netns>, listen: &[String], locations: &str) -> Result<Nginx> {
+        Nginx::start_opts(
+            ns,
+            listen,
+            &Options {
+                locations,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Starts nginx with `opts`.
+    pub fn start_opts(ns: Option<&Netns>, listen: &[String], opts: &Options<'_>) -> Result<Nginx> {
         require_tool("nginx", "nginx");
+        let locations = opts.locations;
         let dir = TempDir::new("nginx")?;
         let d = dir.path().display().to_string();
         std::fs::create_dir_all(dir.path().join("www/upload"))?;
@@ -72,11 +108,20 @@ impl Nginx {
             .iter()
             .map(|l| format!("    listen {l};\n"))
             .collect();
+        let conns = opts.worker_connections;
+        let nofile = conns * 2 + 100;
+        let access_log = if opts.access_log {
+            format!("access_log {d}/access.log apitap")
+        } else {
+            "access_log off".to_string()
+        };
+        let http_extra = opts.http_extra;
         let conf = format!(
             "daemon on;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 1024; }}\n\
+             worker_rlimit_nofile {nofile};\n\
+             events {{ worker_connections {conns}; }}\n\
              http {{\n  log_format apitap '$request_length $bytes_sent $remote_port $request_method $status $request_uri';\n\
-               access_log {d}/access.log apitap;\n\
+               {access_log};\n{http_extra}\n\
                client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
                fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
                keepalive_requests 100000;\n\
@@ -103,6 +148,11 @@ impl Nginx {
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(ngx)
+    }
+
+    /// The document root (www/ in the temp dir): files written there are served.
+    pub fn www(&self) -> std::path::PathBuf {
+        self.dir.path().join("www")
     }
 
     fn pid(&self) -> Option<i32> {

@@ -41,9 +41,10 @@ pub fn netlink_filters(ns: &Netns, ifname: &str, hook: &str) -> Result<String> {
     ns.sh(&format!("tc filter show dev {ifname} {hook}"))
 }
 
-/// The ring buffers (map ids) of every loaded apitap classifier in the kernel, whoever holds
-/// them: a program named tc_ingress or tc_egress using maps named EVENTS (a ring), PORTS and
-/// COUNTERS. A killed apitap's netlink filters keep theirs alive.
+/// The rings (the map ids of the per-CPU ring arrays, which hold the rings) of every loaded
+/// apitap classifier in the kernel, whoever holds them: a program named tc_ingress or
+/// tc_egress using maps named RINGS (an array of maps), PORTS and CPU_STATE. A killed apitap's
+/// netlink filters keep theirs alive.
 pub fn apitap_rings() -> Result<BTreeSet<u32>> {
     use agent_common::{maps, programs};
     let mut rings = BTreeSet::new();
@@ -63,14 +64,14 @@ pub fn apitap_rings() -> Result<BTreeSet<u32>> {
                 continue;
             };
             let n = m.name_as_str().unwrap_or("").to_string();
-            if n == maps::EVENTS && matches!(m.map_type(), Ok(MapType::RingBuf)) {
+            if n == maps::RINGS && matches!(m.map_type(), Ok(MapType::ArrayOfMaps)) {
                 ring = Some(id);
             }
             names.insert(n);
         }
         if let Some(r) = ring
             && names.contains(maps::PORTS)
-            && names.contains(maps::COUNTERS)
+            && names.contains(maps::CPU_STATE)
         {
             rings.insert(r);
         }

@@ -1,40 +1,39 @@
-//! Live capture: load and attach the kernel programs, follow ports and interfaces, drain the
-//! ring buffer into segment batches.
+//! Live capture: load and attach the kernel programs, follow ports and interfaces, and hand
+//! the per-CPU rings to the analysis thread as a [`SegmentSource`] read in place.
 //!
 //! Interfaces are followed by polling /sys/class/net every second (simple, and enough for
 //! containers and hot-plugged NICs); ports by polling /proc/net/tcp{,6} every two seconds.
 
 mod attach;
-mod batch;
 pub mod caps;
 mod clock;
 pub mod ifaces;
 pub mod loader;
 mod netlink;
+mod port_map;
 mod ports;
 mod reader;
+pub mod record;
+mod ring;
 pub mod stale;
 mod stats;
 
 pub use attach::{AttachMode, AttachPolicy, Attacher};
-pub use batch::SegmentBatch;
-pub use stats::{CaptureStats, StatsSnapshot};
+pub use port_map::{CopyHints, PortMap, needs_full_copy};
+pub use reader::{SegmentSource, StopSignal, Wake};
+pub use stats::{CaptureStats, StatsSnapshot, UserCounters};
 
 use anyhow::{Context, Result, bail};
-use aya::maps::{HashMap, MapData};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::Config;
 
-/// Batches waiting for the pipeline before the reader starts dropping.
-const CHANNEL_BATCHES: usize = 256;
 const IFACE_POLL: Duration = Duration::from_secs(1);
 const PORT_POLL: Duration = Duration::from_secs(2);
 
@@ -44,6 +43,7 @@ pub struct CaptureHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     attacher: Arc<Mutex<Attacher>>,
+    source_stop: Arc<StopSignal>,
 }
 
 impl CaptureHandle {
@@ -51,14 +51,17 @@ impl CaptureHandle {
         self.stats.clone()
     }
 
-    /// Stops the reader and watchers, detaches every filter and deletes the qdiscs we added.
+    /// Stops the watchers, detaches every filter and deletes the qdiscs we added, then tells
+    /// the [`SegmentSource`] to drain what is left and end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
-        let mut a = self.attacher.lock().unwrap_or_else(|p| p.into_inner());
-        a.detach_all();
+        {
+            let mut a = self.attacher.lock().unwrap_or_else(|p| p.into_inner());
+            a.detach_all();
+        }
         self.stats.user.programs_attached.store(0, Relaxed);
         self.stats.user.interfaces_attached.store(0, Relaxed);
         self.stats
@@ -67,6 +70,7 @@ impl CaptureHandle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.source_stop.stop();
         info!("capture detached");
     }
 }
@@ -89,36 +93,35 @@ pub fn preflight(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Loads, attaches and starts draining. Must run inside a tokio runtime.
-pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch>)> {
+/// Loads and attaches; the returned source is drained by the analysis thread. Must run inside
+/// a tokio runtime (the port and interface watchers are tasks).
+pub fn start(cfg: &Config) -> Result<(CaptureHandle, SegmentSource)> {
     preflight(cfg)?;
-    let loaded = loader::load(cfg.snap_len, cfg.ring_bytes)?;
-    let stats = CaptureStats::new(loaded.counters);
+    let loaded = loader::load(&loader::LoadOptions {
+        snap_len: cfg.snap_len,
+        ..loader::LoadOptions::with_ring_bytes(cfg.ring_bytes)
+    })?;
+    let capacity = u64::from(loaded.layout.rings) * u64::from(loaded.layout.ring_bytes);
+    info!(
+        rings = loaded.layout.rings,
+        ring_bytes = loaded.layout.ring_bytes,
+        "ring buffers created"
+    );
+    let stats = CaptureStats::new(loaded.state, capacity);
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 
-    let mut port_map = loaded.ports;
+    let port_map = Arc::new(PortMap::new(loaded.ports, stats.user.clone()));
     if cfg.ports.is_empty() {
         let exclude = vec![cfg.listen.port()];
-        let mut watched = BTreeSet::new();
-        sync_ports(
-            &mut port_map,
-            &mut watched,
-            ports::listening_ports(&exclude),
-        );
+        port_map.set_watched(ports::listening_ports(&exclude));
         tasks.push(tokio::spawn(follow_ports(
-            port_map,
-            watched,
+            port_map.clone(),
             exclude,
             stop_rx.clone(),
         )));
     } else {
-        let mut watched = BTreeSet::new();
-        sync_ports(
-            &mut port_map,
-            &mut watched,
-            cfg.ports.iter().copied().collect(),
-        );
+        port_map.set_watched(cfg.ports.iter().copied().collect());
     }
 
     let attacher = Arc::new(Mutex::new(Attacher::new(loaded.ebpf, cfg.attach_mode)));
@@ -148,28 +151,22 @@ pub fn start(cfg: &Config) -> Result<(CaptureHandle, mpsc::Receiver<SegmentBatch
         )));
     }
 
-    let (tx, rx) = mpsc::channel(CHANNEL_BATCHES);
-    // SAFETY: the ring's fd is owned by the RingBuf moved into the AsyncFd, so it stays open
-    // for as long as the registration exists.
-    let ring =
-        unsafe { AsyncFd::register_with_interest(loaded.ring, tokio::io::Interest::READABLE) }
-            .map_err(std::io::Error::from)
-            .context("cannot poll the ring buffer")?;
-    let reader = reader::Reader {
-        ring,
-        tx,
-        counters: stats.user.clone(),
-        wall_offset_ns: clock::wall_offset_ns(),
-    };
-    tasks.push(tokio::spawn(reader.run(stop_rx)));
+    let source = SegmentSource::new(
+        loaded.rings,
+        Some(CopyHints::new(port_map)),
+        stats.user.clone(),
+        clock::wall_offset_ns(),
+    )
+    .context("cannot map the ring buffers")?;
     Ok((
         CaptureHandle {
             stats,
             stop,
             tasks,
             attacher,
+            source_stop: source.stop_signal(),
         },
-        rx,
+        source,
     ))
 }
 
@@ -195,35 +192,12 @@ fn publish(stats: &CaptureStats, a: &Attacher) {
         .unwrap_or_else(|p| p.into_inner()) = names;
 }
 
-/// Makes the kernel's PORTS map equal to `want`.
-fn sync_ports(map: &mut HashMap<MapData, u16, u8>, have: &mut BTreeSet<u16>, want: BTreeSet<u16>) {
-    for p in have.difference(&want) {
-        if let Err(e) = map.remove(p) {
-            warn!(port = p, "cannot unwatch port: {e}");
-        }
-    }
-    for p in want.difference(have) {
-        if let Err(e) = map.insert(p, 1, 0) {
-            warn!(port = p, "cannot watch port: {e}");
-        }
-    }
-    if *have != want {
-        info!(ports = ?want, "watched ports");
-    }
-    *have = want;
-}
-
-async fn follow_ports(
-    mut map: HashMap<MapData, u16, u8>,
-    mut have: BTreeSet<u16>,
-    exclude: Vec<u16>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn follow_ports(ports: Arc<PortMap>, exclude: Vec<u16>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(PORT_POLL);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tick.tick() => sync_ports(&mut map, &mut have, ports::listening_ports(&exclude)),
+            _ = tick.tick() => ports.set_watched(ports::listening_ports(&exclude)),
         }
     }
 }

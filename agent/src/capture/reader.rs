@@ -1,91 +1,259 @@
-//! Drains the ring buffer into `SegmentBatch`es: woken by the kernel in batches, and on a
-//! short timer for the records that did not reach the wakeup threshold.
+//! [`SegmentSource`]: the per-CPU rings read in place, merged in timestamp order.
+//!
+//! The classifiers never wake the reader on their own (no wake-up per record, no IPI): the
+//! analysis thread drains on its own short timer, and a CPU whose ring passes half full wakes
+//! it early. Each drain first reads the clock, then every ring's producer position, and hands
+//! on only records stamped before that clock reading, merged across rings by timestamp. That
+//! keeps the two directions of a connection in causal order even when they are captured on
+//! different CPUs: a response is caused by its request, whose record was committed before the
+//! response was stamped, so by the time the response is older than the cut, the request is in
+//! its ring. Later records stay in their ring for the next drain.
 
-use aya::maps::{MapData, RingBuf};
+use agent_core::segment::Segment;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, trace};
+use tracing::trace;
 
-use super::batch::SegmentBatch;
+use super::loader::Ring;
+use super::port_map::CopyHints;
+use super::record;
+use super::ring::RingReader;
 use super::stats::UserCounters;
 
-/// Drain at least this often even without a wakeup.
-pub const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
-/// A batch is sent once it holds this many segments or arena bytes.
-const BATCH_SEGMENTS: usize = 4096;
-const BATCH_BYTES: usize = 4 << 20;
+/// Records processed between two releases of ring space to the kernel.
+const RELEASE_EVERY: usize = 256;
 
-pub struct Reader {
-    pub ring: AsyncFd<RingBuf<MapData>>,
-    pub tx: mpsc::Sender<SegmentBatch>,
-    pub counters: Arc<UserCounters>,
-    pub wall_offset_ns: i64,
+/// Why [`SegmentSource::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The timeout passed.
+    Timeout,
+    /// A ring is filling up: drain now.
+    Ring,
+    /// Capture is shutting down: drain what is left and stop.
+    Stop,
 }
 
-impl Reader {
-    /// Runs until `stop` turns true or the receiver is gone; drains once more before leaving.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(DRAIN_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Wakes a [`SegmentSource`] blocked in `wait` for good (capture shutdown).
+#[derive(Debug)]
+pub struct StopSignal(OwnedFd);
+
+impl StopSignal {
+    pub fn stop(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a local to our own eventfd.
+        let _ = unsafe { libc::write(self.0.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// What one drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    pub records: usize,
+    /// Records left in the rings (stamped after the cut, or beyond `max_records`).
+    pub more: bool,
+}
+
+pub struct SegmentSource {
+    rings: Vec<RingReader>,
+    /// Keeps the ring maps (and their fds, registered with epoll) alive.
+    _maps: Vec<Ring>,
+    epoll: OwnedFd,
+    stop: Arc<StopSignal>,
+    stopped: bool,
+    hints: Option<CopyHints>,
+    counters: Arc<UserCounters>,
+    wall_offset_ns: i64,
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+impl SegmentSource {
+    pub fn new(
+        maps: Vec<Ring>,
+        hints: Option<CopyHints>,
+        counters: Arc<UserCounters>,
+        wall_offset_ns: i64,
+    ) -> io::Result<SegmentSource> {
+        let mut rings = Vec::with_capacity(maps.len());
+        for r in &maps {
+            rings.push(RingReader::new(r.map.fd().as_fd(), r.bytes)?);
+        }
+        // SAFETY: plain syscalls; the returned fds are owned below.
+        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        // SAFETY: as above.
+        let efd = unsafe {
+            OwnedFd::from_raw_fd(cvt(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?)
+        };
+        let add = |fd: i32, token: u64, flags: u32| -> io::Result<()> {
+            let mut ev = libc::epoll_event {
+                events: flags,
+                u64: token,
+            };
+            // SAFETY: registering a live fd with our epoll instance.
+            cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
+                .map(|_| ())
+        };
+        // Edge-triggered: a ring with data pending must not make every wait return at once;
+        // only the kernel's explicit wake-up (ring half full) should.
+        for (i, r) in maps.iter().enumerate() {
+            add(
+                r.map.fd().as_fd().as_raw_fd(),
+                i as u64,
+                (libc::EPOLLIN | libc::EPOLLET) as u32,
+            )?;
+        }
+        add(efd.as_raw_fd(), u64::MAX, libc::EPOLLIN as u32)?;
+        Ok(SegmentSource {
+            rings,
+            _maps: maps,
+            epoll,
+            stop: Arc::new(StopSignal(efd)),
+            stopped: false,
+            hints,
+            counters,
+            wall_offset_ns,
+        })
+    }
+
+    /// What the analysis thread shows each transaction to, so that servers whose messages
+    /// heads alone do not frame get copied in full (once; later calls return `None`).
+    pub fn take_copy_hints(&mut self) -> Option<CopyHints> {
+        self.hints.take()
+    }
+
+    /// A handle that ends [`SegmentSource::wait`] with [`Wake::Stop`].
+    pub fn stop_signal(&self) -> Arc<StopSignal> {
+        self.stop.clone()
+    }
+
+    /// Blocks until a ring asks to be drained, capture stops, or `timeout` passes.
+    pub fn wait(&mut self, timeout: Duration) -> Wake {
+        if self.stopped {
+            return Wake::Stop;
+        }
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `events` is a valid buffer of 8 entries.
+        let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), 8, ms) };
+        if n <= 0 {
+            return Wake::Timeout;
+        }
+        let mut wake = Wake::Timeout;
+        for ev in &events[..n as usize] {
+            if ev.u64 == u64::MAX {
+                self.stopped = true;
+                return Wake::Stop;
+            }
+            wake = Wake::Ring;
+        }
+        if wake == Wake::Ring {
+            self.counters.wakeups.fetch_add(1, Relaxed);
+        }
+        wake
+    }
+
+    /// Hands at most `max_records` records, stamped before now, to `f` in timestamp order
+    /// (every record when `everything`, at shutdown). Ring space is given back as it goes.
+    pub fn drain(
+        &mut self,
+        max_records: usize,
+        everything: bool,
+        mut f: impl FnMut(&Segment<'_>),
+    ) -> Drained {
+        let cut = if everything { u64::MAX } else { monotonic_ns() };
+        let mut heads: Vec<Option<u64>> = Vec::with_capacity(self.rings.len());
+        for i in 0..self.rings.len() {
+            self.rings[i].snapshot();
+            heads.push(self.head(i));
+        }
+        let mut done = 0usize;
         loop {
-            tokio::select! {
-                _ = stop.changed() => break,
-                _ = tick.tick() => {}
-                guard = self.ring.readable_mut() => {
-                    match guard {
-                        Ok(mut g) => g.clear_ready(),
-                        Err(e) => {
-                            debug!("ring buffer poll failed: {e}");
-                            tokio::time::sleep(DRAIN_INTERVAL).await;
-                        }
-                    }
+            let next = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.filter(|ts| *ts <= cut).map(|ts| (ts, i)))
+                .min();
+            let Some((_, i)) = next else { break };
+            if done == max_records {
+                break;
+            }
+            let ring = &mut self.rings[i];
+            let Some(rec) = ring.peek() else {
+                heads[i] = None;
+                continue;
+            };
+            let footprint = rec.footprint;
+            match record::decode(rec.bytes, self.wall_offset_ns) {
+                Ok(seg) => f(&seg),
+                Err(e) => {
+                    self.counters.decode_errors.fetch_add(1, Relaxed);
+                    trace!("undecodable record: {e}");
                 }
             }
-            if !self.drain() {
-                return;
+            ring.advance(footprint);
+            self.counters.events_read.fetch_add(1, Relaxed);
+            self.counters.ring_bytes.fetch_add(footprint, Relaxed);
+            done += 1;
+            if done.is_multiple_of(RELEASE_EVERY) {
+                ring.release();
             }
+            heads[i] = self.head(i);
         }
-        self.drain();
+        for r in &self.rings {
+            r.release();
+        }
+        let more = heads.iter().any(Option::is_some);
+        Drained {
+            records: done,
+            more,
+        }
     }
 
-    /// Reads every available record; returns false when the receiver has gone away.
-    fn drain(&mut self) -> bool {
-        let mut batch = SegmentBatch::with_capacity(256, 64 * 1024);
-        let ring = self.ring.get_mut();
-        while let Some(item) = ring.next() {
-            self.counters.events_read.fetch_add(1, Relaxed);
-            if let Err(e) = batch.push_record(&item, self.wall_offset_ns) {
-                self.counters.decode_errors.fetch_add(1, Relaxed);
-                trace!("undecodable record: {e}");
+    /// Timestamp of ring `i`'s next complete record, skipping discarded ones.
+    fn head(&mut self, i: usize) -> Option<u64> {
+        let ring = &mut self.rings[i];
+        loop {
+            let (discarded, footprint, ts) = {
+                let rec = ring.peek()?;
+                (rec.discarded, rec.footprint, record::timestamp(rec.bytes))
+            };
+            if !discarded {
+                // A record too short to carry a timestamp is decoded (and counted) first.
+                return Some(ts.unwrap_or(0));
             }
-            drop(item);
-            if batch.len() >= BATCH_SEGMENTS || batch.arena_bytes() >= BATCH_BYTES {
-                let full =
-                    std::mem::replace(&mut batch, SegmentBatch::with_capacity(256, 64 * 1024));
-                if !send(&self.tx, &self.counters, full) {
-                    return false;
-                }
-            }
+            ring.advance(footprint);
         }
-        batch.is_empty() || send(&self.tx, &self.counters, batch)
+    }
+
+    /// Records the bytes the kernel holds across the rings (read or not) for the self-metric.
+    pub fn publish_held_bytes(&self) {
+        let held = self.rings.iter().map(RingReader::held).sum();
+        self.counters.ring_held_bytes.store(held, Relaxed);
     }
 }
 
-/// Never waits on a full channel: drops the batch and counts its segments.
-fn send(tx: &mpsc::Sender<SegmentBatch>, counters: &UserCounters, batch: SegmentBatch) -> bool {
-    let n = batch.len() as u64;
-    match tx.try_send(batch) {
-        Ok(()) => {
-            counters.batches_sent.fetch_add(1, Relaxed);
-            true
-        }
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            counters.events_dropped.fetch_add(n, Relaxed);
-            true
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    }
+/// CLOCK_MONOTONIC in nanoseconds (the clock of `bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }

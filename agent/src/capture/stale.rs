@@ -1,6 +1,6 @@
 //! apitap's own stale netlink filters: left behind by an apitap that was SIGKILLed or
 //! OOM-killed while attached with netlink filters (TCX links die with their process, netlink
-//! filters do not). Each one keeps its program and that program's maps, the 16 MiB ring
+//! filters do not). Each one keeps its program and that program's maps, the rings
 //! included, alive in the kernel.
 //!
 //! A filter is apitap's when its BPF program is one of apitap's classifiers by name AND uses
@@ -22,7 +22,7 @@ use super::netlink::{self, Filter, PARENT_EGRESS, PARENT_INGRESS};
 
 /// Names every apitap classifier program has, and maps each of them uses.
 const PROGRAM_NAMES: &[&str] = &[programs::TC_INGRESS, programs::TC_EGRESS];
-const MAP_NAMES: &[&str] = &[maps::EVENTS, maps::PORTS, maps::COUNTERS];
+const MAP_NAMES: &[&str] = &[maps::RINGS, maps::PORTS, maps::CPU_STATE];
 
 /// Which loaded BPF programs are apitap's classifiers (by id), computed once per scan.
 pub struct Census {

@@ -1,7 +1,6 @@
-//! Capture self-metrics: the kernel's per-CPU counters (summed on demand) plus user-side
-//! counters of the reader.
+//! Capture self-metrics: the kernel's per-CPU counters (summed on demand) plus the reader's.
 
-use agent_common::Counter;
+use agent_common::{Counter, CpuState};
 use aya::maps::{MapData, PerCpuArray};
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -12,10 +11,15 @@ use super::AttachMode;
 #[derive(Debug, Default)]
 pub struct UserCounters {
     pub events_read: AtomicU64,
-    pub batches_sent: AtomicU64,
-    /// Segments in batches dropped because the pipeline channel was full.
-    pub events_dropped: AtomicU64,
     pub decode_errors: AtomicU64,
+    /// Ring bytes consumed (records with the ring's own headers and alignment).
+    pub ring_bytes: AtomicU64,
+    /// Early drains asked for by a ring passing half full.
+    pub wakeups: AtomicU64,
+    /// Bytes held in the rings at the last drain.
+    pub ring_held_bytes: AtomicU64,
+    /// Watched ports copied in full.
+    pub ports_copied_in_full: AtomicU64,
     pub interfaces_attached: AtomicU64,
     pub programs_attached: AtomicU64,
     /// 0 before the first attach, then 1 for TCX links, 2 for netlink filters.
@@ -55,10 +59,21 @@ pub struct StatsSnapshot {
     pub payload_bytes: u64,
     pub copied_bytes: u64,
     pub empty_skipped: u64,
+    pub fragments: u64,
+    pub length_only: u64,
+    pub copied_new_flow: u64,
+    pub copied_burst: u64,
+    pub copied_small: u64,
+    pub copied_port: u64,
+    pub copied_h2: u64,
+    pub kernel_wakeups: u64,
+    pub record_bytes: u64,
     pub events_read: u64,
-    pub batches_sent: u64,
-    pub events_dropped: u64,
     pub decode_errors: u64,
+    pub ring_bytes: u64,
+    pub ring_held_bytes: u64,
+    pub ring_capacity_bytes: u64,
+    pub ports_copied_in_full: u64,
     pub interfaces_attached: u64,
     pub programs_attached: u64,
     pub attach_mode: Option<AttachMode>,
@@ -68,24 +83,31 @@ pub struct StatsSnapshot {
 /// Cheap to clone; reads the kernel map on every `snapshot()`.
 #[derive(Clone)]
 pub struct CaptureStats {
-    kernel: Arc<PerCpuArray<MapData, u64>>,
+    kernel: Arc<PerCpuArray<MapData, CpuState>>,
+    ring_capacity_bytes: u64,
     pub(crate) user: Arc<UserCounters>,
 }
 
 impl CaptureStats {
-    pub fn new(kernel: PerCpuArray<MapData, u64>) -> Self {
+    pub fn new(kernel: PerCpuArray<MapData, CpuState>, ring_capacity_bytes: u64) -> Self {
         CaptureStats {
             kernel: Arc::new(kernel),
+            ring_capacity_bytes,
             user: Arc::default(),
         }
     }
 
-    /// Sum over CPUs of one kernel counter (0 when the map cannot be read).
-    pub fn kernel(&self, counter: Counter) -> u64 {
-        self.kernel
-            .get(&(counter as u32), 0)
-            .map(|vals| vals.iter().copied().fold(0u64, u64::wrapping_add))
-            .unwrap_or(0)
+    /// Every kernel counter summed over CPUs (zeros when the map cannot be read).
+    fn kernel_totals(&self) -> CpuState {
+        let mut total = CpuState::default();
+        if let Ok(per_cpu) = self.kernel.get(&0, 0) {
+            for cpu in per_cpu.iter() {
+                for (t, v) in total.counters.iter_mut().zip(cpu.counters.iter()) {
+                    *t = t.wrapping_add(*v);
+                }
+            }
+        }
+        total
     }
 
     /// Names of the interfaces with classifiers attached, sorted.
@@ -98,19 +120,31 @@ impl CaptureStats {
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
+        let k = self.kernel_totals();
         let u = &self.user;
         StatsSnapshot {
-            packets_seen: self.kernel(Counter::PacketsSeen),
-            segments: self.kernel(Counter::SegmentsMatched),
-            events_lost: self.kernel(Counter::EventsLost),
-            kernel_errors: self.kernel(Counter::Errors),
-            payload_bytes: self.kernel(Counter::PayloadBytes),
-            copied_bytes: self.kernel(Counter::CopiedBytes),
-            empty_skipped: self.kernel(Counter::EmptySkipped),
+            packets_seen: k.get(Counter::PacketsSeen),
+            segments: k.get(Counter::SegmentsMatched),
+            events_lost: k.get(Counter::EventsLost),
+            kernel_errors: k.get(Counter::Errors),
+            payload_bytes: k.get(Counter::PayloadBytes),
+            copied_bytes: k.get(Counter::CopiedBytes),
+            empty_skipped: k.get(Counter::EmptySkipped),
+            fragments: k.get(Counter::Fragments),
+            length_only: k.get(Counter::LengthOnly),
+            copied_new_flow: k.get(Counter::CopiedNewFlow),
+            copied_burst: k.get(Counter::CopiedBurst),
+            copied_small: k.get(Counter::CopiedSmall),
+            copied_port: k.get(Counter::CopiedPort),
+            copied_h2: k.get(Counter::CopiedH2),
+            kernel_wakeups: k.get(Counter::Wakeups),
+            record_bytes: k.get(Counter::RecordBytes),
             events_read: u.events_read.load(Relaxed),
-            batches_sent: u.batches_sent.load(Relaxed),
-            events_dropped: u.events_dropped.load(Relaxed),
             decode_errors: u.decode_errors.load(Relaxed),
+            ring_bytes: u.ring_bytes.load(Relaxed),
+            ring_held_bytes: u.ring_held_bytes.load(Relaxed),
+            ring_capacity_bytes: self.ring_capacity_bytes,
+            ports_copied_in_full: u.ports_copied_in_full.load(Relaxed),
             interfaces_attached: u.interfaces_attached.load(Relaxed),
             programs_attached: u.programs_attached.load(Relaxed),
             attach_mode: u.attach_mode(),

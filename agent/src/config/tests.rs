@@ -159,7 +159,7 @@ fn file_with(text: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn flag_beats_file_and_file_beats_default() {
-    let file = file_with("snap_len = 512\nring_bytes = 8192\n");
+    let file = file_with("snap_len = 512\nring_bytes = 131072\n");
     let args = RunArgs {
         config: Some(file.path().to_path_buf()),
         snap_len: Some(1024),
@@ -168,7 +168,7 @@ fn flag_beats_file_and_file_beats_default() {
     };
     let cfg = Config::from_run_args(&args).expect("valid");
     assert_eq!(cfg.snap_len, 1024);
-    assert_eq!(cfg.ring_bytes, 8192);
+    assert_eq!(cfg.ring_bytes, 131072);
     assert_eq!(cfg.redis_url.as_deref(), Some("redis://127.0.0.1:6379"));
     assert_eq!(cfg.log_format, "text");
 }

@@ -78,11 +78,12 @@ fn top_level(c: &Config) -> Result<(), Invalid> {
         "snap_len",
         format!("invalid snap length {}: must be 1-{max}", c.snap_len),
     )?;
+    let min_ring = agent_common::MIN_RING_BYTES_PER_CPU;
     check(
-        c.ring_bytes.is_power_of_two() && c.ring_bytes >= 4096,
+        c.ring_bytes >= min_ring,
         "ring_bytes",
         format!(
-            "invalid ring buffer size {}: must be a power of two of at least 4096",
+            "invalid ring buffer size {}: must be at least {min_ring}",
             c.ring_bytes
         ),
     )?;

@@ -1,8 +1,9 @@
 //! The analysis stage: one thread that owns the [`Pipeline`] (engine, router, aggregator; the
 //! engine also does the flow byte accounting) and the per-second [`SeriesRing`] of the live
-//! views. It consumes segment batches, hands each transaction to the sinks, and on every tick
-//! moves time forward and publishes an immutable snapshot, the series and the pipeline's
-//! self-metrics. Nothing it owns is shared or locked.
+//! views. It drains the capture rings in place on a short adaptive timer (1-5 ms, earlier when
+//! a ring passes half full), in slices of [`SLICE`] records, hands each transaction to the
+//! sinks, and on every tick moves time forward and publishes an immutable snapshot, the series
+//! and the pipeline's self-metrics. Nothing it owns is shared or locked.
 
 use agent_core::Transaction;
 use agent_core::aggregate::Snapshot;
@@ -11,11 +12,11 @@ use agent_core::pipeline::Pipeline;
 use agent_core::series::{SeriesRing, SeriesSnapshot};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::alert::AlertManager;
-use crate::capture::SegmentBatch;
+use crate::capture::{CopyHints, SegmentSource, Wake};
 use crate::reqlog::{RecentRequests, RequestLogHandle};
 use crate::store::UsageStore;
 
@@ -23,6 +24,12 @@ use crate::store::UsageStore;
 const TICK: Duration = Duration::from_secs(1);
 /// How often learned route templates are saved to the store.
 const SAVE_ROUTES_EVERY: Duration = Duration::from_secs(60);
+/// Records processed before the thread yields the CPU, so a busy server is never starved for
+/// long by one drain.
+const SLICE: usize = 512;
+/// Bounds of the drain interval: shorter when drains find many records, longer when few.
+const DRAIN_MIN: Duration = Duration::from_millis(1);
+const DRAIN_MAX: Duration = Duration::from_millis(5);
 
 /// Where transactions go once routed and aggregated.
 pub struct Sinks {
@@ -50,11 +57,11 @@ pub struct Published {
     pub alerts: Arc<AlertManager>,
 }
 
-/// Runs the stage on its own thread until `batches` closes; returns the learned route state
+/// Runs the stage on its own thread until capture stops; returns the learned route state
 /// for the caller to persist at shutdown.
 pub fn spawn(
     mut pipeline: Pipeline,
-    mut batches: mpsc::Receiver<SegmentBatch>,
+    mut source: SegmentSource,
     sinks: Sinks,
     out: Published,
     main: tokio::runtime::Handle,
@@ -62,58 +69,74 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("apitap-analyze".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    warn!("cannot start the analysis runtime: {e}");
-                    return pipeline.router().learned_state();
-                }
-            };
-            rt.block_on(async {
-                let mut series = SeriesRing::new(pipeline.aggregator().config().max_services);
-                let mut tick = tokio::time::interval(TICK);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut last_save = Instant::now();
+            let mut series = SeriesRing::new(pipeline.aggregator().config().max_services);
+            let mut hints = source.take_copy_hints();
+            let mut next_tick = Instant::now() + TICK;
+            let mut last_save = Instant::now();
+            let mut interval = DRAIN_MAX;
+            loop {
+                let until_tick = next_tick.saturating_duration_since(Instant::now());
+                let stop = source.wait(interval.min(until_tick)) == Wake::Stop;
+                let mut sink = |t: &Transaction| accept(t, &mut series, hints.as_mut(), &sinks);
+                let mut records = 0;
                 loop {
-                    let mut sink = |t: &Transaction| {
-                        series.record_transaction(t);
-                        sinks.accept(t);
-                    };
-                    tokio::select! {
-                        batch = batches.recv() => {
-                            let Some(batch) = batch else { break };
-                            for seg in batch.iter() {
-                                pipeline.ingest(&seg, &mut sink);
+                    let d = source.drain(SLICE, stop, |seg| pipeline.ingest(seg, &mut sink));
+                    records += d.records;
+                    if d.records < SLICE {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+                interval = adapt(interval, records);
+                if stop {
+                    break;
+                }
+                let now = Instant::now();
+                if now >= next_tick {
+                    next_tick = now + TICK;
+                    pipeline.advance(wall_ns(), &mut sink);
+                    source.publish_held_bytes();
+                    publish(&mut pipeline, &series, &out);
+                    if last_save.elapsed() >= SAVE_ROUTES_EVERY {
+                        last_save = Instant::now();
+                        let store = sinks.store.clone();
+                        let state = pipeline.router().learned_state().to_string();
+                        main.spawn(async move {
+                            if let Err(e) = store.save_routes(state).await {
+                                warn!("cannot save learned routes: {e}");
                             }
-                        }
-                        _ = tick.tick() => {
-                            pipeline.advance(wall_ns(), &mut sink);
-                            publish(&mut pipeline, &series, &out);
-                            if last_save.elapsed() >= SAVE_ROUTES_EVERY {
-                                last_save = Instant::now();
-                                let store = sinks.store.clone();
-                                let state = pipeline.router().learned_state().to_string();
-                                main.spawn(async move {
-                                    if let Err(e) = store.save_routes(state).await {
-                                        warn!("cannot save learned routes: {e}");
-                                    }
-                                });
-                            }
-                        }
+                        });
                     }
                 }
-                debug!("segment input closed: flushing pending requests");
-                pipeline.finish(&mut |t: &Transaction| {
-                    series.record_transaction(t);
-                    sinks.accept(t);
-                });
-                publish(&mut pipeline, &series, &out);
-            });
+            }
+            debug!("capture stopped: flushing pending requests");
+            pipeline.finish(&mut |t: &Transaction| accept(t, &mut series, hints.as_mut(), &sinks));
+            publish(&mut pipeline, &series, &out);
             pipeline.router().learned_state()
         })
+}
+
+/// One transaction: the live series, the copy hints (servers whose messages heads alone do
+/// not frame get copied in full), then the sinks.
+fn accept(t: &Transaction, series: &mut SeriesRing, hints: Option<&mut CopyHints>, sinks: &Sinks) {
+    series.record_transaction(t);
+    if let Some(h) = hints {
+        h.observe(t);
+    }
+    sinks.accept(t);
+}
+
+/// The next drain interval: a drain that found more than a slice comes sooner, one that
+/// found little comes later.
+fn adapt(interval: Duration, records: usize) -> Duration {
+    const STEP: Duration = Duration::from_millis(1);
+    if records > SLICE {
+        interval.saturating_sub(STEP).max(DRAIN_MIN)
+    } else if records < SLICE / 8 {
+        (interval + STEP).min(DRAIN_MAX)
+    } else {
+        interval
+    }
 }
 
 fn publish(pipeline: &mut Pipeline, series: &SeriesRing, out: &Published) {
@@ -133,4 +156,19 @@ pub fn wall_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drain_interval_adapts_within_its_bounds() {
+        assert_eq!(adapt(DRAIN_MAX, 0), DRAIN_MAX);
+        assert_eq!(adapt(DRAIN_MIN, 10 * SLICE), DRAIN_MIN);
+        let busy = adapt(DRAIN_MAX, 2 * SLICE);
+        assert!(busy < DRAIN_MAX);
+        assert_eq!(adapt(busy, 1), DRAIN_MAX);
+        assert_eq!(adapt(busy, SLICE / 2), busy);
+    }
 }

@@ -78,7 +78,7 @@ impl App {
         let recent = Arc::new(RecentRequests::new(cfg.request_log.recent_capacity));
         let (alerts, notifiers) = AlertManager::spawn(&cfg.alerts)?;
 
-        let (capture, batches) = capture::start(&cfg)?;
+        let (capture, source) = capture::start(&cfg)?;
         let capture_stats = capture.stats();
 
         let empty =
@@ -88,7 +88,7 @@ impl App {
         let pipeline_metrics = Arc::new(Mutex::new(Vec::new()));
         let analysis = analyze::spawn(
             pipeline,
-            batches,
+            source,
             analyze::Sinks {
                 store: store.clone(),
                 log: log_handle.clone(),
@@ -270,7 +270,7 @@ async fn follow_capture_health(
     loop {
         let s = stats.snapshot();
         health.set_programs_attached(s.programs_attached as u32);
-        health.set_events_lost(s.events_lost + s.events_dropped);
+        health.set_events_lost(s.events_lost);
         health.set_ready(s.programs_attached > 0);
         tokio::select! {
             _ = tick.tick() => {}

@@ -1,7 +1,7 @@
 //! `apitap run`: live capture wired to the pipeline, the sinks and the HTTP endpoint.
 //!
 //! ```text
-//! capture (reader task) ──batches──▶ analyze (own thread: engine ▸ router ▸ aggregator)
+//! capture (per-CPU rings, read in place) ──▶ analyze (own thread: engine ▸ router ▸ aggregator)
 //!        ──transactions──▶ usage store (flusher task) · request log (writer thread) · lookup ring
 //!        ──snapshot (watch)──▶ HTTP endpoint · /health · alerts (notifier tasks)
 //! ```

@@ -24,92 +24,183 @@ fn metric(
     }
 }
 
-/// Capture counters (kernel per-CPU counters summed, plus the reader's own).
-pub fn capture(s: &StatsSnapshot) -> Vec<SelfMetric> {
-    use MetricKind::{Counter, Gauge};
-    let c = |name: &str, help: &str, v: u64| metric(name, help, Counter, &[], v as f64);
-    let mut m = vec![
-        c(
-            "apitap_packets_seen_total",
-            "Packets the classifiers ran on.",
-            s.packets_seen,
-        ),
-        c(
-            "apitap_segments_total",
-            "TCP segments of watched ports sent to the ring buffer (pure ACKs excluded).",
-            s.segments,
-        ),
-        c(
-            "apitap_events_lost_total",
-            "Segment events that did not fit in the ring buffer.",
-            s.events_lost,
-        ),
-        c(
-            "apitap_payload_bytes_total",
-            "True TCP payload bytes of matched segments.",
-            s.payload_bytes,
-        ),
-        c(
-            "apitap_bytes_captured_total",
-            "Payload bytes copied into events.",
-            s.copied_bytes,
-        ),
-        c(
-            "apitap_empty_segments_skipped_total",
-            "Pure ACKs of watched ports skipped in the kernel.",
-            s.empty_skipped,
-        ),
-        metric(
-            "apitap_capture_errors_total",
-            "Packets whose headers could not be read (kernel) and records that could not be decoded (decode).",
-            Counter,
-            &[("source", "kernel")],
-            s.kernel_errors as f64,
-        ),
-        metric(
-            "apitap_capture_errors_total",
-            "Packets whose headers could not be read (kernel) and records that could not be decoded (decode).",
-            Counter,
-            &[("source", "decode")],
-            s.decode_errors as f64,
-        ),
-        c(
-            "apitap_events_read_total",
-            "Segment events read from the ring buffer.",
-            s.events_read,
-        ),
-        metric(
+/// One capture self-metric: its name, help, type, fixed labels and where its value comes from.
+struct CaptureMetric {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricKind,
+    labels: &'static [(&'static str, &'static str)],
+    value: fn(&StatsSnapshot) -> u64,
+}
+
+const fn counter(
+    name: &'static str,
+    help: &'static str,
+    value: fn(&StatsSnapshot) -> u64,
+) -> CaptureMetric {
+    CaptureMetric {
+        name,
+        help,
+        kind: MetricKind::Counter,
+        labels: &[],
+        value,
+    }
+}
+
+const fn gauge(
+    name: &'static str,
+    help: &'static str,
+    value: fn(&StatsSnapshot) -> u64,
+) -> CaptureMetric {
+    CaptureMetric {
+        kind: MetricKind::Gauge,
+        ..counter(name, help, value)
+    }
+}
+
+const fn copied(
+    labels: &'static [(&'static str, &'static str)],
+    value: fn(&StatsSnapshot) -> u64,
+) -> CaptureMetric {
+    CaptureMetric {
+        labels,
+        ..counter(
+            "apitap_copied_segments_total",
+            "Segments whose payload prefix the kernel copied, by why: the first data of a flow direction (new_flow), the start of a burst (burst), small (small), a port copied in full (port), or an HTTP/2 connection (h2).",
+            value,
+        )
+    }
+}
+
+const CAPTURE_ERRORS_HELP: &str = "Packets whose headers could not be read (kernel) and records that could not be decoded (decode).";
+
+/// Capture counters: the kernel's per-CPU counters summed, plus the reader's own.
+const CAPTURE: &[CaptureMetric] = &[
+    counter(
+        "apitap_packets_seen_total",
+        "Packets the classifiers ran on.",
+        |s| s.packets_seen,
+    ),
+    counter(
+        "apitap_segments_total",
+        "TCP segments of watched ports recorded in the rings (pure ACKs excluded).",
+        |s| s.segments,
+    ),
+    counter(
+        "apitap_events_lost_total",
+        "Segment records that did not fit in a ring buffer.",
+        |s| s.events_lost,
+    ),
+    counter(
+        "apitap_payload_bytes_total",
+        "True TCP payload bytes of matched segments.",
+        |s| s.payload_bytes,
+    ),
+    counter(
+        "apitap_bytes_captured_total",
+        "Payload bytes copied into records.",
+        |s| s.copied_bytes,
+    ),
+    counter(
+        "apitap_length_only_segments_total",
+        "Segments inside a burst recorded with their length only (the kernel copies heads, not bodies).",
+        |s| s.length_only,
+    ),
+    copied(&[("reason", "new_flow")], |s| s.copied_new_flow),
+    copied(&[("reason", "burst")], |s| s.copied_burst),
+    copied(&[("reason", "small")], |s| s.copied_small),
+    copied(&[("reason", "port")], |s| s.copied_port),
+    copied(&[("reason", "h2")], |s| s.copied_h2),
+    counter(
+        "apitap_empty_segments_skipped_total",
+        "Pure ACKs of watched ports skipped in the kernel.",
+        |s| s.empty_skipped,
+    ),
+    counter(
+        "apitap_ip_fragments_skipped_total",
+        "IPv4 fragments and IPv6 packets with a Fragment header, not captured (seen as reassembly gaps).",
+        |s| s.fragments,
+    ),
+    CaptureMetric {
+        labels: &[("source", "kernel")],
+        ..counter("apitap_capture_errors_total", CAPTURE_ERRORS_HELP, |s| {
+            s.kernel_errors
+        })
+    },
+    CaptureMetric {
+        labels: &[("source", "decode")],
+        ..counter("apitap_capture_errors_total", CAPTURE_ERRORS_HELP, |s| {
+            s.decode_errors
+        })
+    },
+    CaptureMetric {
+        labels: &[("stage", "capture")],
+        // Kept at 0 for dashboards and alert rules: the analysis thread reads the rings in
+        // place, so no stage between them can drop; a full ring is `apitap_events_lost_total`.
+        ..counter(
             "apitap_events_dropped_total",
-            "Events dropped because a pipeline stage was full.",
-            Counter,
-            &[("stage", "capture")],
-            s.events_dropped as f64,
-        ),
-        metric(
-            "apitap_attached_programs",
-            "Classifier programs attached.",
-            Gauge,
-            &[],
-            s.programs_attached as f64,
-        ),
-        metric(
-            "apitap_attached_interfaces",
-            "Interfaces with classifiers attached.",
-            Gauge,
-            &[],
-            s.interfaces_attached as f64,
-        ),
-        c(
-            "apitap_stale_filters_removed_total",
-            "TC filters left by a killed apitap and removed at attach time.",
-            s.stale_filters_removed,
-        ),
-    ];
+            "Events dropped because a pipeline stage was full (none since the rings are read in place; a full ring counts in apitap_events_lost_total).",
+            |_| 0,
+        )
+    },
+    counter(
+        "apitap_events_read_total",
+        "Segment records read from the rings.",
+        |s| s.events_read,
+    ),
+    counter(
+        "apitap_ring_bytes_total",
+        "Ring buffer bytes consumed by records (headers, copied payload, alignment).",
+        |s| s.ring_bytes,
+    ),
+    counter(
+        "apitap_ring_wakeups_total",
+        "Times a classifier woke the reader early because its ring was half full.",
+        |s| s.kernel_wakeups,
+    ),
+    gauge(
+        "apitap_ring_held_bytes",
+        "Bytes waiting in the rings at the last tick.",
+        |s| s.ring_held_bytes,
+    ),
+    gauge(
+        "apitap_ring_capacity_bytes",
+        "Total size of the ring buffers (one per CPU).",
+        |s| s.ring_capacity_bytes,
+    ),
+    gauge(
+        "apitap_ports_copied_in_full",
+        "Watched server ports whose segments are all copied, because their messages could not be framed from heads alone (chunked bodies, HTTP/2).",
+        |s| s.ports_copied_in_full,
+    ),
+    gauge(
+        "apitap_attached_programs",
+        "Classifier programs attached.",
+        |s| s.programs_attached,
+    ),
+    gauge(
+        "apitap_attached_interfaces",
+        "Interfaces with classifiers attached.",
+        |s| s.interfaces_attached,
+    ),
+    counter(
+        "apitap_stale_filters_removed_total",
+        "TC filters left by a killed apitap and removed at attach time.",
+        |s| s.stale_filters_removed,
+    ),
+];
+
+/// Capture self-metrics from one snapshot of the counters.
+pub fn capture(s: &StatsSnapshot) -> Vec<SelfMetric> {
+    let mut m: Vec<SelfMetric> = CAPTURE
+        .iter()
+        .map(|m| metric(m.name, m.help, m.kind, m.labels, (m.value)(s) as f64))
+        .collect();
     if let Some(mode) = s.attach_mode {
         m.push(metric(
             "apitap_attach_mode",
             "How the classifiers are attached: tcx (BPF links owned by the process) or netlink (filters on the clsact qdisc).",
-            Gauge,
+            MetricKind::Gauge,
             &[("mode", mode.as_str())],
             1.0,
         ));
@@ -150,6 +241,15 @@ pub fn process() -> Vec<SelfMetric> {
             rss * page,
         ));
     }
+    if let Some(pss) = pss_bytes() {
+        m.push(metric(
+            "apitap_process_pss_bytes",
+            "Proportional set size: resident memory with shared pages divided among their mappings (the ring buffers are mapped twice and count once here).",
+            MetricKind::Gauge,
+            &[],
+            pss as f64,
+        ));
+    }
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
         && let Some(after) = stat.rsplit_once(')').map(|(_, rest)| rest)
     {
@@ -181,6 +281,19 @@ pub fn process() -> Vec<SelfMetric> {
     m
 }
 
+/// `Pss:` of /proc/self/smaps_rollup, in bytes.
+pub fn pss_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    let kb = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u64>()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,13 +307,18 @@ mod tests {
             .expect("rss");
         assert!(rss.value > 1024.0 * 1024.0);
         assert!(m.iter().any(|m| m.name == "process_cpu_seconds_total"));
+        let pss = m
+            .iter()
+            .find(|m| m.name == "apitap_process_pss_bytes")
+            .expect("pss");
+        assert!(pss.value > 0.0 && pss.value <= rss.value * 1.01);
     }
 
     #[test]
     fn capture_metrics_carry_losses_and_labels() {
         let s = StatsSnapshot {
             events_lost: 3,
-            events_dropped: 2,
+            decode_errors: 2,
             ..Default::default()
         };
         let m = capture(&s);
@@ -209,11 +327,11 @@ mod tests {
             .find(|m| m.name == "apitap_events_lost_total")
             .expect("lost");
         assert_eq!(lost.value, 3.0);
-        let dropped = m
+        let decode = m
             .iter()
-            .find(|m| m.name == "apitap_events_dropped_total")
-            .expect("dropped");
-        assert_eq!(dropped.labels, vec![("stage".into(), "capture".into())]);
+            .find(|m| m.labels == vec![("source".into(), "decode".into())])
+            .expect("decode errors");
+        assert_eq!(decode.value, 2.0);
     }
 
     #[test]
@@ -222,8 +340,9 @@ mod tests {
         use agent_core::export::{Format, prometheus};
         let s = StatsSnapshot {
             events_lost: 3,
-            events_dropped: 2,
+            fragments: 2,
             programs_attached: 4,
+            ring_capacity_bytes: 8 << 20,
             ..Default::default()
         };
         let mut m = capture(&s);
@@ -235,7 +354,9 @@ mod tests {
         );
         for line in [
             "apitap_events_lost_total 3",
-            "apitap_events_dropped_total{stage=\"capture\"} 2",
+            "apitap_ip_fragments_skipped_total 2",
+            "apitap_ring_capacity_bytes 8388608",
+            "apitap_length_only_segments_total 0",
             "apitap_attached_programs 4",
             "apitap_segments_total 0",
             "apitap_bytes_captured_total 0",

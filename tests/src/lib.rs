@@ -4,6 +4,7 @@
 //! per-process, per-call suffix so tests can run in parallel.
 
 pub mod agent;
+pub mod bench;
 pub mod bpf;
 pub mod chromium;
 pub mod frames;

@@ -1,44 +1,55 @@
-//! `cargo xtask bench`: figures, never assertions. Criterion benches of agent-core (engine,
-//! replay, aggregation), the agent's sinks (alerts, request log, usage store), then, as root,
-//! the live measurements against a real nginx on lo in a private namespace: nginx's throughput without, with and again without apitap, the
-//! classifier's kernel cost per packet, events lost under `ab -n 20000 -c 8 -k`, and the
-//! agent's memory with 10,000 open flows. Record the output with the machine and its load.
+//! `cargo xtask bench`: figures, never assertions. As root first the live measurements (the
+//! `bench` binary of the end-to-end crate, against real nginx and wrk on lo in a private
+//! namespace): the worst case and a realistic handler, each A/B/A/B without and with apitap
+//! (throughput ratio, p99, classifier ns per packet with bpf_stats on, agent CPU per request,
+//! events lost, IRQ-work interrupts), ring bytes per request for 200 B and 1 MiB responses,
+//! the agent's RSS and PSS with 10,000 open flows, and the classifier timed in isolation.
+//! Then the criterion benches of agent-core and of the agent's sinks (unless `--live-only`).
+//! Run it under `flock /tmp/apitap-root.lock` and record the machine's load with the output.
 
 use anyhow::Result;
-use std::process::Command;
 
 use crate::build;
 use crate::cmd::{self, step};
 
-pub fn all() -> Result<()> {
+/// What `cargo xtask bench` runs.
+pub struct Options {
+    pub live_only: bool,
+    pub rounds: u32,
+    pub secs: u32,
+}
+
+pub fn all(o: &Options) -> Result<()> {
+    if cmd::is_root() {
+        let bin = build::build(true)?;
+        step("live cost on lo: A/B/A/B with wrk, ring bytes per request, memory with 10,000 flows");
+        cmd::run(
+            cmd::cargo()
+                .env("APITAP_BIN", &bin)
+                .args([
+                    "run",
+                    "--release",
+                    "--package",
+                    "apitap-e2e",
+                    "--bin",
+                    "bench",
+                    "--",
+                ])
+                .args([
+                    "--rounds",
+                    &o.rounds.to_string(),
+                    "--secs",
+                    &o.secs.to_string(),
+                ]),
+        )?;
+    } else {
+        eprintln!("    LIVE MEASUREMENTS NOT RUN: they need root (network namespaces, BPF)");
+    }
+    if o.live_only {
+        return Ok(());
+    }
     step("criterion benches (agent-core: engine, replay, aggregate)");
     cmd::run(cmd::cargo().args(["bench", "--package", "agent-core"]))?;
     step("sinks: alert evaluation tick, request log throughput, usage store record and flush");
-    cmd::run(cmd::cargo().args(["bench", "--package", "apitap", "--bench", "sinks"]))?;
-    if !cmd::is_root() {
-        eprintln!("    LIVE MEASUREMENTS NOT RUN: they need root (network namespaces, BPF)");
-        return Ok(());
-    }
-    let bin = build::build(true)?;
-    step("live overhead on lo: nginx with and without apitap, BPF cost per packet, losses");
-    cmd::run(
-        cmd::cargo()
-            .env("APITAP_BIN", &bin)
-            .args([
-                "test",
-                "--release",
-                "--package",
-                "apitap-e2e",
-                "--test",
-                "capture",
-            ])
-            .args(["--", "--ignored", "--nocapture", "measure"]),
-    )?;
-    step("agent memory with 10,000 open flows");
-    cmd::run(
-        Command::new("bash")
-            .arg("bench/flows.sh")
-            .arg(&bin)
-            .arg("10000"),
-    )
+    cmd::run(cmd::cargo().args(["bench", "--package", "apitap", "--bench", "sinks"]))
 }

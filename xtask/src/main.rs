@@ -51,8 +51,18 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
-    /// Criterion benches and the live overhead measurement (figures, never assertions).
-    Bench,
+    /// The live cost table (root) and the criterion benches (figures, never assertions).
+    Bench {
+        /// Only the live measurements, no criterion benches.
+        #[arg(long)]
+        live_only: bool,
+        /// A/B pairs per live scenario.
+        #[arg(long, default_value_t = 2)]
+        rounds: u32,
+        /// Seconds of each wrk run.
+        #[arg(long, default_value_t = 5)]
+        secs: u32,
+    },
     /// Install the test prerequisites only (what `test` does first).
     Prereqs,
     /// Show what the build and the tests need and what is present.
@@ -67,7 +77,15 @@ fn main() -> ExitCode {
         Command::Test { fuzz_seconds } => test::all(fuzz_seconds),
         Command::IntegrationTest { filter } => test::integration(filter.as_deref()),
         Command::Fuzz { seconds } => test::fuzz(seconds),
-        Command::Bench => bench::all(),
+        Command::Bench {
+            live_only,
+            rounds,
+            secs,
+        } => bench::all(&bench::Options {
+            live_only,
+            rounds,
+            secs,
+        }),
         Command::Prereqs => prereqs::ensure(),
         Command::Doctor => {
             prereqs::doctor();

@@ -1,0 +1,207 @@
+//! Measurement helpers for `cargo xtask bench` (src/bin/bench.rs): load generators' figures,
+//! per-process CPU and memory, the kernel's BPF run statistics and IRQ-work interrupts.
+//! Figures only: nothing here asserts a speed.
+
+use anyhow::{Context, Result, bail};
+use std::time::Duration;
+
+use crate::netns::Netns;
+
+/// One wrk run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wrk {
+    pub requests: u64,
+    pub rps: f64,
+    pub p99_us: f64,
+}
+
+/// `wrk -t1 -cCONNS -dSECS --latency URL` inside `ns`.
+pub fn wrk(ns: &Netns, url: &str, conns: u32, secs: u32) -> Result<Wrk> {
+    let out = ns.sh(&format!("wrk -t1 -c{conns} -d{secs}s --latency {url} 2>&1"))?;
+    parse_wrk(&out).with_context(|| format!("unexpected wrk output:\n{out}"))
+}
+
+fn parse_wrk(out: &str) -> Option<Wrk> {
+    let mut w = Wrk::default();
+    for line in out.lines().map(str::trim) {
+        if let Some(v) = line.strip_prefix("Requests/sec:") {
+            w.rps = v.trim().parse().ok()?;
+        } else if let Some(v) = line.strip_prefix("99%") {
+            w.p99_us = duration_us(v.trim())?;
+        } else if line.contains(" requests in ") {
+            w.requests = line.split_whitespace().next()?.parse().ok()?;
+        }
+    }
+    (w.rps > 0.0 && w.requests > 0).then_some(w)
+}
+
+/// wrk's latency figures: `412.00us`, `1.23ms`, `2.00s`.
+fn duration_us(v: &str) -> Option<f64> {
+    let (num, mul) = if let Some(n) = v.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    Some(num.parse::<f64>().ok()? * mul)
+}
+
+/// `ab -q -n N -c C -k URL` inside `ns`; returns the complete requests.
+pub fn ab(ns: &Netns, url: &str, n: u32, c: u32) -> Result<u64> {
+    let out = ns.sh(&format!("ab -q -n {n} -c {c} -k {url} 2>&1"))?;
+    let done = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Complete requests:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("unexpected ab output:\n{out}"))?;
+    let failed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Failed requests:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    if failed > 0 {
+        bail!("ab: {failed} failed requests:\n{out}");
+    }
+    Ok(done)
+}
+
+/// CPU time of every thread of `pid` (user + system), in nanoseconds, from schedstat.
+pub fn cpu_ns(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// (VmRSS, Pss) of `pid` in KiB.
+pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
+    let field = |path: String, key: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    (
+        field(format!("/proc/{pid}/status"), "VmRSS:"),
+        field(format!("/proc/{pid}/smaps_rollup"), "Pss:"),
+    )
+}
+
+/// IRQ-work interrupts (`IWI`) summed over CPUs: what a BPF ring buffer's wake-up costs.
+pub fn irq_work_interrupts() -> u64 {
+    std::fs::read_to_string("/proc/interrupts")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.trim_start().starts_with("IWI:"))?;
+            Some(
+                line.split_whitespace()
+                    .skip(1)
+                    .map_while(|v| v.parse::<u64>().ok())
+                    .sum(),
+            )
+        })
+        .unwrap_or(0)
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Turns `kernel.bpf_stats_enabled` on for its lifetime and restores the old value.
+pub struct BpfStats(String);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    pub fn enable() -> Result<BpfStats> {
+        let old = std::fs::read_to_string(Self::PATH).context("bpf_stats_enabled")?;
+        std::fs::write(Self::PATH, "1").context("enable kernel.bpf_stats_enabled")?;
+        Ok(BpfStats(old.trim().to_string()))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
+/// Sleeps `d` (readability at call sites).
+pub fn settle(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// A plain HTTP/1.1 keep-alive server that spins `work` per request before answering 200 with
+/// `body_len` bytes: the "realistic handler" behind nginx. Runs until the process ends.
+pub fn upstream(port: u16, work: Duration, body_len: usize) -> Result<()> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("upstream cannot listen on {port}"))?;
+    let response = {
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {body_len}\r\n\r\n").into_bytes();
+        r.resize(r.len() + body_len, b'u');
+        std::sync::Arc::new(r)
+    };
+    for stream in listener.incoming() {
+        let Ok(mut s) = stream else { continue };
+        let response = response.clone();
+        std::thread::spawn(move || {
+            let _ = s.set_nodelay(true);
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut have = 0;
+            loop {
+                let n = match s.read(&mut buf[have..]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                have += n;
+                // Every request nginx sends here has no body: answer each complete head.
+                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < work {
+                        std::hint::spin_loop();
+                    }
+                    if s.write_all(&response).is_err() {
+                        return;
+                    }
+                    buf.copy_within(end + 4..have, 0);
+                    have -= end + 4;
+                }
+                if have == buf.len() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_is_read() {
+        let out = "Running 5s test @ http://127.0.0.1:18080/\n  1 threads and 16 connections\n\
+                   Latency Distribution\n     50%   57.00us\n     99%    1.23ms\n\
+                   1154398 requests in 5.00s, 184.96MB read\nRequests/sec: 230879.60\n";
+        let w = parse_wrk(out).expect("parsed");
+        assert_eq!(w.requests, 1_154_398);
+        assert!((w.p99_us - 1230.0).abs() < 1e-6);
+        assert!((w.rps - 230_879.6).abs() < 1e-6);
+    }
+}

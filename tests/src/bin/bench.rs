@@ -1,0 +1,463 @@
+//! `cargo xtask bench` (root): what apitap costs the server it watches, in one table from one
+//! run. Two scenarios on lo in a private namespace, nginx and wrk sharing the machine's cores
+//! with the agent: the worst case (`return 200`) and a realistic handler (nginx proxying to an
+//! upstream that spins 50 µs per request). Each is measured A/B/A/B (without, with, without,
+//! with the agent), with `kernel.bpf_stats_enabled` on throughout. Then the ring bytes one
+//! request costs (200 B and 1 MiB responses), and the agent's memory with 10,000 open flows.
+//! Figures, never assertions.
+//!
+//! usage: bench [--rounds N] [--secs S] [--flows N]   (APITAP_BIN: the agent binary)
+//!        bench upstream PORT WORK_US                 (internal: the upstream server)
+
+use agent_common::programs;
+use anyhow::{Context, Result, bail};
+use apitap::capture::loader::LoadOptions;
+use apitap_e2e::agent::{Agent, apitap_bin};
+use apitap_e2e::bench::{self, BpfStats, Wrk};
+use apitap_e2e::bpf::{Classifier, options};
+use apitap_e2e::frames::{self, ACK, PSH, Tcp};
+use apitap_e2e::metrics::Metrics;
+use apitap_e2e::netns::Netns;
+use apitap_e2e::nginx::{self, Nginx};
+use apitap_e2e::{TempDir, repo_root, require_root, unique};
+use std::process::{Child, ExitCode, Stdio};
+use std::time::Duration;
+
+const PORT: u16 = 18080;
+const UPSTREAM_PORT: u16 = 18081;
+const LISTEN: &str = "127.0.0.1:9464";
+const WRK_CONNECTIONS: u32 = 16;
+const UPSTREAM_WORK_US: u64 = 50;
+const BIG: usize = 1 << 20;
+
+struct Args {
+    rounds: u32,
+    secs: u32,
+    flows: u32,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let result = if argv.first().map(String::as_str) == Some("upstream") {
+        run_upstream(&argv[1..])
+    } else {
+        parse(&argv).and_then(|a| run(&a))
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(argv: &[String]) -> Result<Args> {
+    let mut a = Args {
+        rounds: 2,
+        secs: 5,
+        flows: 10_000,
+    };
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        let n: u32 = value.parse().with_context(|| format!("{flag} {value}"))?;
+        match flag.as_str() {
+            "--rounds" => a.rounds = n.max(1),
+            "--secs" => a.secs = n.max(1),
+            "--flows" => a.flows = n,
+            _ => bail!("unknown argument {flag}"),
+        }
+    }
+    Ok(a)
+}
+
+fn run_upstream(argv: &[String]) -> Result<()> {
+    let port: u16 = argv.first().context("port")?.parse()?;
+    let work: u64 = argv.get(1).context("work µs")?.parse()?;
+    bench::upstream(port, Duration::from_micros(work), 200)
+}
+
+/// The namespace, nginx, the upstream and the agent's data dir.
+struct Host {
+    nginx: Nginx,
+    upstream: Child,
+    data: TempDir,
+    ns: Netns,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.upstream.kill();
+        let _ = self.upstream.wait();
+    }
+}
+
+fn locations() -> String {
+    let body200 = "b".repeat(200);
+    format!(
+        "    location = / {{ return 200 \"hello from nginx\\n\"; }}\n\
+         location = /r200 {{ return 200 \"{body200}\"; }}\n\
+         location = /big1m {{ }}\n\
+         location = /proxy {{ proxy_pass http://work; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n"
+    )
+}
+
+fn host() -> Result<Host> {
+    let ns = Netns::new(&unique("at-bench-"))?;
+    let exe = std::env::current_exe()?;
+    let upstream = ns
+        .cmd(
+            exe.to_str().context("utf-8 path")?,
+            &[
+                "upstream",
+                &UPSTREAM_PORT.to_string(),
+                &UPSTREAM_WORK_US.to_string(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .context("upstream")?;
+    let locations = locations();
+    let http_extra =
+        format!("  upstream work {{ server 127.0.0.1:{UPSTREAM_PORT}; keepalive 32; }}");
+    let nginx = Nginx::start_opts(
+        Some(&ns),
+        &[format!("127.0.0.1:{PORT}")],
+        &nginx::Options {
+            locations: &locations,
+            access_log: false,
+            worker_connections: 16_384,
+            http_extra: &http_extra,
+        },
+    )?;
+    std::fs::write(nginx.www().join("big1m"), vec![b'x'; BIG])?;
+    Ok(Host {
+        nginx,
+        upstream,
+        data: TempDir::new("bench-data")?,
+        ns,
+    })
+}
+
+impl Host {
+    fn agent(&self) -> Result<Agent> {
+        let data = self.data.path().join("data").display().to_string();
+        Agent::start(
+            Some(&self.ns),
+            &[
+                "-i",
+                "lo",
+                "-p",
+                &PORT.to_string(),
+                "--data-dir",
+                &data,
+                "--api-token",
+                "bench-token-1",
+            ],
+            LISTEN,
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        let _ = &self.nginx;
+        format!("http://127.0.0.1:{PORT}{path}")
+    }
+}
+
+fn api_requests(m: &Metrics) -> u64 {
+    m.0.iter()
+        .filter(|(k, _)| k.starts_with("api_requests_total"))
+        .map(|(_, v)| *v as u64)
+        .sum()
+}
+
+fn prog_totals(agent: &Agent) -> (u64, u64) {
+    agent
+        .prog_stats()
+        .iter()
+        .fold((0, 0), |(c, n), (_, cnt, ns)| (c + cnt, n + ns))
+}
+
+/// One A/B pair.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pair {
+    without: Wrk,
+    with: Wrk,
+    agent_cpu_ns: u64,
+    bpf_runs: u64,
+    bpf_ns: u64,
+    lost: u64,
+    transactions: u64,
+    iwi_without: u64,
+    iwi_with: u64,
+    load: f64,
+}
+
+fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
+    let url = h.url(path);
+    bench::wrk(&h.ns, &url, WRK_CONNECTIONS, 1)?; // warm-up
+    let mut pairs = Vec::new();
+    for _ in 0..a.rounds {
+        let mut p = Pair {
+            load: bench::load_average(),
+            ..Pair::default()
+        };
+        let i0 = bench::irq_work_interrupts();
+        p.without = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
+        p.iwi_without = bench::irq_work_interrupts() - i0;
+
+        let mut agent = h.agent()?;
+        bench::settle(Duration::from_millis(500));
+        let pid = agent.pid().context("agent pid")?;
+        let before = agent.scrape()?;
+        let (c0, r0, n0) = (
+            bench::cpu_ns(pid),
+            prog_totals(&agent).0,
+            prog_totals(&agent).1,
+        );
+        let i0 = bench::irq_work_interrupts();
+        p.with = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
+        p.iwi_with = bench::irq_work_interrupts() - i0;
+        let want = api_requests(&before) + p.with.requests;
+        let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
+        let (r1, n1) = prog_totals(&agent);
+        p.agent_cpu_ns = bench::cpu_ns(pid) - c0;
+        p.bpf_runs = r1 - r0;
+        p.bpf_ns = n1 - n0;
+        p.transactions = api_requests(&after) - api_requests(&before);
+        p.lost = after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total");
+        agent.terminate()?;
+        pairs.push(p);
+    }
+    Ok(pairs)
+}
+
+/// Ring bytes per request for `path`, over `n` sequential keep-alive requests.
+fn ring_bytes_per_request(h: &Host, agent: &Agent, path: &str, n: u32) -> Result<(f64, u64)> {
+    let before = agent.scrape()?;
+    let done = bench::ab(&h.ns, &h.url(path), n, 1)?;
+    let want = api_requests(&before) + done;
+    let after = agent.scrape_until(Duration::from_secs(10), |m| api_requests(m) >= want)?;
+    let bytes = after.count("apitap_ring_bytes_total") - before.count("apitap_ring_bytes_total");
+    let lost = after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total");
+    Ok((bytes as f64 / done as f64, lost))
+}
+
+/// The agent's memory with `flows` keep-alive connections held open.
+fn memory_with_flows(h: &Host, flows: u32) -> Result<(u64, u64, u64, u64, u64)> {
+    let agent = h.agent()?;
+    let pid = agent.pid().context("agent pid")?;
+    bench::settle(Duration::from_millis(500));
+    let (idle_rss, idle_pss) = bench::rss_pss_kib(pid);
+    let script = repo_root().join("bench/flows.py");
+    let mut client =
+        h.ns.cmd(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "ulimit -n {}; exec python3 {} 127.0.0.1 {PORT} {flows} 8",
+                    flows + 1024,
+                    script.display()
+                ),
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let m = agent.scrape_until(Duration::from_secs(20), |m| {
+        m.get("apitap_flows_tracked").unwrap_or(0.0) >= f64::from(flows)
+    })?;
+    bench::settle(Duration::from_secs(1));
+    let (rss, pss) = bench::rss_pss_kib(pid);
+    let tracked = m.count("apitap_flows_tracked");
+    let _ = client.wait();
+    Ok((idle_rss, idle_pss, rss, pss, tracked))
+}
+
+/// Mean kernel ns per run of `tc_ingress` on synthetic frames (BPF_PROG_TEST_RUN, hot
+/// caches, one CPU): the classifier's own cost, apart from the machine's load. The lowest of
+/// 20 batches of 2,000 runs each.
+fn classifier_in_isolation() -> Result<Vec<(&'static str, u32)>> {
+    let c = Classifier::load_with(
+        LoadOptions {
+            ring_bytes: 64 << 20,
+            ..options(agent_common::DEFAULT_SNAP_LEN)
+        },
+        &[PORT],
+    )?;
+    let lo = [127, 0, 0, 1];
+    let req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: wrk\r\n\r\n";
+    let resp = vec![b'r'; 170];
+    let body = vec![b'b'; 1400];
+    let tcp = |sport, dport, seq, payload| Tcp {
+        sport,
+        dport,
+        seq,
+        ack: 1,
+        flags: ACK | PSH,
+        payload,
+    };
+    // The continuation frame is run once first so that its flow direction has burst state.
+    let cont = frames::ipv4_tcp(lo, lo, &tcp(PORT, 40001, 1, &body), None);
+    c.run(programs::TC_INGRESS, &cont)?;
+    let cont = frames::ipv4_tcp(lo, lo, &tcp(PORT, 40001, 1401, &body), None);
+    let cases: Vec<(&'static str, Vec<u8>)> = vec![
+        (
+            "request head, 62 B (copied: small)",
+            frames::ipv4_tcp(lo, lo, &tcp(40000, PORT, 1, req), None),
+        ),
+        (
+            "response, 170 B (copied: small)",
+            frames::ipv4_tcp(lo, lo, &tcp(PORT, 40000, 1, &resp), None),
+        ),
+        (
+            "1,400 B out of sequence (copied, burst state looked up)",
+            frames::ipv4_tcp(lo, lo, &tcp(PORT, 40002, 1, &body), None),
+        ),
+        ("1,400 B continuation (length-only record)", cont),
+        (
+            "segment of an unwatched port",
+            frames::ipv4_tcp(lo, lo, &tcp(40000, 443, 1, req), None),
+        ),
+        ("UDP", frames::ipv4_udp(lo, lo, 53, 5353, b"x")),
+    ];
+    let mut out = Vec::new();
+    for (name, frame) in cases {
+        let mut best = u32::MAX;
+        for _ in 0..20 {
+            best = best.min(c.time(programs::TC_INGRESS, &frame, 2000)?);
+        }
+        out.push((name, best));
+    }
+    Ok(out)
+}
+
+fn run(a: &Args) -> Result<()> {
+    require_root();
+    for tool in ["wrk", "ab", "nginx", "python3"] {
+        apitap_e2e::require_tool(tool, tool);
+    }
+    let bin = apitap_bin();
+    let isolated = classifier_in_isolation()?;
+    let stats = BpfStats::enable()?;
+    let h = host()?;
+    eprintln!(
+        "agent {}, load average {:.2}",
+        bin.display(),
+        bench::load_average()
+    );
+
+    let worst = measure(&h, "/", a)?;
+    let realistic = measure(&h, "/proxy", a)?;
+
+    let agent = h.agent()?;
+    let (ring200, lost200) = ring_bytes_per_request(&h, &agent, "/r200", 2000)?;
+    let (ring1m, lost1m) = ring_bytes_per_request(&h, &agent, "/big1m", 64)?;
+    drop(agent);
+    let mem = if a.flows > 0 {
+        Some(memory_with_flows(&h, a.flows)?)
+    } else {
+        None
+    };
+    drop(stats);
+
+    println!();
+    println!(
+        "apitap live cost — {} round(s) of A/B per scenario, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, bpf_stats on throughout",
+        a.rounds, a.secs
+    );
+    print_scenario("worst case: nginx `return 200` on lo", &worst);
+    print_scenario(
+        &format!("realistic: nginx proxying to an upstream spinning {UPSTREAM_WORK_US} µs"),
+        &realistic,
+    );
+    println!();
+    println!("| ring bytes per request | figure |");
+    println!("| --- | --- |");
+    println!("| 200 B response (ab -k, 2000 requests) | {ring200:.0} B (lost {lost200}) |");
+    println!(
+        "| 1 MiB response (ab -k, 64 requests) | {:.1} KiB (lost {lost1m}) |",
+        ring1m / 1024.0
+    );
+    if let Some((irss, ipss, rss, pss, tracked)) = mem {
+        println!(
+            "| agent memory idle | RSS {:.1} MiB, PSS {:.1} MiB |",
+            irss as f64 / 1024.0,
+            ipss as f64 / 1024.0
+        );
+        println!(
+            "| agent memory with {} open flows ({tracked} tracked) | RSS {:.1} MiB, PSS {:.1} MiB |",
+            a.flows,
+            rss as f64 / 1024.0,
+            pss as f64 / 1024.0
+        );
+    }
+    println!();
+    println!(
+        "| classifier in isolation (BPF_PROG_TEST_RUN, hot caches, best of 20 × 2,000 runs) | ns per run |"
+    );
+    println!("| --- | --- |");
+    for (name, ns) in isolated {
+        println!("| {name} | {ns} |");
+    }
+    println!();
+    println!("load average at the end: {:.2}", bench::load_average());
+    Ok(())
+}
+
+fn range(v: impl Iterator<Item = f64>) -> String {
+    let v: Vec<f64> = v.collect();
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if (hi - lo).abs() < 0.005 * hi.abs().max(1e-9) {
+        format!("{lo:.3}")
+    } else {
+        format!("{lo:.3}–{hi:.3}")
+    }
+}
+
+fn print_scenario(name: &str, pairs: &[Pair]) {
+    println!();
+    println!("{name}");
+    println!();
+    println!(
+        "| round | load | req/s without | req/s with | ratio | p99 without | p99 with | p99 ratio | classifier ns/packet | packets/request | agent µs/request | lost | IWI without/with |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, p) in pairs.iter().enumerate() {
+        println!(
+            "| {} | {:.2} | {:.0} | {:.0} | {:.3} | {:.0} µs | {:.0} µs | {:.2} | {:.0} | {:.2} | {:.3} | {} | {}/{} |",
+            i + 1,
+            p.load,
+            p.without.rps,
+            p.with.rps,
+            p.with.rps / p.without.rps,
+            p.without.p99_us,
+            p.with.p99_us,
+            p.with.p99_us / p.without.p99_us,
+            p.bpf_ns as f64 / p.bpf_runs.max(1) as f64,
+            p.bpf_runs as f64 / p.transactions.max(1) as f64,
+            p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64,
+            p.lost,
+            p.iwi_without,
+            p.iwi_with,
+        );
+    }
+    println!(
+        "| all | | | | {} | | | {} | {} | | {} | {} | |",
+        range(pairs.iter().map(|p| p.with.rps / p.without.rps)),
+        range(pairs.iter().map(|p| p.with.p99_us / p.without.p99_us)),
+        range(
+            pairs
+                .iter()
+                .map(|p| p.bpf_ns as f64 / p.bpf_runs.max(1) as f64)
+        ),
+        range(
+            pairs
+                .iter()
+                .map(|p| p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64)
+        ),
+        pairs.iter().map(|p| p.lost).sum::<u64>(),
+    );
+}

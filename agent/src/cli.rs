@@ -71,7 +71,7 @@ pub struct RunArgs {
     /// How the classifiers attach: auto (TCX links where the kernel has them, else netlink
     /// filters), tcx, or netlink [default: auto].
     #[arg(long, env = "APITAP_ATTACH_MODE", value_enum)]
-    pub attach_mode: Option<crate::capture::AttachPolicy>,
+    pub attach_mode: Option<crate::capture::attach::AttachPolicy>,
     /// Webhook that receives alert notifications as JSON.
     #[arg(long, env = "APITAP_ALERT_WEBHOOK")]
     pub alert_webhook: Option<String>,
@@ -106,7 +106,7 @@ pub struct CheckArgs {
     pub interfaces: Vec<String>,
     /// The attach mode to report on, as `apitap run --attach-mode` [default: auto].
     #[arg(long, env = "APITAP_ATTACH_MODE", value_enum, default_value_t)]
-    pub attach_mode: crate::capture::AttachPolicy,
+    pub attach_mode: crate::capture::attach::AttachPolicy,
 }
 
 #[cfg(test)]

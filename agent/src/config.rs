@@ -51,7 +51,7 @@ pub struct Config {
     /// (`info,apitap::capture=debug`). None: RUST_LOG, else info.
     pub log_level: Option<String>,
     /// How the classifiers attach: auto (TCX links where the kernel has them), tcx, netlink.
-    pub attach_mode: crate::capture::AttachPolicy,
+    pub attach_mode: crate::capture::attach::AttachPolicy,
     pub routes: RoutesConfig,
     pub clients: ClientsConfig,
     pub redact: RedactConfig,
@@ -78,7 +78,7 @@ impl Default for Config {
             ring_bytes: agent_common::DEFAULT_RING_BYTES,
             log_format: "text".into(),
             log_level: None,
-            attach_mode: crate::capture::AttachPolicy::Auto,
+            attach_mode: crate::capture::attach::AttachPolicy::Auto,
             routes: RoutesConfig::default(),
             clients: ClientsConfig::default(),
             redact: RedactConfig::default(),

@@ -4,7 +4,7 @@
 //! Interfaces are followed by polling /sys/class/net every second (simple, and enough for
 //! containers and hot-plugged NICs); ports by polling /proc/net/tcp{,6} every two seconds.
 
-mod attach;
+pub mod attach;
 pub mod caps;
 mod clock;
 pub mod ifaces;

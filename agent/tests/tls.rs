@@ -197,6 +197,21 @@ impl Server {
         self.out.lock().expect("lock").clone()
     }
 
+    /// Waits until the server printed `what` at least `n` times: a delivery counts as sent when
+    /// the server answered, which can be before its output reached this process through the
+    /// pipe. Fails with what it printed.
+    async fn wait_count(&self, what: &str, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.printed().matches(what).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "server printed {what:?} fewer than {n} times: {}",
+                self.printed()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until the server printed `line` (its "ready" line) or fails with what it printed.
     fn wait_for(&self, what: &str) {
         let deadline = Instant::now() + WAIT;
@@ -351,6 +366,7 @@ async fn https_webhook_with_a_client_certificate_gets_firing_then_resolved() {
     let (m, _tasks) = AlertManager::spawn(&cfg).expect("spawn");
     fire_then_resolve(&m, "port-18090");
     wait_counter(&m, "webhook", "sent", 2.0).await;
+    sink.wait_count("POST apitap test client ", 2).await;
     let printed = sink.printed();
     let posts: Vec<serde_json::Value> = printed
         .lines()
@@ -578,6 +594,7 @@ async fn mail_arrives_over(mode: &str, tls: SmtpTls) {
     let service = format!("port-{port}");
     fire_then_resolve(&m, &service);
     wait_counter(&m, "smtp", "sent", 2.0).await;
+    sink.wait_count("END OF MESSAGE", 2).await;
     let printed = sink.printed();
     let messages: Vec<&str> = printed.split("END OF MESSAGE").collect();
     assert_eq!(messages.len(), 3, "two messages: {printed}");

@@ -34,7 +34,6 @@
 //! [`ErrorType::CaptureGap`]: crate::ErrorType::CaptureGap
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::flow::closed::RecentlyClosed;
 use crate::flow::names::Names;
@@ -46,6 +45,7 @@ use crate::flow::{self, Flow, FlowLimits, protocol};
 pub use crate::http::{HeadLimits, HttpStats, ParseErrorReason};
 pub use crate::http2::{H2Config, H2Stats};
 pub use crate::identity::IdentityConfig;
+use crate::server::{PortNames, ResolveServer, Skip};
 use crate::transaction::ConnMeta;
 use crate::{ErrorType, Segment, Transaction};
 
@@ -91,8 +91,6 @@ pub struct EngineConfig {
     pub sweep_interval_ns: u64,
     /// Client id header, X-Forwarded-For trust, redacted query keys.
     pub identity: IdentityConfig,
-    /// Server port -> service name; unlisted ports are `port-<N>`.
-    pub service_names: HashMap<u16, String>,
 }
 
 impl Default for EngineConfig {
@@ -112,20 +110,11 @@ impl Default for EngineConfig {
             gap_timeout_ns: 2 * SECOND_NS,
             sweep_interval_ns: SECOND_NS / 10,
             identity: IdentityConfig::default(),
-            service_names: HashMap::new(),
         }
     }
 }
 
 impl EngineConfig {
-    /// The service name of a server port.
-    pub fn service_name(&self, port: u16) -> Arc<str> {
-        match self.service_names.get(&port) {
-            Some(name) => Arc::from(name.as_str()),
-            None => Arc::from(format!("port-{port}")),
-        }
-    }
-
     fn flow_limits(&self) -> FlowLimits {
         FlowLimits {
             reorder_window_bytes: self.reorder_window_bytes,
@@ -194,9 +183,11 @@ pub struct Engine {
     names: Names,
     /// Connections that just ended, so late copies of their segments open no flow.
     closed: RecentlyClosed,
+    resolver: Box<dyn ResolveServer>,
 }
 
 impl Engine {
+    /// An engine naming servers `port-N` (see [`Engine::set_resolver`]).
     pub fn new(cfg: EngineConfig) -> Engine {
         Engine {
             cfg,
@@ -206,7 +197,14 @@ impl Engine {
             walk: Vec::new(),
             names: Names::new(),
             closed: RecentlyClosed::default(),
+            resolver: Box::new(PortNames::default()),
         }
+    }
+
+    /// Who serves at an address: asked once when a flow opens. Flows already open keep the
+    /// server they were resolved to.
+    pub fn set_resolver(&mut self, resolver: Box<dyn ResolveServer>) {
+        self.resolver = resolver;
     }
 
     /// The configuration in use.
@@ -216,40 +214,57 @@ impl Engine {
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
     pub fn ingest(&mut self, seg: &Segment<'_>, out: &mut Vec<Transaction>) {
-        let st = &mut self.stats.flows;
-        st.segments += 1;
-        st.payload_bytes += u64::from(seg.payload_len);
-        st.uncopied_bytes += u64::from(seg.uncopied_len());
+        self.stats.flows.segments += 1;
         let key = FlowKey::new(seg.client, seg.server);
         let idx = match self.flows.find(&key) {
-            Some(idx)
-                if self
-                    .flows
-                    .get_mut(idx)
-                    .is_some_and(|f| f.is_new_connection(seg)) =>
-            {
-                self.evict(idx, ErrorType::ConnectionClosed, out);
-                self.stats.flows.closed += 1;
-                self.open_flow(key, seg, out)
-            }
             Some(idx) => {
-                self.flows.touch(idx);
-                idx
+                let Some(flow) = self.flows.get_mut(idx) else {
+                    return;
+                };
+                if flow.ifindex != seg.ifindex {
+                    // The same segment seen again on another interface of its path (the other
+                    // veth of a bridge, the bridge itself): the flow is read where it was
+                    // first seen (a reused 4-tuple takes the same path, so its SYN comes there
+                    // first too).
+                    self.stats.flows.duplicate_segments += 1;
+                    return;
+                } else if flow.is_new_connection(seg) {
+                    self.evict(idx, ErrorType::ConnectionClosed, out);
+                    self.stats.flows.closed += 1;
+                    match self.open_flow(key, seg, out) {
+                        Some(idx) => idx,
+                        None => return,
+                    }
+                } else {
+                    self.flows.touch(idx);
+                    idx
+                }
             }
             None => {
                 // A bare ACK, FIN or RST of a connection we do not track carries nothing.
                 if seg.payload_len == 0 && !seg.flags.syn() {
                     return;
                 }
-                // A late copy of a connection that just ended is a retransmission.
+                // A late copy of a connection that just ended: a retransmission, or the same
+                // segment seen on a second interface of its path.
                 let (linger, window) = (self.cfg.gap_timeout_ns, self.cfg.reorder_window_bytes);
-                if self.closed.absorbs(&key, seg, linger, window) {
-                    self.stats.reassembly.retransmit_bytes += u64::from(seg.payload_len);
+                if let Some(read_on) = self.closed.absorbs(&key, seg, linger, window) {
+                    if read_on == seg.ifindex {
+                        self.stats.reassembly.retransmit_bytes += u64::from(seg.payload_len);
+                    } else {
+                        self.stats.flows.duplicate_segments += 1;
+                    }
                     return;
                 }
-                self.open_flow(key, seg, out)
+                match self.open_flow(key, seg, out) {
+                    Some(idx) => idx,
+                    None => return,
+                }
             }
         };
+        let st = &mut self.stats.flows;
+        st.payload_bytes += u64::from(seg.payload_len);
+        st.uncopied_bytes += u64::from(seg.uncopied_len());
         let Some(flow) = self.flows.get_mut(idx) else {
             return;
         };
@@ -257,14 +272,31 @@ impl Engine {
         let closed = flow.is_closed().then(|| flow.stream_ends());
         self.account(idx);
         if let Some(ends) = closed {
-            self.closed.remember(key, ends, seg.ts_ns);
+            self.closed.remember(key, ends, seg.ts_ns, seg.ifindex);
             self.drop_flow(idx);
             self.stats.flows.closed += 1;
         }
         self.enforce_total_budget(out);
     }
 
-    fn open_flow(&mut self, key: FlowKey, seg: &Segment<'_>, out: &mut Vec<Transaction>) -> u32 {
+    /// Opens a flow for `key`, unless its server is excluded or not on this host (counted).
+    fn open_flow(
+        &mut self,
+        key: FlowKey,
+        seg: &Segment<'_>,
+        out: &mut Vec<Transaction>,
+    ) -> Option<u32> {
+        let server = match self.resolver.resolve(seg.server) {
+            Ok(server) => server,
+            Err(Skip::Excluded) => {
+                self.stats.flows.segments_excluded += 1;
+                return None;
+            }
+            Err(Skip::NotLocal) => {
+                self.stats.flows.segments_not_local += 1;
+                return None;
+            }
+        };
         while self.flows.len() >= self.cfg.max_flows.max(1) {
             let Some(oldest) = self.flows.oldest() else {
                 break;
@@ -272,16 +304,15 @@ impl Engine {
             self.evict(oldest, ErrorType::CaptureGap, out);
             self.stats.flows.evicted_budget += 1;
         }
-        let port = seg.server.port();
-        let service = self.names.service(port, || self.cfg.service_name(port));
         let client_ip = self.names.client_ip(seg.client.ip());
-        let meta = ConnMeta::new(seg.client, seg.server, service, client_ip);
+        let meta = ConnMeta::new(seg.client, seg.server, server, client_ip);
         self.stats.flows.opened += 1;
-        let idx = self
-            .flows
-            .insert(key, Flow::new(meta, seg.flags.syn(), seg.ts_ns));
+        let idx = self.flows.insert(
+            key,
+            Flow::new(meta, seg.flags.syn(), seg.ts_ns, seg.ifindex),
+        );
         self.stats.flows.tracked = self.flows.len() as u64;
-        idx
+        Some(idx)
     }
 
     /// Refreshes the buffered-bytes gauge after a flow changed.
@@ -375,15 +406,22 @@ impl Engine {
         &self.stats
     }
 
-    /// Open connections per service (feeds `api_active_connections`), sorted by service.
+    /// Open connections per (namespace, service) (feeds `api_active_connections`), sorted.
     /// Flows found not to speak HTTP are left out.
-    pub fn active_connections(&self) -> Vec<(String, u64)> {
-        let mut counts: HashMap<&str, u64> = HashMap::new();
+    pub fn active_connections(&self) -> Vec<(String, String, u64)> {
+        let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
         for flow in self.flows.values().filter(|f| !f.protocol.is_opaque()) {
-            *counts.entry(&flow.meta.service).or_default() += 1;
+            let ns = flow
+                .meta
+                .attribution
+                .as_deref()
+                .map_or("", |a| &a.namespace);
+            *counts.entry((ns, &flow.meta.service)).or_default() += 1;
         }
-        let mut v: Vec<(String, u64)> =
-            counts.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+        let mut v: Vec<(String, String, u64)> = counts
+            .into_iter()
+            .map(|((ns, svc), n)| (ns.to_owned(), svc.to_owned(), n))
+            .collect();
         v.sort();
         v
     }

@@ -23,9 +23,11 @@ pub mod pipeline;
 pub mod route;
 pub mod segment;
 pub mod series;
+pub mod server;
 pub mod stream;
 pub mod time;
 pub mod transaction;
 
 pub use segment::{Direction, Segment, TcpFlags};
+pub use server::{Attribution, ResolveServer, Server};
 pub use transaction::{ConnMeta, ErrorType, Rpc, Transaction};

@@ -58,6 +58,9 @@ pub struct Segment<'a> {
     pub payload_len: u32,
     /// The copied prefix of the payload.
     pub payload: &'a [u8],
+    /// The interface the segment was seen on (0 when unknown, as in a capture file). A flow
+    /// seen on several interfaces (both veths of a bridge) is read from the first one only.
+    pub ifindex: u32,
 }
 
 impl Segment<'_> {

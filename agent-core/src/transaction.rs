@@ -6,6 +6,8 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::server::{Attribution, Server};
+
 /// Why a transaction is incomplete or failed below HTTP (SPEC `error.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorType {
@@ -94,8 +96,12 @@ pub struct Transaction {
     pub response_wire_bytes: u64,
     pub client: Option<SocketAddr>,
     pub server: Option<SocketAddr>,
-    /// `port-<server port>` unless configured otherwise; shared by every record of a flow.
+    /// The server's service name (workload, process, configured name or `port-N`); shared by
+    /// every record of a flow.
     pub service: Arc<str>,
+    /// Namespace, pod, workload, container and process of the server, when known; shared by
+    /// every record of a flow.
+    pub attribution: Option<Arc<Attribution>>,
     pub user_agent: Option<Arc<str>>,
     /// API consumer: `key:<short hash>`, `sub:<jwt sub>` or the client IP (SPEC "client").
     pub client_id: Option<Arc<str>>,
@@ -114,6 +120,11 @@ impl Transaction {
     /// Duration in seconds, as logged.
     pub fn duration_s(&self) -> Option<f64> {
         self.duration_ns.map(|ns| ns as f64 / 1e9)
+    }
+
+    /// The Kubernetes namespace of the server (the `namespace` label); empty when unknown.
+    pub fn namespace(&self) -> &str {
+        self.attribution.as_deref().map_or("", |a| &a.namespace)
     }
 
     /// True when the server answered with 5xx, the exchange failed below HTTP, or a gRPC
@@ -136,22 +147,26 @@ pub struct ConnMeta {
     pub server: SocketAddr,
     /// The server's service name.
     pub service: Arc<str>,
+    /// What is known about the server (namespace, pod, workload, container, process).
+    pub attribution: Option<Arc<Attribution>>,
     /// The client IP as text (the default `client.id`), formatted once per flow.
     pub client_ip: Arc<str>,
 }
 
 impl ConnMeta {
+    /// The connection `client` -> `server_addr`, served by `server` (resolved once per flow);
     /// `client_ip` is the client address as text (shared by the engine across flows).
     pub fn new(
         client: SocketAddr,
-        server: SocketAddr,
-        service: Arc<str>,
+        server_addr: SocketAddr,
+        server: Server,
         client_ip: Arc<str>,
     ) -> ConnMeta {
         ConnMeta {
             client,
-            server,
-            service,
+            server: server_addr,
+            service: server.service,
+            attribution: server.attribution,
             client_ip,
         }
     }
@@ -164,6 +179,7 @@ impl ConnMeta {
             client: Some(self.client),
             server: Some(self.server),
             service: Arc::clone(&self.service),
+            attribution: self.attribution.clone(),
             client_id: Some(Arc::clone(&self.client_ip)),
             ..Transaction::default()
         }
@@ -172,7 +188,7 @@ impl ConnMeta {
 
 impl Serialize for Transaction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(22 + if self.rpc.is_some() { 4 } else { 0 }))?;
+        let mut m = s.serialize_map(None)?;
         m.serialize_entry("timestamp", &crate::time::rfc3339_micros(self.start_ns))?;
         m.serialize_entry("http.request.method", &self.method)?;
         m.serialize_entry("url.path", &self.path.as_deref())?;
@@ -201,8 +217,36 @@ impl Serialize for Transaction {
             m.serialize_entry("rpc.method", &rpc.method)?;
             m.serialize_entry("rpc.grpc.status_code", &rpc.status)?;
         }
+        if let Some(a) = &self.attribution {
+            serialize_attribution(&mut m, a)?;
+        }
         m.end()
     }
+}
+
+/// The server's OpenTelemetry resource attributes; each is left out when unknown.
+fn serialize_attribution<M: SerializeMap>(m: &mut M, a: &Attribution) -> Result<(), M::Error> {
+    if !a.namespace.is_empty() {
+        m.serialize_entry("k8s.namespace.name", &*a.namespace)?;
+    }
+    if let Some(pod) = &a.pod {
+        m.serialize_entry("k8s.pod.name", &**pod)?;
+    }
+    if let Some(w) = &a.workload
+        && let Some(key) = w.kind.and_then(|k| k.otel_key())
+    {
+        m.serialize_entry(key, &*w.name)?;
+    }
+    if let Some(id) = &a.container_id {
+        m.serialize_entry("container.id", &**id)?;
+    }
+    if let Some(pid) = a.pid {
+        m.serialize_entry("process.pid", &pid)?;
+    }
+    if let Some(exe) = &a.executable {
+        m.serialize_entry("process.executable.name", &**exe)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -262,5 +306,48 @@ mod tests {
             t.rpc.as_ref().and_then(|r| r.error_name()),
             Some("UNAVAILABLE")
         );
+    }
+
+    #[test]
+    fn attribution_adds_the_known_otel_resource_keys_only() {
+        use crate::server::{Workload, WorkloadKind};
+        let on_kubernetes = Transaction {
+            attribution: Some(Arc::new(Attribution {
+                namespace: "shop".into(),
+                pod: Some("checkout-7d9f8b6c5-x2k4p".into()),
+                workload: Some(Workload {
+                    kind: Some(WorkloadKind::Deployment),
+                    name: "checkout".into(),
+                }),
+                container_id: Some("0123abcd".into()),
+                pid: Some(4242),
+                executable: Some("nginx".into()),
+            })),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&on_kubernetes).expect("serializes");
+        assert!(json.ends_with(
+            r#""error.type":null,"k8s.namespace.name":"shop","k8s.pod.name":"checkout-7d9f8b6c5-x2k4p","k8s.deployment.name":"checkout","container.id":"0123abcd","process.pid":4242,"process.executable.name":"nginx"}"#
+        ), "{json}");
+        let host = Transaction {
+            attribution: Some(Arc::new(Attribution {
+                pid: Some(7),
+                executable: Some("nginx".into()),
+                workload: Some(Workload {
+                    kind: None,
+                    name: "guessed".into(),
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&host).expect("serializes");
+        assert!(
+            json.ends_with(
+                r#""error.type":null,"process.pid":7,"process.executable.name":"nginx"}"#
+            ),
+            "{json}"
+        );
+        assert!(!json.contains("k8s."), "{json}");
     }
 }

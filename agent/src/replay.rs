@@ -329,7 +329,7 @@ mod tests {
             assert_eq!(v["http.route"], "/api/users");
         }
         let text = std::fs::read_to_string(&prom).expect("exposition written");
-        assert!(text.contains(r#"api_requests_total{service="port-18931",method="GET",endpoint="/api/users",status="200"} 20"#));
+        assert!(text.contains(r#"api_requests_total{namespace="",service="port-18931",method="GET",endpoint="/api/users",status="200"} 20"#));
         assert!(text.contains("apitap_replay_packets_total "));
     }
 

@@ -196,6 +196,7 @@ Proxy-Authorization: Basic SECRET-PROXY\r\nX-Request-ID: req-secret-test\r\n\r\n
         flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
         payload_len: payload.len() as u32,
         payload,
+        ifindex: 1,
     };
     let mut engine = Engine::new(EngineConfig::default());
     let mut out = Vec::new();

@@ -100,6 +100,7 @@ impl Feeder {
             flags: TcpFlags(flags),
             payload_len: len,
             payload: data,
+            ifindex: 1,
         };
         engine.ingest(&seg, out);
         engine.advance(self.ts, out);

@@ -37,6 +37,7 @@ impl Owned {
             flags: TcpFlags(self.flags),
             payload_len: self.data.len() as u32,
             payload: &self.data,
+            ifindex: 0,
         }
     }
 }

@@ -71,7 +71,10 @@ impl Row {
 
 #[derive(Clone, Debug)]
 pub(super) struct ServiceState {
+    pub namespace: Box<str>,
     pub name: Box<str>,
+    /// False once retired: the slot waits in `free_services` for the next new service.
+    pub live: bool,
     pub requests: u64,
     pub active_connections: u64,
     pub windows: Windows,
@@ -147,7 +150,10 @@ fn error_index(e: ErrorType) -> u8 {
 pub struct Aggregator {
     cfg: AggregateConfig,
     pub(super) services: Vec<ServiceState>,
-    service_index: HashMap<Box<str>, u32>,
+    /// namespace -> service -> id.
+    service_index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
+    /// Slots of retired services, reused first.
+    free_services: Vec<u32>,
     pub(super) names: Vec<Box<str>>,
     name_index: HashMap<Box<str>, u32>,
     pub(super) rows: Vec<Row>,
@@ -185,6 +191,7 @@ impl Aggregator {
             cfg,
             services: Vec::new(),
             service_index: HashMap::new(),
+            free_services: Vec::new(),
             names: vec![OTHER.into()],
             name_index: HashMap::from_iter([(Box::<str>::from(OTHER), OTHER_NAME)]),
             rows: Vec::new(),
@@ -213,16 +220,16 @@ impl Aggregator {
         self.collapsed[metric as usize]
     }
 
-    /// Sets `api_active_connections{service}` (the engine's live connection count).
-    pub fn set_active_connections(&mut self, service: &str, connections: u64) {
-        let svc = self.service_id(service);
+    /// Sets `api_active_connections{namespace,service}` (the engine's live connection count).
+    pub fn set_active_connections(&mut self, namespace: &str, service: &str, connections: u64) {
+        let svc = self.service_id(namespace, service);
         self.services[svc as usize].active_connections = connections;
     }
 
     /// Accounts one transaction (its `route` already set by the route stage).
     pub fn record(&mut self, tx: &Transaction) {
         self.latest_ns = self.latest_ns.max(tx.start_ns);
-        let svc = self.service_id(&tx.service);
+        let svc = self.service_id(tx.namespace(), &tx.service);
         let method = method_index(tx.method.as_deref());
         let endpoint = tx.route.as_deref().unwrap_or(UNKNOWN_ENDPOINT);
         let failure = tx.is_failure();
@@ -266,28 +273,168 @@ impl Aggregator {
         service.windows.record(tx.start_ns, failure, duration);
     }
 
-    fn service_id(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.service_index.get(name) {
+    fn find_service(&self, namespace: &str, name: &str) -> Option<u32> {
+        self.service_index.get(namespace)?.get(name).copied()
+    }
+
+    fn service_id(&mut self, namespace: &str, name: &str) -> u32 {
+        if let Some(id) = self.find_service(namespace, name) {
             return id;
         }
-        let name = if self.budgets[Budgeted::Services as usize].admit() {
-            name
+        let (namespace, name) = if self.budgets[Budgeted::Services as usize].admit() {
+            (namespace, name)
         } else {
             self.collapsed[Budgeted::Services as usize] += 1;
-            if let Some(&id) = self.service_index.get(OTHER) {
+            if let Some(id) = self.find_service("", OTHER) {
                 return id;
             }
-            OTHER
+            ("", OTHER)
         };
-        let id = self.services.len() as u32;
-        self.services.push(ServiceState {
+        let state = ServiceState {
+            namespace: namespace.into(),
             name: name.into(),
+            live: true,
             requests: 0,
             active_connections: 0,
             windows: Windows::default(),
-        });
-        self.service_index.insert(name.into(), id);
+        };
+        let id = match self.free_services.pop() {
+            Some(id) => {
+                self.services[id as usize] = state;
+                id
+            }
+            None => {
+                self.services.push(state);
+                self.services.len() as u32 - 1
+            }
+        };
+        self.service_index
+            .entry(namespace.into())
+            .or_default()
+            .insert(name.into(), id);
         id
+    }
+
+    /// Drops every series of (namespace, service) and gives their budget back: for a service
+    /// that is gone (a deleted pod's workload), so label sets do not pile up with churn.
+    /// Endpoint names no longer used by any series are forgotten too. Returns false when the
+    /// service had no series. A transaction of the service after this starts it afresh.
+    pub fn retire_service(&mut self, namespace: &str, service: &str) -> bool {
+        let Some(id) = self.find_service(namespace, service) else {
+            return false;
+        };
+        if let Some(names) = self.service_index.get_mut(namespace) {
+            names.remove(service);
+            if names.is_empty() {
+                self.service_index.remove(namespace);
+            }
+        }
+        let state = &mut self.services[id as usize];
+        state.live = false;
+        state.windows = Windows::default();
+        self.free_services.push(id);
+        if !(namespace.is_empty() && service == OTHER) {
+            self.budgets[Budgeted::Services as usize].release(1);
+        }
+
+        let rows_before = self.rows.len();
+        let statuses = |r: &Row| r.statuses.len();
+        let status_series: usize = self
+            .rows
+            .iter()
+            .filter(|r| r.service == id && r.name != OTHER_NAME)
+            .map(statuses)
+            .sum();
+        let histogram_rows = self
+            .rows
+            .iter()
+            .filter(|r| r.service == id && r.name != OTHER_NAME)
+            .count();
+        self.rows.retain(|r| r.service != id);
+        self.budgets[Budgeted::Requests as usize].release(status_series);
+        self.budgets[Budgeted::Duration as usize].release(histogram_rows);
+        release(
+            &mut self.errors,
+            |k| k.0 == id,
+            &mut self.budgets[Budgeted::Errors as usize],
+            |k| k.1 == OTHER_NAME,
+        );
+        release(
+            &mut self.rate_limits,
+            |k| k.0 == id,
+            &mut self.budgets[Budgeted::RateLimits as usize],
+            |k| k.1 == OTHER_NAME,
+        );
+        release(
+            &mut self.auth,
+            |k| k.0 == id,
+            &mut self.budgets[Budgeted::AuthFailures as usize],
+            |k| k.1 == OTHER_NAME,
+        );
+        release(
+            &mut self.client_requests,
+            |k| k.0 == id,
+            &mut self.budgets[Budgeted::ClientRequests as usize],
+            |k| k.1 == 0,
+        );
+        if self.rows.len() != rows_before {
+            self.reindex();
+        }
+        true
+    }
+
+    /// Rebuilds the row index and drops endpoint names no series uses (after a retirement).
+    fn reindex(&mut self) {
+        let mut used = vec![false; self.names.len()];
+        used[OTHER_NAME as usize] = true;
+        for r in &self.rows {
+            used[r.name as usize] = true;
+        }
+        for k in self.errors.keys() {
+            used[k.1 as usize] = true;
+        }
+        for k in self.rate_limits.keys() {
+            used[k.1 as usize] = true;
+        }
+        for k in self.auth.keys() {
+            used[k.1 as usize] = true;
+        }
+        let mut remap = vec![OTHER_NAME; self.names.len()];
+        let mut names = Vec::with_capacity(self.names.len());
+        for (old, name) in std::mem::take(&mut self.names).into_iter().enumerate() {
+            if used[old] {
+                remap[old] = names.len() as u32;
+                names.push(name);
+            }
+        }
+        self.names = names;
+        self.name_index = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        for r in &mut self.rows {
+            r.name = remap[r.name as usize];
+        }
+        self.row_index = self
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.service, r.method, r.name), i as u32))
+            .collect();
+        self.errors = std::mem::take(&mut self.errors)
+            .into_iter()
+            .map(|((s, n, l), v)| ((s, remap[n as usize], l), v))
+            .collect();
+        self.rate_limits = std::mem::take(&mut self.rate_limits)
+            .into_iter()
+            .map(|((s, n, c), v)| ((s, remap[n as usize], c), v))
+            .collect();
+        self.auth = std::mem::take(&mut self.auth)
+            .into_iter()
+            .map(|((s, n, c, st), v)| ((s, remap[n as usize], c, st), v))
+            .collect();
     }
 
     /// The row for (service, method, endpoint), or the service/method's `other` row when the
@@ -433,6 +580,23 @@ impl Aggregator {
         self.auth.retain(|k, _| k.2 != uid);
         self.budgets[Budgeted::AuthFailures as usize].release(before - self.auth.len());
     }
+}
+
+/// Removes the keys `gone` selects, giving `budget` back for those it had charged (every key
+/// but the `other` ones).
+fn release<K: std::hash::Hash + Eq + Copy>(
+    map: &mut HashMap<K, u64>,
+    gone: impl Fn(&K) -> bool,
+    budget: &mut Budget,
+    is_other: impl Fn(&K) -> bool,
+) {
+    let mut charged = 0;
+    map.retain(|k, _| {
+        let remove = gone(k);
+        charged += usize::from(remove && !is_other(k));
+        !remove
+    });
+    budget.release(charged);
 }
 
 /// Increments `key`, admitting it under `budget`, or else `other` (always admitted) while

@@ -53,8 +53,11 @@ fn status_label(status: u16) -> String {
 }
 
 impl Aggregator {
-    fn service_name(&self, svc: u32) -> &str {
-        self.services.get(svc as usize).map_or("", |s| &s.name)
+    /// (namespace, service) of a service id.
+    fn service_name(&self, svc: u32) -> (&str, &str) {
+        self.services
+            .get(svc as usize)
+            .map_or(("", ""), |s| (&s.namespace, &s.name))
     }
 
     fn endpoint_name(&self, name: u32) -> &str {
@@ -69,7 +72,8 @@ impl Aggregator {
             .iter()
             .filter(|r| r.count > 0)
             .map(|r| EndpointStats {
-                service: self.service_name(r.service).into(),
+                namespace: self.service_name(r.service).0.into(),
+                service: self.service_name(r.service).1.into(),
                 method: METHODS[usize::from(r.method)].into(),
                 endpoint: self.endpoint_name(r.name).into(),
                 count: r.count,
@@ -86,7 +90,12 @@ impl Aggregator {
             .collect();
         endpoints.sort_by(|a, b| {
             b.count.cmp(&a.count).then_with(|| {
-                (&a.service, &a.method, &a.endpoint).cmp(&(&b.service, &b.method, &b.endpoint))
+                (&a.namespace, &a.service, &a.method, &a.endpoint).cmp(&(
+                    &b.namespace,
+                    &b.service,
+                    &b.method,
+                    &b.endpoint,
+                ))
             })
         });
 
@@ -109,7 +118,9 @@ impl Aggregator {
         let mut services: Vec<ServiceStats> = self
             .services
             .iter()
+            .filter(|s| s.live)
             .map(|s| ServiceStats {
+                namespace: s.namespace.to_string(),
                 service: s.name.to_string(),
                 requests: s.requests,
                 active_connections: s.active_connections,
@@ -121,7 +132,7 @@ impl Aggregator {
                 requests_last_minute: s.windows.last_minute(now_ns),
             })
             .collect();
-        services.sort_by(|a, b| a.service.cmp(&b.service));
+        services.sort_by(|a, b| (&a.namespace, &a.service).cmp(&(&b.namespace, &b.service)));
 
         let series = self.families(&services);
         Snapshot {
@@ -135,8 +146,10 @@ impl Aggregator {
 
     fn families(&self, services: &[ServiceStats]) -> MetricFamilies {
         let row_labels = |r: &super::aggregator::Row| {
+            let (ns, svc) = self.service_name(r.service);
             labels([
-                ("service", self.service_name(r.service)),
+                ("namespace", ns),
+                ("service", svc),
                 ("method", METHODS[usize::from(r.method)]),
                 ("endpoint", self.endpoint_name(r.name)),
             ])
@@ -167,8 +180,10 @@ impl Aggregator {
             .errors
             .iter()
             .map(|(&(svc, name, label), &n)| {
+                let (ns, svc) = self.service_name(svc);
                 let l = [
-                    ("service", self.service_name(svc)),
+                    ("namespace", ns),
+                    ("service", svc),
                     ("endpoint", self.endpoint_name(name)),
                     ("error_type", error_label(label)),
                 ];
@@ -179,8 +194,10 @@ impl Aggregator {
             .rate_limits
             .iter()
             .map(|(&(svc, name, uid), &n)| {
+                let (ns, svc) = self.service_name(svc);
                 let l = [
-                    ("service", self.service_name(svc)),
+                    ("namespace", ns),
+                    ("service", svc),
                     ("endpoint", self.endpoint_name(name)),
                     ("client", client(uid)),
                 ];
@@ -192,8 +209,10 @@ impl Aggregator {
             .iter()
             .map(|(&(svc, name, uid, status), &n)| {
                 let status = status_label(status);
+                let (ns, svc) = self.service_name(svc);
                 let l = [
-                    ("service", self.service_name(svc)),
+                    ("namespace", ns),
+                    ("service", svc),
                     ("endpoint", self.endpoint_name(name)),
                     ("client", client(uid)),
                     ("status", &status),
@@ -205,22 +224,32 @@ impl Aggregator {
             .client_requests
             .iter()
             .map(|(&(svc, uid), &n)| {
+                let (ns, svc) = self.service_name(svc);
                 scalar(
-                    labels([("service", self.service_name(svc)), ("client", client(uid))]),
+                    labels([("namespace", ns), ("service", svc), ("client", client(uid))]),
                     n,
                 )
             })
             .collect();
         let connections = services
             .iter()
-            .map(|s| scalar(labels([("service", &s.service)]), s.active_connections))
+            .map(|s| {
+                scalar(
+                    labels([("namespace", &s.namespace), ("service", &s.service)]),
+                    s.active_connections,
+                )
+            })
             .collect();
         let availability = services
             .iter()
             .flat_map(|s| {
                 let values = [s.availability_5m, s.availability_1h, s.availability_24h];
                 WINDOWS.iter().zip(values).map(|((w, _), v)| Sample {
-                    labels: labels([("service", &s.service), ("window", w)]),
+                    labels: labels([
+                        ("namespace", &s.namespace),
+                        ("service", &s.service),
+                        ("window", w),
+                    ]),
                     value: SampleValue::Scalar(v),
                 })
             })

@@ -29,7 +29,7 @@
 //! let snapshot = aggregator.snapshot(aggregator.latest_ns()); // wall clock when live
 //! assert_eq!(snapshot.top_endpoints(1)[0].count, 1);
 //! let text = render(&snapshot, &[], Format::from_accept(Some("text/plain")));
-//! assert!(text.contains(r#"api_requests_total{service="port-18080",method="GET",endpoint="/api/users/{id}",status="200"} 1"#));
+//! assert!(text.contains(r#"api_requests_total{namespace="",service="port-18080",method="GET",endpoint="/api/users/{id}",status="200"} 1"#));
 //! ```
 
 pub mod aggregator;

@@ -18,16 +18,18 @@ pub struct Snapshot {
     /// One row per tracked client (top-K by traffic) plus `"other"` when anything was folded
     /// into it; sorted by count descending then by name.
     pub clients: Vec<ClientStats>,
-    /// One row per service, sorted by name.
+    /// One row per (namespace, service), sorted.
     pub services: Vec<ServiceStats>,
     /// The metric families the Prometheus/OpenMetrics exposition renders.
     #[serde(skip)]
     pub series: MetricFamilies,
 }
 
-/// Totals and latency for one (service, method, endpoint) since the agent started.
+/// Totals and latency for one (namespace, service, method, endpoint) since the agent started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct EndpointStats {
+    /// Kubernetes namespace of the service; empty off Kubernetes.
+    pub namespace: String,
     pub service: String,
     pub method: String,
     /// Route template (`/api/users/{id}`), or `"other"` beyond the series budget.
@@ -61,9 +63,11 @@ pub struct ClientStats {
     pub auth_failures: u64,
 }
 
-/// Health-oriented figures for one service (`port-18080` unless configured otherwise).
+/// Health-oriented figures for one service of a namespace.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ServiceStats {
+    /// Kubernetes namespace of the service; empty off Kubernetes.
+    pub namespace: String,
     pub service: String,
     /// Requests since start.
     pub requests: u64,
@@ -90,7 +94,12 @@ impl Snapshot {
         let mut v: Vec<&EndpointStats> = self.endpoints.iter().collect();
         v.sort_by(|a, b| {
             b.count.cmp(&a.count).then_with(|| {
-                (&a.service, &a.method, &a.endpoint).cmp(&(&b.service, &b.method, &b.endpoint))
+                (&a.namespace, &a.service, &a.method, &a.endpoint).cmp(&(
+                    &b.namespace,
+                    &b.service,
+                    &b.method,
+                    &b.endpoint,
+                ))
             })
         });
         v.truncate(n);
@@ -105,9 +114,12 @@ impl Snapshot {
         v
     }
 
-    /// The row for one service, if it saw traffic or has connections.
-    pub fn service(&self, name: &str) -> Option<&ServiceStats> {
-        self.services.iter().find(|s| s.service == name)
+    /// The row for one service of a namespace (`""` off Kubernetes), if it saw traffic or has
+    /// connections.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceStats> {
+        self.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.service == name)
     }
 }
 

@@ -23,14 +23,22 @@ fn tx(method: &str, route: &str, status: Option<u16>, ms: u64) -> Transaction {
     }
 }
 
+/// The value of the sample with exactly these labels; on `api_*` families `namespace=""` is
+/// implied unless `want` names a namespace.
 fn scalar(s: &Snapshot, family: &str, want: &[(&str, &str)]) -> Option<f64> {
     let f = s.series.get(family)?;
+    let implied =
+        usize::from(family.starts_with("api_") && !want.iter().any(|(k, _)| *k == "namespace"));
     f.samples
         .iter()
         .find(|x| {
             want.iter()
                 .all(|(k, v)| x.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-                && x.labels.len() == want.len()
+                && x.labels.len() == want.len() + implied
+                && (implied == 0
+                    || x.labels
+                        .iter()
+                        .any(|(k, v)| k == "namespace" && v.is_empty()))
         })
         .and_then(|x| match x.value {
             SampleValue::Scalar(v) => Some(v),
@@ -248,14 +256,14 @@ fn clients_beyond_top_k_are_other() {
 #[rstest]
 fn availability_is_one_without_traffic_and_per_window_with_it() {
     let mut a = Aggregator::default();
-    a.set_active_connections("port-9090", 3);
+    a.set_active_connections("", "port-9090", 3);
     a.record(&tx("GET", "/x", Some(500), 1));
     a.record(&tx("GET", "/x", Some(200), 1));
     let later = T0 + 10 * 60 * 1_000_000_000;
     let s = a.snapshot(later);
-    let idle = s.service("port-9090").expect("service row");
+    let idle = s.service("", "port-9090").expect("service row");
     assert_eq!((idle.availability_5m, idle.active_connections), (1.0, 3));
-    let busy = s.service("port-8080").expect("service row");
+    let busy = s.service("", "port-8080").expect("service row");
     assert_eq!(
         (
             busy.availability_5m,
@@ -435,6 +443,17 @@ fn grpc_call(code: u8) -> Transaction {
     }
 }
 
+fn in_namespace(namespace: &str, service: &str, route: &str, status: u16) -> Transaction {
+    Transaction {
+        service: service.into(),
+        attribution: Some(std::sync::Arc::new(crate::server::Attribution {
+            namespace: namespace.into(),
+            ..Default::default()
+        })),
+        ..tx("GET", route, Some(status), 3)
+    }
+}
+
 #[rstest]
 fn grpc_codes_are_error_types_rate_limits_and_auth_failures() {
     use crate::http2::grpc;
@@ -492,4 +511,103 @@ fn grpc_codes_are_error_types_rate_limits_and_auth_failures() {
     let e = &s.endpoints[0];
     assert_eq!((e.count, e.errors, e.client_errors), (7, 2, 4));
     assert!((s.services[0].availability_5m - 5.0 / 7.0).abs() < 1e-9);
+}
+
+#[rstest]
+fn same_service_name_in_two_namespaces_is_two_label_sets() {
+    let mut a = Aggregator::default();
+    a.record(&in_namespace("shop", "web", "/a", 200));
+    a.record(&in_namespace("shop", "web", "/a", 200));
+    a.record(&in_namespace("blog", "web", "/a", 200));
+    a.record(&tx("GET", "/a", Some(200), 1));
+    let s = a.snapshot(T0);
+    let requests = |ns: &str, svc: &str| {
+        scalar(
+            &s,
+            "api_requests_total",
+            &[
+                ("namespace", ns),
+                ("service", svc),
+                ("method", "GET"),
+                ("endpoint", "/a"),
+                ("status", "200"),
+            ],
+        )
+    };
+    assert_eq!(requests("shop", "web"), Some(2.0));
+    assert_eq!(requests("blog", "web"), Some(1.0));
+    assert_eq!(requests("", "port-8080"), Some(1.0));
+    let services: Vec<(&str, &str, u64)> = s
+        .services
+        .iter()
+        .map(|x| (x.namespace.as_str(), x.service.as_str(), x.requests))
+        .collect();
+    assert_eq!(
+        services,
+        [("", "port-8080", 1), ("blog", "web", 1), ("shop", "web", 2)]
+    );
+    // Every api_* family carries the namespace label first.
+    for f in s
+        .series
+        .families
+        .iter()
+        .filter(|f| f.name.starts_with("api_"))
+    {
+        for x in &f.samples {
+            assert_eq!(x.labels[0].0, "namespace", "{}", f.name);
+        }
+    }
+}
+
+#[rstest]
+fn a_retired_service_leaves_every_family_and_gives_its_budget_back() {
+    let cfg = AggregateConfig {
+        series_budget: 4,
+        max_services: 2,
+        ..AggregateConfig::default()
+    };
+    let mut a = Aggregator::new(cfg);
+    for route in ["/gone/a", "/gone/b", "/gone/c"] {
+        a.record(&in_namespace("shop", "old", route, 503));
+    }
+    a.record(&in_namespace("shop", "kept", "/kept", 429));
+    assert!(a.retire_service("shop", "old"));
+    assert!(!a.retire_service("shop", "old"), "already gone");
+    let s = a.snapshot(T0);
+    for f in &s.series.families {
+        for x in &f.samples {
+            assert!(
+                !x.labels
+                    .iter()
+                    .any(|(_, v)| v == "old" || v.starts_with("/gone")),
+                "{}: {:?}",
+                f.name,
+                x.labels
+            );
+        }
+    }
+    assert_eq!(s.services.len(), 1);
+    assert_eq!(s.endpoints.len(), 1);
+    // The budget it held is free again: a new service and three new endpoints fit without
+    // collapsing into `other`.
+    for route in ["/n/a", "/n/b", "/n/c"] {
+        a.record(&in_namespace("shop", "new", route, 200));
+    }
+    assert_eq!(a.collapsed(Budgeted::Services), 0);
+    assert_eq!(a.collapsed(Budgeted::Duration), 0);
+    assert_eq!(a.collapsed(Budgeted::Requests), 0);
+    let s = a.snapshot(T0);
+    let kept = scalar(
+        &s,
+        "api_requests_total",
+        &[
+            ("namespace", "shop"),
+            ("service", "kept"),
+            ("method", "GET"),
+            ("endpoint", "/kept"),
+            ("status", "429"),
+        ],
+    );
+    assert_eq!(kept, Some(1.0), "the other service is untouched");
+    assert_eq!(s.services.len(), 2);
 }

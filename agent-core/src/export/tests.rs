@@ -58,7 +58,7 @@ fn fixture() -> (Snapshot, Vec<SelfMetric>) {
         route: Some("/login".into()),
         ..base.clone()
     });
-    a.set_active_connections("port-8080", 2);
+    a.set_active_connections("", "port-8080", 2);
     let selfm = vec![
         SelfMetric {
             name: "apitap_events_lost_total".into(),

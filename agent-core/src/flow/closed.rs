@@ -6,6 +6,10 @@
 //! Bounded: at most [`MAX_REMEMBERED`] connections, each for `linger_ns` of packet time (the
 //! engine passes its gap timeout). A SYN on the same 4-tuple is a new connection and forgets
 //! the old one.
+//!
+//! A late copy that arrives on another interface than the one the connection was read from (the
+//! second veth of a bridge) is the same segment seen twice, not a retransmission: the engine
+//! counts it as a duplicate.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -20,6 +24,8 @@ struct Ends {
     /// Where each direction's stream ended (client to server, then server to client).
     ends: [Option<u32>; 2],
     at_ns: u64,
+    /// The interface the connection was read from.
+    ifindex: u32,
 }
 
 /// Recently closed connections and where their streams ended.
@@ -30,8 +36,9 @@ pub struct RecentlyClosed {
 }
 
 impl RecentlyClosed {
-    /// Remembers a connection that ended at `now_ns` with its streams' ends.
-    pub fn remember(&mut self, key: FlowKey, ends: [Option<u32>; 2], now_ns: u64) {
+    /// Remembers a connection, read from interface `ifindex`, that ended at `now_ns` with its
+    /// streams' ends.
+    pub fn remember(&mut self, key: FlowKey, ends: [Option<u32>; 2], now_ns: u64, ifindex: u32) {
         if ends.iter().all(Option::is_none) {
             return;
         }
@@ -47,40 +54,38 @@ impl RecentlyClosed {
             Ends {
                 ends,
                 at_ns: now_ns,
+                ifindex,
             },
         );
         self.order.push_back((key, now_ns));
     }
 
-    /// Whether `seg` is a late copy of bytes (or the FIN) of a connection that ended less than
-    /// `linger_ns` ago, at most `window` bytes back from its end.
+    /// When `seg` is a late copy of bytes (or the FIN) of a connection that ended less than
+    /// `linger_ns` ago, at most `window` bytes back from its end: the interface the connection
+    /// was read from.
     pub fn absorbs(
         &mut self,
         key: &FlowKey,
         seg: &Segment<'_>,
         linger_ns: u64,
         window: u32,
-    ) -> bool {
-        let Some(e) = self.map.get(key).copied() else {
-            return false;
-        };
+    ) -> Option<u32> {
+        let e = self.map.get(key).copied()?;
         if seg.flags.syn() || seg.ts_ns.saturating_sub(e.at_ns) >= linger_ns {
             self.map.remove(key);
-            return false;
+            return None;
         }
         let side = match seg.direction {
             Direction::ToServer => 0,
             Direction::ToClient => 1,
         };
-        let Some(end) = e.ends[side] else {
-            return false;
-        };
+        let end = e.ends[side]?;
         // The segment's last byte (its FIN counts as one) is at or before the stream's end.
         let last = seg
             .seq
             .wrapping_add(seg.payload_len)
             .wrapping_add(u32::from(seg.flags.fin()));
         let behind = end.wrapping_add(1).wrapping_sub(last) as i32;
-        behind >= 0 && (behind as u32) <= window
+        (behind >= 0 && (behind as u32) <= window).then_some(e.ifindex)
     }
 }

@@ -112,6 +112,8 @@ pub struct Flow {
     pub last_seen_ns: u64,
     /// Bytes buffered at the last accounting (for the engine-wide gauge).
     pub buffered: usize,
+    /// The interface the flow is read from (the first it was seen on).
+    pub ifindex: u32,
     closed: bool,
 }
 
@@ -148,14 +150,15 @@ impl PieceSink for Deliver<'_, '_> {
 }
 
 impl Flow {
-    /// A flow opened at `now`; `fresh` when its SYN was seen.
-    pub fn new(meta: ConnMeta, fresh: bool, now: u64) -> Flow {
+    /// A flow opened at `now` on interface `ifindex`; `fresh` when its SYN was seen.
+    pub fn new(meta: ConnMeta, fresh: bool, now: u64, ifindex: u32) -> Flow {
         Flow {
             sides: [Side::default(), Side::default()],
             meta,
             protocol: Protocol::new(fresh),
             last_seen_ns: now,
             buffered: 0,
+            ifindex,
             closed: false,
         }
     }

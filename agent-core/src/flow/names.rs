@@ -1,6 +1,7 @@
 //! Texts every record of many flows shares, made once: the client IP as text (one client
-//! opens many connections) and the service name of a server port. A new connection then costs
-//! no formatting and no allocation for them, and its flows share one copy.
+//! opens many connections). A new connection then costs no formatting and no allocation for
+//! it, and its flows share one copy. (Service names are made once per server by the engine's
+//! [`crate::server::ResolveServer`].)
 
 use foldhash::{HashMap, HashMapExt};
 use std::net::IpAddr;
@@ -13,14 +14,12 @@ const MAX_CLIENT_IPS: usize = 16_384;
 #[derive(Debug, Default)]
 pub struct Names {
     client_ips: HashMap<IpAddr, Arc<str>>,
-    services: HashMap<u16, Arc<str>>,
 }
 
 impl Names {
     pub fn new() -> Names {
         Names {
             client_ips: HashMap::new(),
-            services: HashMap::new(),
         }
     }
 
@@ -35,10 +34,5 @@ impl Names {
         let text: Arc<str> = Arc::from(ip.to_string());
         self.client_ips.insert(ip, Arc::clone(&text));
         text
-    }
-
-    /// The service name of a server port, made by `name` the first time.
-    pub fn service(&mut self, port: u16, name: impl FnOnce() -> Arc<str>) -> Arc<str> {
-        Arc::clone(self.services.entry(port).or_insert_with(name))
     }
 }

@@ -4,12 +4,21 @@
 /// Flow-table counters. All are cumulative except those marked gauge.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowStats {
-    /// Segments ingested.
+    /// Segments ingested (every copy, whatever became of it).
     pub segments: u64,
-    /// True payload bytes of ingested segments (copied or not).
+    /// True payload bytes of segments read into a flow (copied or not; duplicates and skipped
+    /// segments left out).
     pub payload_bytes: u64,
-    /// Payload bytes seen on the wire but not copied by the capture.
+    /// Payload bytes of those segments seen on the wire but not copied by the capture.
     pub uncopied_bytes: u64,
+    /// Copies of a segment seen on another interface than the one its flow is read from (a
+    /// request between two pods on one bridge crosses both veths): dropped, counted here.
+    pub duplicate_segments: u64,
+    /// Segments of flows whose server configuration excludes.
+    pub segments_excluded: u64,
+    /// Segments of flows whose server is not on this host (outgoing calls), or not discovered
+    /// yet.
+    pub segments_not_local: u64,
     /// Gauge: flows in the table.
     pub tracked: u64,
     pub opened: u64,

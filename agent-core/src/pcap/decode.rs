@@ -143,6 +143,7 @@ impl Decoder {
             flags,
             payload_len: tcp.payload_len,
             payload: tcp.payload,
+            ifindex: 0,
         })
     }
 

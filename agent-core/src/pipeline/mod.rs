@@ -79,8 +79,9 @@ impl Pipeline {
     /// An immutable view of everything aggregated so far, as of `now_ns` (wall clock when
     /// live; the latest transaction time in replay).
     pub fn snapshot(&mut self, now_ns: u64) -> Snapshot {
-        for (service, open) in self.engine.active_connections() {
-            self.aggregator.set_active_connections(&service, open);
+        for (namespace, service, open) in self.engine.active_connections() {
+            self.aggregator
+                .set_active_connections(&namespace, &service, open);
         }
         self.aggregator.snapshot(now_ns)
     }
@@ -90,6 +91,17 @@ impl Pipeline {
         let mut m = engine_self_metrics(self.engine.stats());
         m.extend(self.router.self_metrics());
         m
+    }
+
+    /// Who serves at an address (see [`Engine::set_resolver`]).
+    pub fn set_resolver(&mut self, resolver: Box<dyn crate::server::ResolveServer>) {
+        self.engine.set_resolver(resolver);
+    }
+
+    /// Drops every series of a service that is gone (a deleted pod's workload), giving its
+    /// budget back; false when there was none.
+    pub fn retire_service(&mut self, namespace: &str, service: &str) -> bool {
+        self.aggregator.retire_service(namespace, service)
     }
 
     pub fn engine(&self) -> &Engine {

@@ -17,7 +17,10 @@ const PARSE_ERRORS_HELP: &str = "HTTP/1.x messages that could not be framed clea
 
 /// Every engine figure but the parse errors (one row per reason, below). Names are part of the
 /// metric catalogue in the README.
-const ENGINE: [MetricRow<EngineStats>; 39] = [
+const SKIPPED: &str = "apitap_segments_skipped_total";
+const SKIPPED_HELP: &str = "Segments the engine did not read, by reason: duplicate (the same segment on another interface), excluded (by config), not_local (no server of this host listens there).";
+
+const ENGINE: [MetricRow<EngineStats>; 42] = [
     MetricRow::plain(
         "apitap_engine_segments_total",
         "TCP segments analysed by the HTTP engine.",
@@ -30,6 +33,24 @@ const ENGINE: [MetricRow<EngineStats>; 39] = [
         Counter,
         |s| s.flows.payload_bytes,
     ),
+    MetricRow {
+        label: Some(("reason", "duplicate")),
+        ..MetricRow::plain(SKIPPED, SKIPPED_HELP, Counter, |s| {
+            s.flows.duplicate_segments
+        })
+    },
+    MetricRow {
+        label: Some(("reason", "excluded")),
+        ..MetricRow::plain(SKIPPED, SKIPPED_HELP, Counter, |s| {
+            s.flows.segments_excluded
+        })
+    },
+    MetricRow {
+        label: Some(("reason", "not_local")),
+        ..MetricRow::plain(SKIPPED, SKIPPED_HELP, Counter, |s| {
+            s.flows.segments_not_local
+        })
+    },
     MetricRow::plain(
         "apitap_flows_tracked",
         "TCP flows in the flow table.",
@@ -293,6 +314,9 @@ mod tests {
                 evicted_budget: 8,
                 buffered_bytes: 9,
                 memory_bytes: 50,
+                duplicate_segments: 55,
+                segments_excluded: 56,
+                segments_not_local: 57,
             },
             reassembly: ReassemblyStats {
                 gaps: 10,
@@ -339,7 +363,7 @@ mod tests {
         let m = engine_self_metrics(&stats);
         let mut values: Vec<u64> = m.iter().map(|s| s.value as u64).collect();
         values.sort_unstable();
-        let mut want: Vec<u64> = (1..=54)
+        let mut want: Vec<u64> = (1..=57)
             .filter(|v| ![10, 15, 17, 18, 19].contains(v))
             .collect();
         want.push(110); // reassembly gaps + uncopied head gaps
@@ -352,8 +376,8 @@ mod tests {
         let families: std::collections::HashSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             families.len(),
-            38,
-            "35 plain figures, evicted, flow bytes and parse errors by labels"
+            39,
+            "35 plain figures, skipped segments, evicted, flow bytes and parse errors by labels"
         );
     }
 }

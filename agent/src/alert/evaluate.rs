@@ -34,8 +34,10 @@ pub struct Evaluator {
     window_ns: u64,
     min_requests: u64,
     /// Per service name, and per (service, method, endpoint) covered by a rule.
-    services: HashMap<String, History>,
-    endpoints: HashMap<(String, String, String), History>,
+    /// (namespace, service) -> history.
+    services: HashMap<(String, String), History>,
+    /// (namespace, service, method, endpoint) -> history.
+    endpoints: HashMap<(String, String, String, String), History>,
 }
 
 impl Evaluator {
@@ -59,6 +61,7 @@ impl Evaluator {
             let key = |kind, severity| AlertKey {
                 kind,
                 severity,
+                namespace: s.namespace.clone(),
                 service: s.service.clone(),
                 method: None,
                 endpoint: None,
@@ -78,15 +81,20 @@ impl Evaluator {
             let key = |kind, severity| AlertKey {
                 kind,
                 severity,
+                namespace: e.namespace.clone(),
                 service: e.service.clone(),
                 method: Some(e.method.clone()),
                 endpoint: Some(e.endpoint.clone()),
             };
             self.push_checks(&mut checks, &figures, &thresholds, key);
         }
-        let live: std::collections::HashSet<&str> =
-            snap.services.iter().map(|s| s.service.as_str()).collect();
-        self.services.retain(|name, _| live.contains(name.as_str()));
+        let live: std::collections::HashSet<(&str, &str)> = snap
+            .services
+            .iter()
+            .map(|s| (s.namespace.as_str(), s.service.as_str()))
+            .collect();
+        self.services
+            .retain(|(ns, name), _| live.contains(&(ns.as_str(), name.as_str())));
         checks
     }
 
@@ -96,7 +104,10 @@ impl Evaluator {
             errors: 0,
         };
         let (window, spacing) = (self.window_ns, self.spacing());
-        let history = self.services.entry(s.service.clone()).or_default();
+        let history = self
+            .services
+            .entry((s.namespace.clone(), s.service.clone()))
+            .or_default();
         let requests = history.delta(now, window, current).requests;
         history.push(now, current, spacing, window);
         Figures {
@@ -113,7 +124,12 @@ impl Evaluator {
             errors: e.errors,
         };
         let (window, spacing) = (self.window_ns, self.spacing());
-        let key = (e.service.clone(), e.method.clone(), e.endpoint.clone());
+        let key = (
+            e.namespace.clone(),
+            e.service.clone(),
+            e.method.clone(),
+            e.endpoint.clone(),
+        );
         let history = self.endpoints.entry(key).or_default();
         let in_window = history.delta(now, window, current);
         let last_minute = history.delta(now, MINUTE_NS, current);

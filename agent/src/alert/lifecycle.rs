@@ -198,6 +198,7 @@ mod tests {
             key: AlertKey {
                 kind: RuleKind::ErrorRate,
                 severity: Severity::Warning,
+                namespace: String::new(),
                 service: "port-8080".into(),
                 method: None,
                 endpoint: None,

@@ -25,6 +25,8 @@ pub struct AlertView {
     pub severity: &'static str,
     /// pending, firing or resolved.
     pub state: &'static str,
+    /// Kubernetes namespace of the service (empty off Kubernetes).
+    pub namespace: String,
     pub service: String,
     pub endpoint: Option<String>,
     pub method: Option<String>,
@@ -43,6 +45,7 @@ impl From<&Alert> for AlertView {
             name: a.key.kind.alertname(),
             severity: a.key.severity.as_str(),
             state: a.phase.as_str(),
+            namespace: a.key.namespace.clone(),
             service: a.key.service.clone(),
             endpoint: a.key.endpoint.clone(),
             method: a.key.method.clone(),

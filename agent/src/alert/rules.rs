@@ -107,6 +107,8 @@ impl Severity {
 pub struct AlertKey {
     pub kind: RuleKind,
     pub severity: Severity,
+    /// Kubernetes namespace of the service (empty off Kubernetes).
+    pub namespace: String,
     pub service: String,
     /// Set for endpoint rules.
     pub method: Option<String>,
@@ -114,12 +116,17 @@ pub struct AlertKey {
 }
 
 impl AlertKey {
-    /// "port-8080" or "GET /api/users/{id} on port-8080".
+    /// "port-8080", "shop/checkout" or "GET /api/users/{id} on port-8080".
     pub fn scope(&self) -> String {
+        let service = if self.namespace.is_empty() {
+            self.service.clone()
+        } else {
+            format!("{}/{}", self.namespace, self.service)
+        };
         match (&self.method, &self.endpoint) {
-            (Some(m), Some(e)) => format!("{m} {e} on {}", self.service),
-            (None, Some(e)) => format!("{e} on {}", self.service),
-            _ => self.service.clone(),
+            (Some(m), Some(e)) => format!("{m} {e} on {service}"),
+            (None, Some(e)) => format!("{e} on {service}"),
+            _ => service,
         }
     }
 

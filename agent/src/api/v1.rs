@@ -81,6 +81,7 @@ async fn usage_clients(
 
 #[derive(Serialize)]
 struct EndpointRow<'a> {
+    namespace: &'a str,
     service: &'a str,
     method: &'a str,
     endpoint: &'a str,
@@ -127,6 +128,7 @@ async fn endpoints(
     let rows: Vec<EndpointRow<'_>> = sorted
         .into_iter()
         .map(|e| EndpointRow {
+            namespace: &e.namespace,
             service: &e.service,
             method: &e.method,
             endpoint: &e.endpoint,

@@ -54,6 +54,7 @@ pub fn decode(record: &[u8], wall_offset_ns: i64) -> Result<Segment<'_>, DecodeE
         flags: TcpFlags(ev.tcp_flags),
         payload_len: ev.payload_len,
         payload,
+        ifindex: ev.ifindex,
     })
 }
 

@@ -116,7 +116,7 @@ pub async fn report(
     add("memory".into(), inputs.system.memory_check(&inputs.limits));
     for service in &snapshot.services {
         add(
-            format!("service:{}", service.service),
+            services::check_name(service),
             services::check(service, &inputs.thresholds),
         );
     }

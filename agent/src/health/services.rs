@@ -7,6 +7,15 @@ use serde_json::{Value, json};
 use super::{Status, rising};
 use crate::alert::Thresholds;
 
+/// `service:checkout` off Kubernetes, `service:shop/checkout` in namespace `shop`.
+pub fn check_name(s: &ServiceStats) -> String {
+    if s.namespace.is_empty() {
+        format!("service:{}", s.service)
+    } else {
+        format!("service:{}/{}", s.namespace, s.service)
+    }
+}
+
 pub fn check(s: &ServiceStats, t: &Thresholds) -> (Status, Value) {
     let p95_ms = s.p95_5m_s * 1e3;
     let status = rising(s.error_rate_5m, t.error_rate_warning, t.error_rate_critical).max(rising(
@@ -17,6 +26,8 @@ pub fn check(s: &ServiceStats, t: &Thresholds) -> (Status, Value) {
     super::check(
         status,
         json!({
+            "namespace": s.namespace,
+            "service": s.service,
             "error_rate_5m": s.error_rate_5m,
             "p95_latency_ms_5m": p95_ms,
             "requests_last_minute": s.requests_last_minute,

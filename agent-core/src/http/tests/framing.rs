@@ -23,7 +23,10 @@ fn simple_exchange_yields_one_complete_record() {
     assert_eq!(t.user_agent.as_deref(), Some("curl/8"));
     assert_eq!(t.client_id.as_deref(), Some("192.0.2.1"));
     assert_eq!(t.error, None);
-    assert_eq!(e.active_connections(), vec![("port-8080".to_string(), 1)]);
+    assert_eq!(
+        e.active_connections(),
+        vec![(String::new(), "port-8080".to_string(), 1)]
+    );
 }
 
 #[rstest]
@@ -273,12 +276,13 @@ fn head_size_limit_is_malformed() {
 
 #[rstest]
 fn service_names_map_ports() {
-    let mut cfg = EngineConfig::default();
-    cfg.service_names.insert(8080, "users".into());
+    let mut e = engine();
+    e.set_resolver(Box::new(PortNames::new([(8080, "users".to_string())])));
     let mut c = Conv::new(40036, 9).open();
     c.req(GET).resp(OK);
-    let out = c.run(&mut Engine::new(cfg));
+    let out = c.run(&mut e);
     assert_eq!(&*one(&out).service, "users");
+    assert_eq!(one(&out).attribution, None);
 }
 
 #[rstest]

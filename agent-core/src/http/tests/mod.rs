@@ -6,8 +6,10 @@ mod identity;
 mod lifecycle;
 mod malformed;
 mod reorder;
+mod servers;
 
 use crate::engine::{Engine, EngineConfig, ParseErrorReason};
+use crate::server::PortNames;
 use crate::{Direction, ErrorType, Segment, TcpFlags, Transaction};
 use rstest::rstest;
 use std::net::SocketAddr;
@@ -145,6 +147,7 @@ impl Conv {
             flags: TcpFlags(s.flags),
             payload_len: s.len,
             payload: &s.data,
+            ifindex: 0,
         }
     }
 

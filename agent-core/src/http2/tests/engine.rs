@@ -38,6 +38,7 @@ impl Wire {
             flags: TcpFlags(flags),
             payload_len: len,
             payload: data,
+            ifindex: 0,
         };
         e.ingest(&seg, &mut self.out);
         e.advance(self.ts, &mut self.out);

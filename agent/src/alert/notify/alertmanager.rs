@@ -59,6 +59,9 @@ impl AlertmanagerNotifier {
             ("service", n.service.clone()),
             ("instance", n.instance.clone()),
         ]);
+        if !n.namespace.is_empty() {
+            labels.insert("namespace", n.namespace.clone());
+        }
         if let Some(e) = &n.endpoint {
             labels.insert("endpoint", e.clone());
         }

@@ -29,6 +29,8 @@ pub struct Notification {
     pub status: Status,
     pub name: &'static str,
     pub severity: Severity,
+    /// Kubernetes namespace of the service (empty off Kubernetes).
+    pub namespace: String,
     pub service: String,
     /// Route template for endpoint rules, null for a service.
     pub endpoint: Option<String>,
@@ -62,6 +64,7 @@ impl Notification {
             status,
             name: a.key.kind.alertname(),
             severity: a.key.severity,
+            namespace: a.key.namespace.clone(),
             service: a.key.service.clone(),
             endpoint: a.key.endpoint.clone(),
             method: a.key.method.clone(),

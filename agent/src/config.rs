@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::alert::AlertConfig;
 use crate::cli::RunArgs;
+use crate::discovery::{DiscoveryConfig, ServiceRule};
+use crate::kube::KubeConfig;
 use crate::reqlog::LogConfig;
 
 /// Resolved configuration of `apitap run`.
@@ -62,6 +64,12 @@ pub struct Config {
     pub health: HealthConfig,
     /// `[request_log]`: rotation, sampling and queue of the per-request log (`log` is its path).
     pub request_log: LogConfig,
+    /// `[discovery]`: host paths and interval of the server scan.
+    pub discovery: DiscoveryConfig,
+    /// `[[services]]`: rename or exclude servers by namespace, workload, process or port.
+    pub services: Vec<ServiceRule>,
+    /// `[kubernetes]`: workload names from the API when the agent runs in a cluster.
+    pub kubernetes: KubeConfig,
 }
 
 impl Default for Config {
@@ -87,6 +95,9 @@ impl Default for Config {
             alerts: AlertConfig::default(),
             health: HealthConfig::default(),
             request_log: LogConfig::default(),
+            discovery: DiscoveryConfig::default(),
+            services: Vec::new(),
+            kubernetes: KubeConfig::default(),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! | --- | --- |
 //! | [`cli`], [`config`] | flags, environment and the TOML file, validated once |
 //! | [`exit`] | exit codes: 0, 1 at run time, 78 for configuration and usage errors |
+//! | [`discovery`] | servers in every network namespace, attributed to process, container, pod, workload |
+//! | [`kube`] | workload names from the Kubernetes API (pods of this node, owner references) |
 //! | [`capture`] | load and attach the kernel programs, follow ports and interfaces, read the per-CPU rings |
 //! | [`live`] | `apitap run`: the [`live::App`] that wires capture to the pipeline and the sinks |
 //! | [`replay`] | `apitap replay`: the same pipeline over a pcap file |
@@ -21,8 +23,10 @@ pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod discovery;
 pub mod exit;
 pub mod health;
+pub mod kube;
 pub mod live;
 pub mod page;
 pub mod replay;

@@ -301,6 +301,7 @@ fn example_notification() -> alert::notify::Notification {
         status: alert::notify::Status::Firing,
         name: "ApiErrorRateHigh",
         severity: alert::Severity::Warning,
+        namespace: String::new(),
         service: "port-18099".into(),
         endpoint: None,
         method: None,

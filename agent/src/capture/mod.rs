@@ -2,7 +2,8 @@
 //! the per-CPU rings to the analysis thread as a [`SegmentSource`] read in place.
 //!
 //! Interfaces are followed by polling /sys/class/net every second (simple, and enough for
-//! containers and hot-plugged NICs); ports by polling /proc/net/tcp{,6} every two seconds.
+//! containers and hot-plugged NICs); ports follow the servers discovery finds in every network
+//! namespace (`crate::discovery`), unless `--port` fixes them.
 
 pub mod attach;
 pub mod caps;
@@ -11,7 +12,6 @@ pub mod ifaces;
 pub mod loader;
 mod netlink;
 mod port_map;
-mod ports;
 mod reader;
 pub mod record;
 mod ring;
@@ -24,7 +24,7 @@ pub use reader::{SegmentSource, StopSignal, Wake};
 pub use stats::{CaptureStats, StatsSnapshot, UserCounters};
 
 use anyhow::{Context, Result, bail};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +35,6 @@ use tracing::{info, warn};
 use crate::config::Config;
 
 const IFACE_POLL: Duration = Duration::from_secs(1);
-const PORT_POLL: Duration = Duration::from_secs(2);
 
 /// A running capture. `shutdown` detaches everything; dropping it detaches too.
 pub struct CaptureHandle {
@@ -93,9 +92,14 @@ pub fn preflight(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
-/// Loads and attaches; the returned source is drained by the analysis thread. Must run inside
-/// a tokio runtime (the port and interface watchers are tasks).
-pub fn start(cfg: &Config) -> Result<(CaptureHandle, SegmentSource)> {
+/// Loads and attaches; the returned source is drained by the analysis thread. The kernel's
+/// port filter follows `ports` (the union of every namespace's server ports) unless
+/// `cfg.ports` fixes it. Must run inside a tokio runtime (the port and interface watchers are
+/// tasks).
+pub fn start(
+    cfg: &Config,
+    ports: watch::Receiver<BTreeSet<u16>>,
+) -> Result<(CaptureHandle, SegmentSource)> {
     preflight(cfg)?;
     let loaded = loader::load(&loader::LoadOptions {
         snap_len: cfg.snap_len,
@@ -113,11 +117,10 @@ pub fn start(cfg: &Config) -> Result<(CaptureHandle, SegmentSource)> {
 
     let port_map = Arc::new(PortMap::new(loaded.ports, stats.user.clone()));
     if cfg.ports.is_empty() {
-        let exclude = vec![cfg.listen.port()];
-        port_map.set_watched(ports::listening_ports(&exclude));
+        port_map.set_watched(ports.borrow().clone());
         tasks.push(tokio::spawn(follow_ports(
             port_map.clone(),
-            exclude,
+            ports,
             stop_rx.clone(),
         )));
     } else {
@@ -192,12 +195,22 @@ fn publish(stats: &CaptureStats, a: &Attacher) {
         .unwrap_or_else(|p| p.into_inner()) = names;
 }
 
-async fn follow_ports(ports: Arc<PortMap>, exclude: Vec<u16>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(PORT_POLL);
+/// Keeps the kernel's watched ports equal to what discovery publishes.
+async fn follow_ports(
+    map: Arc<PortMap>,
+    mut ports: watch::Receiver<BTreeSet<u16>>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tick.tick() => ports.set_watched(ports::listening_ports(&exclude)),
+            changed = ports.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let want = ports.borrow_and_update().clone();
+                map.set_watched(want);
+            }
         }
     }
 }

@@ -146,6 +146,9 @@ fn example_config_documents_every_section() {
         "[alerts]",
         "[[alerts.endpoints]]",
         "[health]",
+        "[discovery]",
+        "[kubernetes]",
+        "[[services]]",
     ] {
         assert!(text.contains(section), "{section} is documented");
     }
@@ -281,4 +284,22 @@ fn http2_bounds_reach_the_engine_and_their_defaults_are_the_engines() {
         let line = error_line(&format!("[engine]\n{toml}\n"));
         assert!(line.contains(message), "{toml}: {line}");
     }
+}
+
+#[test]
+fn service_rules_and_discovery_settings_are_validated_with_their_key() {
+    let file = file_with("[discovery]\ninterval_ms = 50\n");
+    let err = Config::from_file(file.path()).expect_err("too short an interval");
+    assert!(
+        err.to_string()
+            .ends_with(":2: discovery.interval_ms: must be 100-60000"),
+        "{err}"
+    );
+    let file = file_with("[[services]]\nname = \"x\"\n\n[[services]]\nport = 80\n");
+    let err = Config::from_file(file.path()).expect_err("a rule without matcher");
+    assert!(
+        err.to_string()
+            .contains(":1: services.0.namespace: a rule needs"),
+        "{err}"
+    );
 }

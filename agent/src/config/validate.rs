@@ -54,7 +54,20 @@ pub fn config(c: &Config) -> Result<(), Invalid> {
     sections(c)?;
     alerts(c)?;
     request_log(c)?;
+    discovery(c)?;
     health(c)
+}
+
+/// `[discovery]` and `[[services]]` are validated by the discovery module.
+fn discovery(c: &Config) -> Result<(), Invalid> {
+    c.discovery
+        .validate()
+        .map_err(|(key, why)| invalid(format!("discovery.{key}"), why))?;
+    for (i, rule) in c.services.iter().enumerate() {
+        rule.validate()
+            .map_err(|(key, why)| invalid(format!("services.{i}.{key}"), why))?;
+    }
+    Ok(())
 }
 
 fn top_level(c: &Config) -> Result<(), Invalid> {

@@ -3,10 +3,12 @@
 //! snapshot, each check with its own status; the report's status is the worst of them.
 
 mod capture;
+mod discovery;
 mod services;
 mod system;
 
 pub use capture::CaptureHealth;
+pub use discovery::DiscoveryHealth;
 pub use system::SystemProbe;
 
 use agent_core::aggregate::snapshot::Snapshot;
@@ -58,6 +60,8 @@ pub struct HealthInputs {
     /// Service-wide alert thresholds the per-service checks compare against.
     pub thresholds: Thresholds,
     pub system: SystemProbe,
+    /// Server discovery and the Kubernetes API (live capture only).
+    pub discovery: Option<DiscoveryHealth>,
 }
 
 impl HealthInputs {
@@ -73,7 +77,14 @@ impl HealthInputs {
             limits,
             thresholds,
             system: SystemProbe::new(),
+            discovery: None,
         }
+    }
+
+    /// Adds the `discovery` and `kubernetes` checks.
+    pub fn with_discovery(mut self, d: DiscoveryHealth) -> Self {
+        self.discovery = Some(d);
+        self
     }
 }
 
@@ -114,6 +125,10 @@ pub async fn report(
         system::disk_check(&inputs.data_dir, &inputs.limits),
     );
     add("memory".into(), inputs.system.memory_check(&inputs.limits));
+    if let Some(d) = &inputs.discovery {
+        add("discovery".into(), discovery::check(d));
+        add("kubernetes".into(), discovery::kube_check(d));
+    }
     for service in &snapshot.services {
         add(
             services::check_name(service),

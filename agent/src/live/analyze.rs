@@ -7,9 +7,10 @@
 
 use agent_core::Transaction;
 use agent_core::aggregate::Snapshot;
-use agent_core::export::SelfMetric;
+use agent_core::export::{MetricKind, SelfMetric};
 use agent_core::pipeline::Pipeline;
 use agent_core::series::{SeriesRing, SeriesSnapshot};
+use agent_core::server::ResolveServer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -17,6 +18,7 @@ use tracing::{debug, warn};
 
 use crate::alert::AlertManager;
 use crate::capture::{CopyHints, SegmentSource, Wake};
+use crate::discovery::Retirement;
 use crate::reqlog::{RecentRequests, RequestLogHandle};
 use crate::store::UsageStore;
 
@@ -57,6 +59,12 @@ pub struct Published {
     pub alerts: Arc<AlertManager>,
 }
 
+/// Who serves at an address, and when a gone service's series are dropped.
+pub struct Servers {
+    pub resolver: Box<dyn ResolveServer>,
+    pub retirement: Retirement,
+}
+
 /// Runs the stage on its own thread until capture stops; returns the learned route state
 /// for the caller to persist at shutdown.
 pub fn spawn(
@@ -64,8 +72,11 @@ pub fn spawn(
     mut source: SegmentSource,
     sinks: Sinks,
     out: Published,
+    servers: Servers,
     main: tokio::runtime::Handle,
 ) -> std::io::Result<std::thread::JoinHandle<serde_json::Value>> {
+    pipeline.set_resolver(servers.resolver);
+    let mut retirement = servers.retirement;
     std::thread::Builder::new()
         .name("apitap-analyze".into())
         .spawn(move || {
@@ -74,6 +85,7 @@ pub fn spawn(
             let mut next_tick = Instant::now() + TICK;
             let mut last_save = Instant::now();
             let mut interval = DRAIN_MAX;
+            let mut retired = 0u64;
             loop {
                 let until_tick = next_tick.saturating_duration_since(Instant::now());
                 let stop = source.wait(interval.min(until_tick)) == Wake::Stop;
@@ -95,8 +107,14 @@ pub fn spawn(
                 if now >= next_tick {
                     next_tick = now + TICK;
                     pipeline.advance(wall_ns(), &mut sink);
+                    for (namespace, service) in retirement.due(now) {
+                        if pipeline.retire_service(&namespace, &service) {
+                            debug!(namespace, service, "series of a gone service retired");
+                            retired += 1;
+                        }
+                    }
                     source.publish_held_bytes();
-                    publish(&mut pipeline, &series, &out);
+                    publish(&mut pipeline, &series, retired, &out);
                     if last_save.elapsed() >= SAVE_ROUTES_EVERY {
                         last_save = Instant::now();
                         let store = sinks.store.clone();
@@ -111,7 +129,7 @@ pub fn spawn(
             }
             debug!("capture stopped: flushing pending requests");
             pipeline.finish(&mut |t: &Transaction| accept(t, &mut series, hints.as_mut(), &sinks));
-            publish(&mut pipeline, &series, &out);
+            publish(&mut pipeline, &series, retired, &out);
             pipeline.router().learned_state()
         })
 }
@@ -139,13 +157,20 @@ fn adapt(interval: Duration, records: usize) -> Duration {
     }
 }
 
-fn publish(pipeline: &mut Pipeline, series: &SeriesRing, out: &Published) {
+fn publish(pipeline: &mut Pipeline, series: &SeriesRing, retired: u64, out: &Published) {
     let now = wall_ns();
     let snap = Arc::new(pipeline.snapshot(now));
     out.alerts.on_snapshot(&snap);
     out.snapshot.send_replace(snap);
     out.series.send_replace(Arc::new(series.snapshot(now)));
-    let m = pipeline.self_metrics();
+    let mut m = pipeline.self_metrics();
+    m.push(SelfMetric {
+        name: "apitap_services_retired_total".into(),
+        help: "Services whose servers were all gone for [discovery] retire_after_secs: their series were dropped.".into(),
+        kind: MetricKind::Counter,
+        labels: Vec::new(),
+        value: retired as f64,
+    });
     *out.self_metrics
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = m;

@@ -24,7 +24,9 @@ use crate::alert::AlertManager;
 use crate::api::{self, ApiState, ApiToken, SelfMetrics};
 use crate::capture::{self, CaptureHandle, CaptureStats};
 use crate::config::Config;
-use crate::health::{CaptureHealth, HealthInputs};
+use crate::discovery::{self, Discovery, DiscoveryStats, Resolver, Retirement};
+use crate::health::{CaptureHealth, DiscoveryHealth, HealthInputs};
+use crate::kube::{self, KubeStatus};
 use crate::reqlog::{RecentRequests, RequestLog, RequestLogHandle};
 use crate::store::{self, UsageStore};
 
@@ -47,6 +49,8 @@ pub struct App {
     alerts: Arc<AlertManager>,
     notifiers: Vec<JoinHandle<()>>,
     log: Option<(RequestLogHandle, std::thread::JoinHandle<()>)>,
+    discovery: JoinHandle<()>,
+    kube: Option<JoinHandle<()>>,
 }
 
 impl App {
@@ -78,7 +82,27 @@ impl App {
         let recent = Arc::new(RecentRequests::new(cfg.request_log.recent_capacity));
         let (alerts, notifiers) = AlertManager::spawn(&cfg.alerts)?;
 
-        let (capture, source) = capture::start(&cfg)?;
+        let kube = kube::start(&cfg.kubernetes, cancel.clone());
+        let kube_status = kube.as_ref().map(|k| k.status.clone());
+        let Discovery {
+            table,
+            ports,
+            stats: discovery_stats,
+            task: discovery,
+        } = discovery::start(
+            &cfg.discovery,
+            discovery::Settings {
+                rules: cfg.services.clone(),
+                own_port: Some(cfg.listen.port()),
+                local_netns: discovery::own_netns(),
+                api: kube
+                    .as_ref()
+                    .map(|k| k.pods.clone() as Arc<dyn discovery::PodSource>),
+            },
+            cancel.clone(),
+        );
+        let table_for_health = table.clone();
+        let (capture, source) = capture::start(&cfg, ports)?;
         let capture_stats = capture.stats();
 
         let empty =
@@ -99,6 +123,13 @@ impl App {
                 series: series_tx,
                 self_metrics: pipeline_metrics.clone(),
                 alerts: alerts.clone(),
+            },
+            analyze::Servers {
+                resolver: Box::new(Resolver::new(table.clone(), !cfg.ports.is_empty())),
+                retirement: Retirement::new(
+                    table,
+                    Duration::from_secs(cfg.discovery.retire_after_secs),
+                ),
             },
             tokio::runtime::Handle::current(),
         )
@@ -122,14 +153,24 @@ impl App {
                 pipeline_metrics,
                 log_handle,
                 alerts.clone(),
+                discovery_stats.clone(),
+                kube_status.clone(),
             ),
             store: store.clone(),
-            health: Arc::new(HealthInputs::new(
-                capture_health,
-                cfg.data_dir.clone(),
-                cfg.health,
-                cfg.alerts.thresholds(),
-            )),
+            health: Arc::new(
+                HealthInputs::new(
+                    capture_health,
+                    cfg.data_dir.clone(),
+                    cfg.health,
+                    cfg.alerts.thresholds(),
+                )
+                .with_discovery(DiscoveryHealth {
+                    stats: discovery_stats,
+                    table: table_for_health,
+                    cgroup_version: cfg.discovery.cgroup_version(),
+                    kube: kube_status,
+                }),
+            ),
             token,
             recent,
             alerts: alerts.clone(),
@@ -155,6 +196,8 @@ impl App {
             alerts,
             notifiers,
             log,
+            discovery,
+            kube: kube.map(|k| k.task),
         })
     }
 
@@ -165,8 +208,9 @@ impl App {
 
     /// Stops the agent (cancelling the app token if nobody has yet), in this order:
     ///
-    /// 1. **HTTP server and health follower** stop on the token (the server finishes the
-    ///    requests in flight).
+    /// 1. **HTTP server, health follower, discovery and the Kubernetes API follower** stop on
+    ///    the token (the server finishes the requests in flight; a scan in progress
+    ///    completes).
     /// 2. **Capture** stops reading, drains the ring once more, detaches every filter and
     ///    closes its batch channel.
     /// 3. **Analysis** sees its input close, flushes pending requests into the sinks (store,
@@ -184,6 +228,10 @@ impl App {
             warn!("HTTP endpoint: {e}");
         }
         let _ = self.health_follower.await;
+        let _ = self.discovery.await;
+        if let Some(k) = self.kube {
+            let _ = k.await;
+        }
 
         self.capture.shutdown().await;
 
@@ -225,6 +273,8 @@ fn self_metrics_source(
     pipeline: Arc<Mutex<Vec<agent_core::export::SelfMetric>>>,
     log: Option<RequestLogHandle>,
     alerts: Arc<AlertManager>,
+    discovery: Arc<DiscoveryStats>,
+    kube: Option<Arc<KubeStatus>>,
 ) -> SelfMetrics {
     Arc::new(move || {
         let mut m = self_metrics::capture(&capture.snapshot());
@@ -239,6 +289,10 @@ fn self_metrics_source(
             m.extend(log.stats().self_metrics());
         }
         m.extend(alerts.self_metrics());
+        m.extend(discovery.self_metrics());
+        if let Some(k) = &kube {
+            m.extend(k.self_metrics());
+        }
         m.extend(self_metrics::process());
         m.push(self_metrics::build_info());
         m

@@ -175,11 +175,21 @@ if [[ -n "$HELM" ]]; then
     done
     check "helm-manifests-all-features" "$PY" "$TOOLS/check_manifests.py" helm-all "$WORK/helm-all-features.yaml" \
         --podmonitor --token-secret --allow-cap SYS_RESOURCE
+    check "helm-config-default" "$PY" "$TOOLS/check_chart_config.py" "$WORK/helm-default.yaml" "$DEPLOY/apitap.example.toml"
+    check "helm-config-all-features" "$PY" "$TOOLS/check_chart_config.py" "$WORK/helm-all-features.yaml" "$DEPLOY/apitap.example.toml"
     rejects "helm-schema-rejects-bad-value" "$HELM" template apitap "$CHART" --set listen.port=0
 else
     skip "helm" "no helm binary (tools/install-helm.sh failed); chart checked structurally only"
 fi
 check "helm-values-references" "$PY" "$TOOLS/check_chart_values.py" "$CHART"
+# The chart ships copies of the rules and the dashboard (Helm reads files inside the chart only).
+same_files() {
+    cmp "$DEPLOY/prometheus/rules/apitap.rules.yml" "$CHART/files/apitap.rules.yml" &&
+        cmp "$DEPLOY/grafana/dashboards/apitap.json" "$CHART/files/apitap-dashboard.json" &&
+        echo "chart files/ equal deploy/prometheus rules and deploy/grafana dashboard"
+}
+check "helm-files-in-sync" same_files
+check "k8s-config" "$PY" "$TOOLS/check_chart_config.py" "$WORK/kustomize.yaml" "$DEPLOY/apitap.example.toml"
 
 # Every rendered object against the Kubernetes OpenAPI schemas (strict: unknown fields are
 # errors), for the oldest version the chart supports and the newest the validator knows.

@@ -3,8 +3,10 @@
 
 Reads one multi-document YAML stream (the output of `kubectl kustomize deploy/kubernetes` or
 `helm template deploy/helm/apitap`) and checks the properties the agent depends on and the
-hardening it promises: host network, exactly the needed capabilities, read-only root, probes,
-port, scrape annotations, resources, tolerations, token from a Secret, service and monitor
+hardening it promises: host network and PID namespace, exactly the needed capabilities,
+read-only root and host paths, a read-only ClusterRole (pods, ReplicaSets, Jobs) bound to the
+agent's account, NODE_NAME from the downward API, the config file mounted, probes, port,
+scrape annotations, resources, tolerations, token from a Secret, service and monitor
 selectors that match the pods. Prints one summary line; every violation on its own line
 after it; exits 1 on any violation.
 
@@ -19,7 +21,10 @@ import sys
 import yaml
 
 PORT = 9464
-REQUIRED_CAPS = {"BPF", "PERFMON", "NET_ADMIN"}
+REQUIRED_CAPS = {"BPF", "PERFMON", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"}
+# What discovery may read of the API: these resources, these verbs, nothing else.
+RBAC = {"": {"pods"}, "apps": {"replicasets"}, "batch": {"jobs"}}
+READ_VERBS = {"get", "list", "watch"}
 UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
 
@@ -88,6 +93,7 @@ def check_container(c, container, allowed_extra_caps, token_secret):
     joined = " ".join(args)
     c.expect(f"--listen 0.0.0.0:{PORT}" in joined, f"args need --listen 0.0.0.0:{PORT}")
     c.expect("--data-dir " in joined, "args need --data-dir")
+    c.expect("--config /etc/apitap/apitap.toml" in joined, "args need --config /etc/apitap/apitap.toml")
 
     env = {e.get("name"): e for e in container.get("env") or []}
     if token_secret:
@@ -97,11 +103,15 @@ def check_container(c, container, allowed_extra_caps, token_secret):
         "value" not in (env.get("APITAP_API_TOKEN") or {}),
         "APITAP_API_TOKEN must never be a plain value",
     )
+    node = ((env.get("NODE_NAME") or {}).get("valueFrom") or {}).get("fieldRef") or {}
+    c.expect(node.get("fieldPath") == "spec.nodeName", "NODE_NAME must come from the downward API (spec.nodeName)")
 
     mounts = {m.get("mountPath"): m for m in container.get("volumeMounts") or []}
     c.expect(mounts.get("/sys/kernel/btf", {}).get("readOnly") is True, "/sys/kernel/btf must be mounted read-only")
     c.expect(mounts.get("/sys/fs/bpf", {}).get("readOnly") is True, "/sys/fs/bpf must be mounted read-only")
-    c.expect(not any(p == "/proc" or p.startswith("/proc/") for p in mounts), "/proc must not be mounted (hostNetwork suffices)")
+    c.expect(not any(p == "/proc" or p.startswith("/proc/") for p in mounts), "/proc must not be mounted (hostPID shows the node's processes)")
+    for path in ("/var/log/pods", "/host/sys/fs/cgroup", "/etc/apitap"):
+        c.expect(mounts.get(path, {}).get("readOnly") is True, f"{path} must be mounted read-only")
 
 
 def check_daemonset(c, docs, args):
@@ -115,10 +125,10 @@ def check_daemonset(c, docs, args):
     c.expect(labels_match(ds["spec"]["selector"]["matchLabels"], pod_labels), "DaemonSet selector does not match its pod labels")
     c.expect(pod.get("hostNetwork") is True, "hostNetwork must be true")
     c.expect(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", "dnsPolicy must be ClusterFirstWithHostNet")
-    c.expect(not pod.get("hostPID"), "hostPID must not be set")
+    c.expect(pod.get("hostPID") is True, "hostPID must be true (servers in every pod's network namespace)")
     c.expect(not pod.get("hostIPC"), "hostIPC must not be set")
     c.expect((pod.get("securityContext") or {}).get("runAsUser") == 0, "pod runAsUser must be 0")
-    c.expect(pod.get("automountServiceAccountToken") is False, "the pod must not mount an API token")
+    c.expect(pod.get("automountServiceAccountToken") is True, "the pod must mount its API token (read-only RBAC)")
     c.expect(
         any(t.get("operator") == "Exists" and not t.get("key") for t in pod.get("tolerations") or []),
         "tolerations must include {operator: Exists} (every taint)",
@@ -139,7 +149,43 @@ def check_daemonset(c, docs, args):
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
     for mount in containers[0].get("volumeMounts") or [] if containers else []:
         c.expect(mount["name"] in volumes, f"volumeMount {mount['name']} has no volume")
+    check_rbac(c, docs, pod.get("serviceAccountName"))
+    check_config(c, docs, pod)
     return pod_labels
+
+
+def check_rbac(c, docs, account):
+    roles = by_kind(docs, "ClusterRole")
+    if not c.expect(len(roles) == 1, f"expected one ClusterRole, found {len(roles)}"):
+        return
+    role = roles[0]
+    granted = {}
+    for rule in role.get("rules") or []:
+        verbs = set(rule.get("verbs") or [])
+        c.expect(verbs <= READ_VERBS, f"ClusterRole grants more than read: {sorted(verbs - READ_VERBS)}")
+        for group in rule.get("apiGroups") or []:
+            granted.setdefault(group, set()).update(rule.get("resources") or [])
+    c.expect(granted == RBAC, f"ClusterRole resources must be exactly {RBAC}, got {granted}")
+    bindings = by_kind(docs, "ClusterRoleBinding")
+    if not c.expect(len(bindings) == 1, f"expected one ClusterRoleBinding, found {len(bindings)}"):
+        return
+    b = bindings[0]
+    c.expect(b.get("roleRef", {}).get("name") == role["metadata"]["name"], "the binding does not reference the ClusterRole")
+    subjects = b.get("subjects") or []
+    c.expect(
+        any(s.get("kind") == "ServiceAccount" and s.get("name") == account for s in subjects),
+        f"the binding's subjects do not include ServiceAccount {account}",
+    )
+
+
+def check_config(c, docs, pod):
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    maps = {d["metadata"]["name"]: d for d in by_kind(docs, "ConfigMap")}
+    refs = [v["configMap"]["name"] for v in volumes.values() if "configMap" in v]
+    config = [maps[n] for n in refs if n in maps and "apitap.toml" in (maps[n].get("data") or {})]
+    if c.expect(len(config) == 1, "a ConfigMap with apitap.toml must be mounted"):
+        text = config[0]["data"]["apitap.toml"]
+        c.expect("[discovery]" in text and 'pod_logs_root = "/var/log/pods"' in text, "apitap.toml must set the discovery host paths")
 
 
 def check_service(c, docs, pod_labels):
@@ -201,7 +247,8 @@ def main():
         if c.expect(len(ns) == 1, "expected one Namespace"):
             labels = ns[0]["metadata"].get("labels") or {}
             c.expect(labels.get("pod-security.kubernetes.io/enforce") == "privileged", "the Namespace must enforce the privileged Pod Security level")
-        namespaces = {d["metadata"].get("namespace") for d in docs if d.get("kind") != "Namespace"}
+        cluster_scoped = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+        namespaces = {d["metadata"].get("namespace") for d in docs if d.get("kind") not in cluster_scoped}
         c.expect(namespaces == {ns[0]["metadata"]["name"]} if ns else False, f"objects are spread over namespaces {namespaces}")
 
     kinds = ", ".join(sorted(d["kind"] for d in docs))

@@ -226,6 +226,13 @@ impl Aggregator {
         self.services[svc as usize].active_connections = connections;
     }
 
+    /// Sets every service's `api_active_connections` to 0 (before the engine's counts are set).
+    pub fn clear_active_connections(&mut self) {
+        for s in &mut self.services {
+            s.active_connections = 0;
+        }
+    }
+
     /// Accounts one transaction (its `route` already set by the route stage).
     pub fn record(&mut self, tx: &Transaction) {
         self.latest_ns = self.latest_ns.max(tx.start_ns);

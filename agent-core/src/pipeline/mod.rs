@@ -79,6 +79,8 @@ impl Pipeline {
     /// An immutable view of everything aggregated so far, as of `now_ns` (wall clock when
     /// live; the latest transaction time in replay).
     pub fn snapshot(&mut self, now_ns: u64) -> Snapshot {
+        // A service whose last connection closed is back to 0.
+        self.aggregator.clear_active_connections();
         for (namespace, service, open) in self.engine.active_connections() {
             self.aggregator
                 .set_active_connections(&namespace, &service, open);

@@ -388,3 +388,6 @@ impl Follower {
         self.status.pods.store(map.len() as u64, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,8 @@
 //! namespace): the worst case and a realistic handler, each A/B/A/B without and with apitap
 //! (throughput ratio, p99, classifier ns per packet with bpf_stats on, agent CPU per request,
 //! events lost, IRQ-work interrupts), ring bytes per request for 200 B and 1 MiB responses,
-//! the agent's RSS and PSS with 10,000 open flows, and the classifier timed in isolation.
+//! the agent's RSS and PSS with 10,000 open flows, and the classifier timed in isolation;
+//! then server discovery's scan cost with 200 pod network namespaces (agent/benches/discovery.rs).
 //! Then the criterion benches of agent-core and of the agent's sinks (unless `--live-only`).
 //! Run it under `flock /tmp/apitap-root.lock` and record the machine's load with the output.
 
@@ -42,6 +43,16 @@ pub fn all(o: &Options) -> Result<()> {
                     &o.secs.to_string(),
                 ]),
         )?;
+        step("server discovery: scan cost with 200 pod network namespaces");
+        cmd::run(cmd::cargo().args([
+            "bench",
+            "--package",
+            "apitap",
+            "--bench",
+            "discovery",
+            "--",
+            "200",
+        ]))?;
     } else {
         eprintln!("    LIVE MEASUREMENTS NOT RUN: they need root (network namespaces, BPF)");
     }

@@ -37,7 +37,7 @@ use agent_core::server::{PortNames, ResolveServer, Server, Skip};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -117,15 +117,37 @@ pub fn own_netns() -> Option<u64> {
         .ok()
 }
 
-/// Scanner and table builder: one scan and one build, on a blocking thread.
-struct Worker {
+/// Scanner and table builder: one scan and one build per call (on a blocking thread in the
+/// agent), keeping what it learned between calls.
+pub struct Discoverer {
     scanner: Scanner,
     builder: TableBuilder,
     stats: Arc<DiscoveryStats>,
 }
 
-impl Worker {
-    fn run(&mut self) -> ServerTable {
+impl Discoverer {
+    pub fn new(cfg: &DiscoveryConfig, settings: Settings) -> Discoverer {
+        let stats = Arc::new(DiscoveryStats::default());
+        Discoverer {
+            scanner: Scanner::new(Proc::new(&cfg.proc_root), stats.clone()),
+            builder: TableBuilder::new(
+                settings.rules,
+                settings.local_netns,
+                settings.own_port,
+                cfg.max_servers as usize,
+                PodIndex::new(&cfg.pod_logs_root),
+                settings.api,
+            ),
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<DiscoveryStats> {
+        &self.stats
+    }
+
+    /// One scan and the table built from it.
+    pub fn run(&mut self) -> ServerTable {
         let start = Instant::now();
         let scan = self.scanner.scan();
         let table = self.builder.build(&scan, &self.stats);
@@ -158,19 +180,8 @@ pub struct Discovery {
 /// Scans once now (so capture starts with the right ports), then every interval until
 /// `cancel`.
 pub fn start(cfg: &DiscoveryConfig, settings: Settings, cancel: CancellationToken) -> Discovery {
-    let stats = Arc::new(DiscoveryStats::default());
-    let mut worker = Worker {
-        scanner: Scanner::new(Proc::new(&cfg.proc_root), stats.clone()),
-        builder: TableBuilder::new(
-            settings.rules,
-            settings.local_netns,
-            settings.own_port,
-            cfg.max_servers as usize,
-            PodIndex::new(&cfg.pod_logs_root),
-            settings.api,
-        ),
-        stats: stats.clone(),
-    };
+    let mut worker = Discoverer::new(cfg, settings);
+    let stats = worker.stats.clone();
     let first = Arc::new(worker.run());
     info!(
         servers = first.len(),
@@ -291,23 +302,11 @@ impl Retirement {
     }
 }
 
-/// Runs one scan over a /proc tree (tests and `cargo xtask bench`).
+/// Runs one scan over a /proc tree (tests).
 pub fn scan_once(cfg: &DiscoveryConfig, settings: Settings) -> (ServerTable, DiscoverySnapshot) {
-    let stats = Arc::new(DiscoveryStats::default());
-    let mut worker = Worker {
-        scanner: Scanner::new(Proc::new(&cfg.proc_root), stats.clone()),
-        builder: TableBuilder::new(
-            settings.rules,
-            settings.local_netns,
-            settings.own_port,
-            cfg.max_servers as usize,
-            PodIndex::new(Path::new(&cfg.pod_logs_root)),
-            settings.api,
-        ),
-        stats: stats.clone(),
-    };
-    let t = worker.run();
-    (t, stats.snapshot())
+    let mut d = Discoverer::new(cfg, settings);
+    let t = d.run();
+    (t, d.stats.snapshot())
 }
 
 #[cfg(test)]

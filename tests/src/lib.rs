@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod netns;
 pub mod nginx;
+pub mod node;
 pub mod redis;
 pub mod resegment;
 pub mod scenario;

@@ -60,6 +60,8 @@ pub struct Options<'a> {
     pub worker_connections: u32,
     /// Extra directives in the `http` block (e.g. an `upstream`).
     pub http_extra: &'a str,
+    /// A cgroup (v2) directory nginx and its workers start in (a pod's container).
+    pub cgroup: Option<&'a std::path::Path>,
 }
 
 impl Default for Options<'_> {
@@ -69,6 +71,7 @@ impl Default for Options<'_> {
             access_log: true,
             worker_connections: 1024,
             http_extra: "",
+            cgroup: None,
         }
     }
 }
@@ -91,6 +94,25 @@ impl Nginx {
             listen,
             &Options {
                 locations,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Like [`Nginx::start_with`], with nginx started inside the cgroup (v2) directory
+    /// `cgroup` when given (a pod's container, as the kubelet places it).
+    pub fn start_in(
+        ns: Option<&Netns>,
+        cgroup: Option<&std::path::Path>,
+        listen: &[String],
+        locations: &str,
+    ) -> Result<Nginx> {
+        Nginx::start_opts(
+            ns,
+            listen,
+            &Options {
+                locations,
+                cgroup,
                 ..Options::default()
             },
         )
@@ -132,9 +154,19 @@ impl Nginx {
         std::fs::write(&conf_path, conf)?;
         let conf_arg = conf_path.display().to_string();
         let args = ["-c", conf_arg.as_str(), "-p", d.as_str()];
-        match ns {
-            Some(ns) => run(&mut ns.cmd("nginx", &args))?,
-            None => run(Command::new("nginx").args(args))?,
+        match (ns, opts.cgroup) {
+            // Joins the cgroup first (on the host: `ip netns exec` mounts a fresh /sys without
+            // the cgroup hierarchies), so nginx and its workers start inside it.
+            (Some(ns), Some(cg)) => {
+                let line = format!(
+                    "echo $$ > '{}/cgroup.procs' && exec ip netns exec '{}' nginx -c '{conf_arg}' -p '{d}'",
+                    cg.display(),
+                    ns.name
+                );
+                run(Command::new("sh").args(["-c", &line]))?
+            }
+            (Some(ns), None) => run(&mut ns.cmd("nginx", &args))?,
+            (None, _) => run(Command::new("nginx").args(args))?,
         };
         let ngx = Nginx {
             dir,
@@ -155,7 +187,8 @@ impl Nginx {
         self.dir.path().join("www")
     }
 
-    fn pid(&self) -> Option<i32> {
+    /// The master process id.
+    pub fn pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.dir.path().join("nginx.pid"))
             .ok()?
             .trim()

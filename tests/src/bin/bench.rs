@@ -129,6 +129,7 @@ fn host() -> Result<Host> {
             access_log: false,
             worker_connections: 16_384,
             http_extra: &http_extra,
+            ..nginx::Options::default()
         },
     )?;
     std::fs::write(nginx.www().join("big1m"), vec![b'x'; BIG])?;

@@ -4,7 +4,8 @@
 Grafana's variables are replaced the way Grafana would with "All" selected ($job and the
 other query variables by .*, $__rate_interval by 1m, $__range by 5m); label_values(SEL, L)
 variable queries become `count by (L) (SEL)`. Each query must be accepted by Prometheus'
-engine (syntax, types, matching) and return data. Prints the failures and one summary line;
+engine (syntax, types, matching) and return data; a variable's query must also offer a value
+(some series carries label L). Prints the failures and one summary line;
 exits 1 on any failure.
 
 usage: check_dashboard_queries.py PROMETHEUS_API_URL DASHBOARD.json
@@ -56,18 +57,21 @@ def main():
         if v.get("type") == "query":
             match = LABEL_VALUES.match(v["definition"])
             if match:
-                checks.append((f"variable {v['name']}", f"count by ({match.group(2)}) ({match.group(1)})"))
+                label = match.group(2)
+                checks.append((f"variable {v['name']}", f"count by ({label}) ({match.group(1)})", label))
     for p in dash["panels"]:
         for t in p.get("targets") or []:
-            checks.append((f"{p['title']} [{t['refId']}]", t["expr"]))
+            checks.append((f"{p['title']} [{t['refId']}]", t["expr"], None))
 
     failures = []
-    for where, expr in checks:
+    for where, expr, label in checks:
         result, error = query(api, substitute(expr, variables))
         if error:
             failures.append(f"{where}: rejected: {error}")
         elif not result:
             failures.append(f"{where}: no data for {substitute(expr, variables)}")
+        elif label and not any(r["metric"].get(label) for r in result):
+            failures.append(f"{where}: no series carries the label {label}")
     for failure in failures:
         print(f"  - {failure}")
     status = "FAILED" if failures else "ok"

@@ -1,9 +1,9 @@
 //! Discovery's cost on a busy node, as figures (run by `cargo xtask bench` as root, or
 //! `flock /tmp/apitap-root.lock cargo bench -p apitap --bench discovery [N]`): creates N
-//! network namespaces (default 200), each with an address and one listening process, as N pods
-//! would, then times the scans the agent runs every 2 s. Prints the first scan (every socket's
-//! owner found) and the steady state (nothing changed), wall and CPU time per scan, and the
-//! share of one core that scanning every 2 s costs. Everything it creates is removed at the end.
+//! network namespaces (default 200), each with an address (on a veth pair inside it) and one
+//! listening process, as N pods would, then times the scans the agent runs every 2 s. Prints
+//! the first scan (every socket's owner found) and the steady state (nothing changed), wall and
+//! CPU time per scan, and the share of one core that scanning every 2 s costs. Everything it creates is removed at the end.
 
 use apitap::discovery::{Discoverer, DiscoveryConfig, Settings, own_netns};
 use std::process::{Child, Command, Stdio};
@@ -34,7 +34,7 @@ impl Pods {
             pods.names.push(name.clone());
             let ip = format!("192.0.2.{}/32", 1 + i % 250);
             let sh = format!(
-                "ip link set lo up && ip link add eth0 type dummy && ip addr add {ip} dev eth0 && ip link set eth0 up"
+                "ip link set lo up && ip link add eth0 type veth peer name peer0 && ip addr add {ip} dev eth0 && ip link set peer0 up && ip link set eth0 up"
             );
             let ok = Command::new("ip")
                 .args(["netns", "exec", &name, "sh", "-c", &sh])

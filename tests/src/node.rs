@@ -62,15 +62,31 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
-        // A cgroup is removable once its last process has exited (workers may take a moment).
-        for d in self.dirs.iter().rev() {
+        // The deepest directory is removable once its last process has exited (workers may
+        // take a moment); a parent another pod still uses is left to the node (one attempt).
+        for (i, d) in self.dirs.iter().rev().enumerate() {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
             while std::fs::remove_dir(d).is_err()
                 && d.exists()
+                && i == 0
                 && std::time::Instant::now() < deadline
             {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
+        }
+    }
+}
+
+/// Removes the cgroup directories below `dir`, deepest first (cgroup directories are removed
+/// with rmdir even though they list control files).
+fn remove_below(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_below(&e.path());
+            let _ = std::fs::remove_dir(e.path());
         }
     }
 }
@@ -162,6 +178,16 @@ impl Node {
             container,
             ip: ip.into(),
         })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Parents the pods shared (kubepods.slice …); the node's own directory goes with its
+        // `cgroup` field.
+        if let Some(own) = self.cgroup.dirs.last() {
+            remove_below(own);
+        }
     }
 }
 

@@ -295,6 +295,20 @@ fn service_rules_and_discovery_settings_are_validated_with_their_key() {
             .ends_with(":2: discovery.interval_ms: must be 100-60000"),
         "{err}"
     );
+    for (toml, message) in [
+        (
+            "settle_secs = 3601",
+            "discovery.settle_secs: must be 0-3600",
+        ),
+        (
+            "refresh_secs = 5",
+            "discovery.refresh_secs: must be 10-86400",
+        ),
+    ] {
+        let file = file_with(&format!("[discovery]\n{toml}\n"));
+        let err = Config::from_file(file.path()).expect_err(toml);
+        assert!(err.to_string().ends_with(message), "{err}");
+    }
     let file = file_with("[[services]]\nname = \"x\"\n\n[[services]]\nport = 80\n");
     let err = Config::from_file(file.path()).expect_err("a rule without matcher");
     assert!(

@@ -24,6 +24,7 @@ mod naming;
 mod pods;
 mod procfs;
 mod scan;
+mod schedule;
 mod sockets;
 mod stats;
 mod table;
@@ -49,6 +50,7 @@ use tracing::{debug, info};
 use pods::PodIndex;
 use procfs::Proc;
 use scan::Scanner;
+use schedule::Schedule;
 use table::TableBuilder;
 
 /// `[discovery]`: where the host's files are and how often to look.
@@ -63,6 +65,12 @@ pub struct DiscoveryConfig {
     pub pod_logs_root: PathBuf,
     /// Time between scans, 100-60000 ms.
     pub interval_ms: u64,
+    /// A namespace that appeared, or got a new long-lived process, has its sockets read at
+    /// every scan for this long, 0-3600 s; afterwards in turn (see `refresh_secs`).
+    pub settle_secs: u64,
+    /// Every settled namespace has its sockets read again at least this often, 10-86400 s
+    /// (each read walks the host's whole TCP table; see `schedule`).
+    pub refresh_secs: u64,
     /// A service whose servers are all gone has its series dropped after this long, 1-86400 s.
     pub retire_after_secs: u64,
     /// Listening sockets kept in the table; the rest are counted (`over_budget`).
@@ -76,6 +84,8 @@ impl Default for DiscoveryConfig {
             cgroup_root: "/sys/fs/cgroup".into(),
             pod_logs_root: "/var/log/pods".into(),
             interval_ms: 2_000,
+            settle_secs: 120,
+            refresh_secs: 600,
             retire_after_secs: 300,
             max_servers: 65_536,
         }
@@ -87,6 +97,12 @@ impl DiscoveryConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if !(100..=60_000).contains(&self.interval_ms) {
             return Err(("interval_ms", "must be 100-60000".into()));
+        }
+        if self.settle_secs > 3_600 {
+            return Err(("settle_secs", "must be 0-3600".into()));
+        }
+        if !(10..=86_400).contains(&self.refresh_secs) {
+            return Err(("refresh_secs", "must be 10-86400".into()));
         }
         if !(1..=86_400).contains(&self.retire_after_secs) {
             return Err(("retire_after_secs", "must be 1-86400".into()));
@@ -129,7 +145,15 @@ impl Discoverer {
     pub fn new(cfg: &DiscoveryConfig, settings: Settings) -> Discoverer {
         let stats = Arc::new(DiscoveryStats::default());
         Discoverer {
-            scanner: Scanner::new(Proc::new(&cfg.proc_root), stats.clone()),
+            scanner: Scanner::new(
+                Proc::new(&cfg.proc_root),
+                stats.clone(),
+                Schedule::new(
+                    Duration::from_secs(cfg.settle_secs),
+                    Duration::from_secs(cfg.refresh_secs),
+                    Duration::from_millis(cfg.interval_ms),
+                ),
+            ),
             builder: TableBuilder::new(
                 settings.rules,
                 settings.local_netns,

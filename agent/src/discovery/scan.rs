@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use super::addrs::{parse_fib_trie, parse_if_inet6};
 use super::cgroup::{self, CgroupInfo, Parsed};
 use super::procfs::{Failure, Proc};
+use super::schedule::Schedule;
 use super::sockets::{Listener, parse_listeners};
 use super::stats::DiscoveryStats;
 
@@ -55,15 +57,21 @@ pub struct Scanner {
     owners: HashMap<(u64, u64), Arc<Owner>>,
     /// netns -> (addresses, scans since read).
     addrs: HashMap<u64, (BTreeSet<IpAddr>, u32)>,
+    /// Which namespaces' socket tables a scan reads.
+    schedule: Schedule,
+    /// netns -> its listeners when last read.
+    listening: HashMap<u64, Vec<Listener>>,
 }
 
 impl Scanner {
-    pub fn new(proc: Proc, stats: Arc<DiscoveryStats>) -> Scanner {
+    pub fn new(proc: Proc, stats: Arc<DiscoveryStats>, schedule: Schedule) -> Scanner {
         Scanner {
             proc,
             stats,
             owners: HashMap::new(),
             addrs: HashMap::new(),
+            schedule,
+            listening: HashMap::new(),
         }
     }
 
@@ -94,9 +102,18 @@ impl Scanner {
             namespaces: by_ns.len(),
             ..Scan::default()
         };
+        let due = self.schedule.plan(Instant::now(), &by_ns);
+        self.listening.retain(|ns, _| by_ns.contains_key(ns));
         let mut seen_sockets = HashSet::new();
         for (&ns, pids) in &by_ns {
-            let listeners = self.listeners(pids);
+            let listeners = if due.contains(&ns) {
+                DiscoveryStats::add(&self.stats.table_reads, 1);
+                let read = self.listeners(pids);
+                self.listening.insert(ns, read.clone());
+                read
+            } else {
+                self.listening.get(&ns).cloned().unwrap_or_default()
+            };
             if listeners.is_empty() {
                 continue;
             }

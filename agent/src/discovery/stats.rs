@@ -13,6 +13,8 @@ pub struct DiscoveryStats {
     pub scan_micros: AtomicU64,
     /// Gauge: duration of the last scan, microseconds.
     pub last_scan_micros: AtomicU64,
+    /// Namespaces whose socket tables were read (see `schedule`).
+    pub table_reads: AtomicU64,
     /// Gauge: network namespaces seen by the last scan.
     pub namespaces: AtomicU64,
     /// Gauge: servers (listening sockets) in the table.
@@ -40,6 +42,7 @@ pub struct DiscoveryStats {
 pub struct DiscoverySnapshot {
     pub scans: u64,
     pub last_scan_micros: u64,
+    pub table_reads: u64,
     pub namespaces: u64,
     pub servers: u64,
     pub ports: u64,
@@ -62,6 +65,7 @@ impl DiscoveryStats {
         DiscoverySnapshot {
             scans: g(&self.scans),
             last_scan_micros: g(&self.last_scan_micros),
+            table_reads: g(&self.table_reads),
             namespaces: g(&self.namespaces),
             servers: g(&self.servers),
             ports: g(&self.ports),
@@ -113,6 +117,13 @@ impl DiscoveryStats {
                     0,
                 )
             },
+            metric(
+                "apitap_discovery_table_reads_total",
+                "Namespaces whose listening sockets a scan read (new and settling ones at every scan, the rest in turn once per refresh_secs).",
+                MetricKind::Counter,
+                vec![],
+                s.table_reads,
+            ),
             metric(
                 "apitap_discovery_namespaces",
                 "Network namespaces seen by the last scan.",

@@ -38,7 +38,7 @@ pub const OPEN_SECONDS: usize = 4;
 pub struct SeriesSnapshot {
     /// The last second covered (UNIX seconds; the current, partial second when live).
     pub end_s: u64,
-    /// One entry per service, sorted by name.
+    /// One entry per service, sorted by namespace and name.
     pub services: Vec<ServiceSeries>,
     pub stats: SeriesStats,
 }
@@ -46,6 +46,8 @@ pub struct SeriesSnapshot {
 /// One service's points, oldest first, one per second from `end_s - WINDOW_S + 1` to `end_s`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ServiceSeries {
+    /// Kubernetes namespace; empty off Kubernetes.
+    pub namespace: String,
     pub service: String,
     pub requests: Vec<u32>,
     /// Responses with a 5xx status plus transactions with an `error.type`.
@@ -56,9 +58,11 @@ pub struct ServiceSeries {
 }
 
 impl SeriesSnapshot {
-    /// The series of one service.
-    pub fn service(&self, name: &str) -> Option<&ServiceSeries> {
-        self.services.iter().find(|s| s.service == name)
+    /// The series of one service (`namespace` empty off Kubernetes).
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceSeries> {
+        self.services
+            .iter()
+            .find(|s| s.namespace == namespace && s.service == name)
     }
 
     /// The first second covered.
@@ -74,6 +78,7 @@ impl ServiceSeries {
         let keep = end_s.saturating_sub(since).min(self.requests.len() as u64) as usize;
         let from = self.requests.len() - keep;
         ServiceSeries {
+            namespace: self.namespace.clone(),
             service: self.service.clone(),
             requests: self.requests[from..].to_vec(),
             errors: self.errors[from..].to_vec(),

@@ -47,14 +47,16 @@ struct OpenSecond {
 
 #[derive(Clone, Debug)]
 struct Ring {
+    namespace: Box<str>,
     name: Box<str>,
     points: Box<[Point]>,
     open: Box<[OpenSecond]>,
 }
 
 impl Ring {
-    fn new(name: &str) -> Ring {
+    fn new(namespace: &str, name: &str) -> Ring {
         Ring {
+            namespace: namespace.into(),
             name: name.into(),
             points: vec![EMPTY_POINT; WINDOW_S].into_boxed_slice(),
             open: (0..OPEN_SECONDS)
@@ -121,6 +123,7 @@ impl Ring {
 
     fn series(&self, end_s: u64) -> ServiceSeries {
         let mut out = ServiceSeries {
+            namespace: self.namespace.to_string(),
             service: self.name.to_string(),
             requests: Vec::with_capacity(WINDOW_S),
             errors: Vec::with_capacity(WINDOW_S),
@@ -155,7 +158,8 @@ impl Ring {
 pub struct SeriesRing {
     max_services: usize,
     rings: Vec<Ring>,
-    index: HashMap<Box<str>, u32>,
+    /// namespace -> service -> ring (looked up by `&str`, no key built per transaction).
+    index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
     /// The ring of the previous transaction (most traffic comes in runs of one service).
     last: usize,
     stats: SeriesStats,
@@ -177,12 +181,31 @@ impl SeriesRing {
     pub fn record_transaction(&mut self, tx: &Transaction) {
         let end_ns = tx.start_ns.saturating_add(tx.duration_ns.unwrap_or(0));
         let service: &str = &tx.service;
-        self.record(service, end_ns, tx.is_failure(), tx.duration_s());
+        self.record_in(
+            tx.namespace(),
+            service,
+            end_ns,
+            tx.is_failure(),
+            tx.duration_s(),
+        );
     }
 
-    /// Records one completed exchange of `service` at `end_ns` (UNIX nanoseconds).
+    /// Records one completed exchange of a service off Kubernetes (empty namespace).
     pub fn record(&mut self, service: &str, end_ns: u64, failure: bool, duration_s: Option<f64>) {
-        let ring = self.ring(service);
+        self.record_in("", service, end_ns, failure, duration_s);
+    }
+
+    /// Records one completed exchange of `service` in `namespace` at `end_ns` (UNIX
+    /// nanoseconds). Two services of one name in different namespaces have a series each.
+    pub fn record_in(
+        &mut self,
+        namespace: &str,
+        service: &str,
+        end_ns: u64,
+        failure: bool,
+        duration_s: Option<f64>,
+    ) {
+        let ring = self.ring(namespace, service);
         let second = end_ns / NS_PER_S;
         let ring = &mut self.rings[ring];
         let Some(p) = ring.slot(second) else {
@@ -199,38 +222,73 @@ impl SeriesRing {
         }
     }
 
-    fn ring(&mut self, service: &str) -> usize {
+    fn ring(&mut self, namespace: &str, service: &str) -> usize {
         if self
             .rings
             .get(self.last)
-            .is_some_and(|r| &*r.name == service)
+            .is_some_and(|r| &*r.name == service && &*r.namespace == namespace)
         {
             return self.last;
         }
-        if let Some(&i) = self.index.get(service) {
+        if let Some(&i) = self.find(namespace, service) {
             self.last = i as usize;
             return self.last;
         }
-        let name = if self.rings.len() < self.max_services {
-            service
+        // `other` takes no named service's place (a retired service's place is free again).
+        let named = self.rings.len() - usize::from(self.find("", OTHER).is_some());
+        let (namespace, name) = if named < self.max_services {
+            (namespace, service)
         } else {
             self.stats.folded_services += 1;
-            if let Some(&i) = self.index.get(OTHER) {
+            if let Some(&i) = self.find("", OTHER) {
                 return i as usize;
             }
-            OTHER
+            ("", OTHER)
         };
         let i = self.rings.len();
-        self.rings.push(Ring::new(name));
-        self.index.insert(name.into(), i as u32);
+        self.rings.push(Ring::new(namespace, name));
+        self.index
+            .entry(namespace.into())
+            .or_default()
+            .insert(name.into(), i as u32);
         i
+    }
+
+    fn find(&self, namespace: &str, service: &str) -> Option<&u32> {
+        self.index.get(namespace)?.get(service)
+    }
+
+    /// Drops the series of a service that is gone (a deleted pod's workload), so its place
+    /// goes to the next new service instead of `other`. True if it had one.
+    pub fn retire(&mut self, namespace: &str, service: &str) -> bool {
+        let Some(names) = self.index.get_mut(namespace) else {
+            return false;
+        };
+        let Some(i) = names.remove(service) else {
+            return false;
+        };
+        if names.is_empty() {
+            self.index.remove(namespace);
+        }
+        let i = i as usize;
+        self.rings.swap_remove(i);
+        if let Some(moved) = self.rings.get(i)
+            && let Some(slot) = self
+                .index
+                .get_mut(&*moved.namespace)
+                .and_then(|n| n.get_mut(&*moved.name))
+        {
+            *slot = i as u32;
+        }
+        self.last = 0;
+        true
     }
 
     /// Every service's last [`WINDOW_S`] seconds ending with the second of `now_ns`.
     pub fn snapshot(&self, now_ns: u64) -> SeriesSnapshot {
         let end_s = now_ns / NS_PER_S;
         let mut services: Vec<ServiceSeries> = self.rings.iter().map(|r| r.series(end_s)).collect();
-        services.sort_by(|a, b| a.service.cmp(&b.service));
+        services.sort_by(|a, b| (&a.namespace, &a.service).cmp(&(&b.namespace, &b.service)));
         SeriesSnapshot {
             end_s,
             services,
@@ -283,7 +341,7 @@ mod tests {
         r.record("api", at(T0) + 999_999_999, true, Some(0.020));
         r.record("api", at(T0 + 1), false, None);
         let s = r.snapshot(at(T0 + 1));
-        let api = s.service("api").expect("series");
+        let api = s.service("", "api").expect("series");
         assert_eq!(api.requests.len(), WINDOW_S);
         assert_eq!(api.requests[WINDOW_S - 2..], [2, 1]);
         assert_eq!(api.errors[WINDOW_S - 2..], [1, 0]);
@@ -363,7 +421,10 @@ mod tests {
         let s = r.snapshot(at(T0));
         let names: Vec<&str> = s.services.iter().map(|x| x.service.as_str()).collect();
         assert_eq!(names, ["a", "b", "other"]);
-        assert_eq!(s.service("other").expect("other").requests[WINDOW_S - 1], 2);
+        assert_eq!(
+            s.service("", "other").expect("other").requests[WINDOW_S - 1],
+            2
+        );
         assert_eq!(s.stats.folded_services, 2);
         assert_eq!(r.len(), 3);
     }
@@ -377,5 +438,55 @@ mod tests {
         assert_eq!(tail.requests, [1, 0, 0]);
         assert_eq!(s.services[0].since(0, s.end_s).requests.len(), WINDOW_S);
         assert!(s.services[0].since(T0 + 2, s.end_s).requests.is_empty());
+    }
+
+    #[test]
+    fn one_name_in_two_namespaces_has_two_series_and_a_retired_one_gives_its_place_back() {
+        let mut r = SeriesRing::new(2);
+        r.record_in("shop", "web", at(T0), false, Some(0.010));
+        r.record_in("blog", "web", at(T0), true, Some(0.010));
+        r.record_in("shop", "web", at(T0), false, None);
+        let s = r.snapshot(at(T0));
+        let count = |ns: &str| s.service(ns, "web").expect(ns).requests.iter().sum::<u32>();
+        assert_eq!((count("shop"), count("blog")), (2, 1));
+        assert_eq!(
+            s.services[0].namespace, "blog",
+            "sorted by namespace, then service"
+        );
+        // Full: a third service folds into other ...
+        r.record_in("shop", "api", at(T0), false, None);
+        assert_eq!(r.stats().folded_services, 1);
+        // ... until one is retired; the survivors keep their points.
+        assert!(r.retire("blog", "web"));
+        assert!(!r.retire("blog", "web"));
+        r.record_in("shop", "api", at(T0), false, None);
+        let s = r.snapshot(at(T0));
+        assert!(s.service("blog", "web").is_none());
+        assert_eq!(
+            s.service("shop", "api")
+                .expect("api")
+                .requests
+                .iter()
+                .sum::<u32>(),
+            1
+        );
+        assert_eq!(
+            s.service("shop", "web")
+                .expect("web")
+                .requests
+                .iter()
+                .sum::<u32>(),
+            2
+        );
+        r.record_in("shop", "web", at(T0), false, None);
+        let s = r.snapshot(at(T0));
+        assert_eq!(
+            s.service("shop", "web")
+                .expect("web")
+                .requests
+                .iter()
+                .sum::<u32>(),
+            3
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /api/v1/series?service=…&since=…`: per-second requests, errors and p95 of each service
+//! `GET /api/v1/series?service=…&namespace=…&since=…`: per-second requests, errors and p95 of each service
 //! over the last 15 minutes, from the series ring the analysis stage publishes every second.
 
 use agent_core::series::{SeriesSnapshot, ServiceSeries};
@@ -14,6 +14,7 @@ use super::{ApiError, ApiState};
 
 #[derive(Serialize)]
 struct SeriesRow<'a> {
+    namespace: &'a str,
     service: &'a str,
     requests: &'a [u32],
     errors: &'a [u32],
@@ -24,6 +25,7 @@ struct SeriesRow<'a> {
 impl<'a> SeriesRow<'a> {
     fn new(s: &'a ServiceSeries) -> SeriesRow<'a> {
         SeriesRow {
+            namespace: &s.namespace,
             service: &s.service,
             requests: &s.requests,
             errors: &s.errors,
@@ -37,18 +39,22 @@ impl<'a> SeriesRow<'a> {
     }
 }
 
-/// The body for `service` (every service when `None`), with the points after second `since`
-/// (all 900 when `None`).
+/// The body for `service` in `namespace` (every service when `None`; the namespace is empty
+/// off Kubernetes), with the points after second `since` (all 900 when `None`).
 pub fn body(
     snap: &SeriesSnapshot,
-    service: Option<&str>,
+    service: Option<(&str, &str)>,
     since: Option<u64>,
 ) -> Result<Value, ApiError> {
     let since = since.unwrap_or(0).max(snap.start_s().saturating_sub(1));
     let tails: Vec<ServiceSeries> = match service {
-        Some(name) => vec![
-            snap.service(name)
-                .ok_or_else(|| ApiError::NotFoundWhat(format!("no series for service {name:?}")))?
+        Some((namespace, name)) => vec![
+            snap.service(namespace, name)
+                .ok_or_else(|| {
+                    ApiError::NotFoundWhat(format!(
+                        "no series for service {name:?} in namespace {namespace:?}"
+                    ))
+                })?
                 .since(since, snap.end_s),
         ],
         None => snap
@@ -70,10 +76,12 @@ pub fn body(
 /// GET /api/v1/series
 pub async fn series(State(state): State<ApiState>, p: Params) -> Result<Json<Value>, ApiError> {
     let p: HashMap<String, String> = params(p)?;
-    known(&p, &["service", "since"])?;
+    known(&p, &["service", "namespace", "since"])?;
     let since = optional_u64(&p, "since")?;
     let snap = state.series.borrow().clone();
-    body(&snap, p.get("service").map(String::as_str), since).map(Json)
+    let namespace = p.get("namespace").map_or("", String::as_str);
+    let service = p.get("service").map(|s| (namespace, s.as_str()));
+    body(&snap, service, since).map(Json)
 }
 
 #[cfg(test)]
@@ -115,14 +123,14 @@ mod tests {
 
     #[rstest]
     fn one_service_since_a_second() {
-        let v = body(&snap(), Some("nginx"), Some(T0 - 1)).expect("body");
+        let v = body(&snap(), Some(("", "nginx")), Some(T0 - 1)).expect("body");
         assert_eq!(v["start_s"], T0);
         assert_eq!(v["services"][0]["requests"], json!([2, 0, 0]));
     }
 
     #[rstest]
     fn an_unknown_service_is_404() {
-        let err = body(&snap(), Some("nope"), None).expect_err("unknown");
+        let err = body(&snap(), Some(("", "nope")), None).expect_err("unknown");
         assert_eq!(err.status(), axum::http::StatusCode::NOT_FOUND);
     }
 

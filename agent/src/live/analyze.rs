@@ -108,6 +108,7 @@ pub fn spawn(
                     next_tick = now + TICK;
                     pipeline.advance(wall_ns(), &mut sink);
                     for (namespace, service) in retirement.due(now) {
+                        series.retire(&namespace, &service);
                         if pipeline.retire_service(&namespace, &service) {
                             debug!(namespace, service, "series of a gone service retired");
                             retired += 1;

@@ -76,12 +76,21 @@ impl Chromium {
         let (r3, w4) = (to_chrome_r.as_raw_fd(), from_chrome_w.as_raw_fd());
         let log = File::create(profile.path().join("stderr.log"))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-        // SAFETY: only async-signal-safe calls (dup2) between fork and exec.
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(r3, 3) < 0 || libc::dup2(w4, 4) < 0 {
+                // Through fds >= 10 first: a pipe end that already is fd 3 or 4 would make dup2
+                // a no-op that keeps O_CLOEXEC (chromium would start without its pipe), and
+                // one at the other's target would be overwritten before it is moved.
+                let (r, w) = (
+                    libc::fcntl(r3, libc::F_DUPFD, 10),
+                    libc::fcntl(w4, libc::F_DUPFD, 10),
+                );
+                if r < 0 || w < 0 || libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                libc::close(r);
+                libc::close(w);
                 Ok(())
             });
         }
@@ -116,9 +125,18 @@ impl Chromium {
             session: String::new(),
             _profile: profile,
         };
-        let target = c
-            .browser("Target.createTarget", json!({"url": "about:blank"}))
-            .context("chromium did not answer on its DevTools pipe")?;
+        let target = match c.browser("Target.createTarget", json!({"url": "about:blank"})) {
+            Ok(t) => t,
+            Err(e) => {
+                let log = std::fs::read_to_string(c._profile.path().join("stderr.log"))
+                    .unwrap_or_default();
+                let status = c.child.try_wait().ok().flatten();
+                return Err(e.context(format!(
+                    "chromium did not answer on its DevTools pipe (exit: {status:?}; stderr: {})",
+                    log.trim()
+                )));
+            }
+        };
         let target_id = target["targetId"]
             .as_str()
             .context("no targetId")?

@@ -40,13 +40,16 @@ pub enum Counter {
     CopiedPort = 14,
     /// Segments copied because their connection speaks HTTP/2 (preface seen).
     CopiedH2 = 15,
+    /// Packets whose L2-L4 headers were not all in the skb's linear part and had to be pulled
+    /// into it (`bpf_skb_pull_data`, which copies the skb's head when it is shared).
+    HeadersPulled = 16,
 }
 
 /// Number of counter slots in [`CpuState`].
-pub const COUNTER_SLOTS: usize = 16;
+pub const COUNTER_SLOTS: usize = 17;
 
 impl Counter {
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; COUNTER_SLOTS] = [
         Counter::PacketsSeen,
         Counter::SegmentsMatched,
         Counter::EventsLost,
@@ -63,6 +66,7 @@ impl Counter {
         Counter::CopiedSmall,
         Counter::CopiedPort,
         Counter::CopiedH2,
+        Counter::HeadersPulled,
     ];
 }
 

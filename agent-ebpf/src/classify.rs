@@ -27,7 +27,7 @@ macro_rules! global {
 
 #[inline(always)]
 pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip> {
-    let seg = read_segment(ctx)?;
+    let seg = read_segment(ctx, st)?;
     let Some(ports) = PORTS.get(0) else {
         return Ok(());
     };

@@ -1,6 +1,10 @@
-//! L2-L4 headers by direct packet access. Headers are almost always in the skb's linear part;
-//! when they are not, the first bytes are pulled into it once (`bpf_skb_pull_data`, which
-//! moves data, never changes it).
+//! L2-L4 headers by direct packet access. Headers are almost always in the skb's linear part
+//! (the payload often is not: TCP sends it in page fragments), so they are parsed where they
+//! lie, and only a packet whose headers run past the linear part is pulled
+//! (`bpf_skb_pull_data`, which moves data, never changes it) and parsed again; that is
+//! counted in `Counter::HeadersPulled`. Pulling is never done up front: on a cloned skb (every
+//! TCP segment on lo, whose original stays in the retransmit queue) it copies the whole head,
+//! which cost more than the rest of the classifier together (issue 10's profile).
 //!
 //! IPv6 extension headers (Hop-by-Hop, Routing, Destination Options, Authentication) are
 //! walked, at most [`MAX_EXT_HEADERS`] of them within the first [`MAX_EXT_OFFSET`] bytes;
@@ -9,6 +13,7 @@
 //! fragments cannot be read at TC, where reassembly has not happened yet. They are counted
 //! in `Counter::Fragments`; user space sees the missing bytes as a reassembly gap.
 
+use agent_common::{Counter, CpuState};
 use aya_ebpf::programs::TcContext;
 
 /// Ethernet header length; the loader attaches only to Ethernet-framed interfaces (and `lo`,
@@ -19,13 +24,13 @@ const ETH_P_IPV6: u16 = 0x86DD;
 const IPPROTO_TCP: u8 = 6;
 const IPV6_HLEN: usize = 40;
 const TCP_HLEN: usize = 20;
-/// Bytes pulled into the linear part when the headers are not there: Ethernet, an IPv4
-/// header with options or an IPv6 header, and a TCP header.
-const PULL_BYTES: u32 = 128;
 /// IPv6 extension headers walked before giving up (counted as an error).
 pub const MAX_EXT_HEADERS: usize = 4;
 /// The TCP header must start within this many bytes of the frame.
 pub const MAX_EXT_OFFSET: usize = 512;
+/// Bytes pulled into the linear part when the headers are not all there: enough for the
+/// longest header chain parsed (extension headers up to `MAX_EXT_OFFSET`, a TCP header).
+const PULL_BYTES: u32 = (MAX_EXT_OFFSET + TCP_HLEN) as u32;
 
 /// IPv6 next-header values of the extension headers walked.
 const NH_HOP_BY_HOP: u8 = 0;
@@ -42,6 +47,9 @@ pub enum Skip {
     Fragment,
     /// Headers that cannot be read or lengths that do not add up: counted as an error.
     Malformed,
+    /// A header runs past the skb's linear part: pulled and parsed again (never returned by
+    /// [`read_segment`]).
+    Short,
 }
 
 /// The facts of one TCP segment the classifier needs.
@@ -65,7 +73,7 @@ fn ptr_at<T>(ctx: &TcContext, off: usize) -> Result<*const T, Skip> {
     let start = ctx.data();
     let end = ctx.data_end();
     if start + off + core::mem::size_of::<T>() > end {
-        return Err(Skip::Malformed);
+        return Err(Skip::Short);
     }
     Ok((start + off) as *const T)
 }
@@ -79,19 +87,26 @@ fn read<T: Copy>(ctx: &TcContext, off: usize) -> Result<T, Skip> {
     Ok(unsafe { core::ptr::read_unaligned(p) })
 }
 
-/// Makes the first `want` bytes (or the whole packet if shorter) linear.
+/// The segment's headers, pulling them into the linear part first only when they are not
+/// all there (counted).
 #[inline(always)]
-fn ensure_linear(ctx: &TcContext, want: u32) {
-    let want = want.min(ctx.len());
-    if ctx.data() + want as usize > ctx.data_end() {
-        // A failure leaves the skb as it was; the bounds checks then count it as malformed.
-        let _ = ctx.pull_data(want);
+pub fn read_segment(ctx: &TcContext, st: &mut CpuState) -> Result<Segment, Skip> {
+    match parse(ctx) {
+        Err(Skip::Short) => {
+            st.add(Counter::HeadersPulled, 1);
+            // A failure leaves the skb as it was; the second parse then fails as malformed.
+            let _ = ctx.pull_data(PULL_BYTES.min(ctx.len()));
+            match parse(ctx) {
+                Err(Skip::Short) => Err(Skip::Malformed),
+                other => other,
+            }
+        }
+        other => other,
     }
 }
 
 #[inline(always)]
-pub fn read_segment(ctx: &TcContext) -> Result<Segment, Skip> {
-    ensure_linear(ctx, PULL_BYTES);
+fn parse(ctx: &TcContext) -> Result<Segment, Skip> {
     let proto = u16::from_be(read::<u16>(ctx, 12)?);
     let (family, saddr, daddr, l4_off, l4_len) = if proto == ETH_P_IP {
         ipv4(ctx)?
@@ -193,7 +208,6 @@ fn ipv6(ctx: &TcContext) -> Result<L3, Skip> {
 /// is not one of them, and its offset.
 #[inline(always)]
 fn walk_extensions(ctx: &TcContext, mut next: u8, mut off: usize) -> Result<(u8, usize), Skip> {
-    ensure_linear(ctx, (MAX_EXT_OFFSET + TCP_HLEN) as u32);
     for _ in 0..MAX_EXT_HEADERS {
         let len = match next {
             NH_FRAGMENT => return Err(Skip::Fragment),

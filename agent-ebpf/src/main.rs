@@ -89,7 +89,7 @@ fn run(ctx: &TcContext, hook: u8) -> i32 {
         match classify::classify(ctx, hook, st) {
             Ok(()) | Err(Skip::NotTcp) => {}
             Err(Skip::Fragment) => st.add(Counter::Fragments, 1),
-            Err(Skip::Malformed) => st.add(Counter::Errors, 1),
+            Err(Skip::Malformed | Skip::Short) => st.add(Counter::Errors, 1),
         }
     }
     TC_ACT_UNSPEC

@@ -121,6 +121,11 @@ const CAPTURE: &[CaptureMetric] = &[
         "IPv4 fragments and IPv6 packets with a Fragment header, not captured (seen as reassembly gaps).",
         |s| s.fragments,
     ),
+    counter(
+        "apitap_headers_pulled_total",
+        "Packets whose headers were not in the linear part of the socket buffer and were pulled into it before parsing (a copy of the buffer's head when it is shared; rare on real interfaces and lo).",
+        |s| s.headers_pulled,
+    ),
     CaptureMetric {
         labels: &[("source", "kernel")],
         ..counter("apitap_capture_errors_total", CAPTURE_ERRORS_HELP, |s| {

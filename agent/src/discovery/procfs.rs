@@ -6,6 +6,8 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
+use super::sockets::past_listeners;
+
 /// Why a /proc read failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
@@ -64,6 +66,37 @@ impl Proc {
         std::fs::read_to_string(self.path(pid, rel)).map_err(|e| failure(&e))
     }
 
+    /// The leading lines of a /proc/<pid>/net/tcp or tcp6 text up to the first socket that is
+    /// not listening (see [`past_listeners`]), read in chunks: a node with many connections
+    /// neither copies nor keeps its whole table (20,000 lines with 10,000 flows on lo), and the
+    /// kernel stops walking its socket hash where reading stops.
+    pub fn read_listening(&self, pid: u32, rel: &str) -> Result<String, Failure> {
+        use std::io::Read;
+        const CHUNK: usize = 16 * 1024;
+        let mut file = std::fs::File::open(self.path(pid, rel)).map_err(|e| failure(&e))?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut text = String::new();
+        let mut checked = 0;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => return Ok(text),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(failure(&e)),
+            };
+            // procfs socket tables are ASCII.
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(end) = text[checked..].find('\n') {
+                let line = &text[checked..checked + end];
+                checked += end + 1;
+                if past_listeners(line) {
+                    text.truncate(checked);
+                    return Ok(text);
+                }
+            }
+        }
+    }
+
     /// The socket inodes among the open files of a process.
     pub fn socket_inodes(&self, pid: u32) -> Result<Vec<u64>, Failure> {
         let dir = std::fs::read_dir(self.path(pid, "fd")).map_err(|e| failure(&e))?;
@@ -113,5 +146,45 @@ mod tests {
         assert_eq!(p.read(123, "net/tcp"), Err(Failure::Exited));
         assert_eq!(p.socket_inodes(123), Err(Failure::Exited));
         assert!(p.pids().expect("empty dir").is_empty());
+        assert_eq!(p.read_listening(123, "net/tcp"), Err(Failure::Exited));
+    }
+
+    #[test]
+    fn listening_part_ends_at_the_first_other_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("7/net")).expect("mkdir");
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+        let listen = |i: u32| {
+            format!(
+                "{i:4}: 00000000:{:04X} 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {} 1 0 100 0 0 10 0\n",
+                8000 + i,
+                100 + i
+            )
+        };
+        let established = |i: u32| {
+            format!(
+                "{i:4}: 0100007F:1F90 0100007F:{:04X} 01 00000000:00000000 00:00000000 00000000     0        0 {} 1 0 20 4 30 10 -1\n",
+                30000 + i,
+                9000 + i
+            )
+        };
+        // Enough listeners to span several chunks, then a large established table.
+        let mut text = header.to_string();
+        (0..300).for_each(|i| text.push_str(&listen(i)));
+        let listening_len = text.len();
+        (300..20_000).for_each(|i| text.push_str(&established(i)));
+        std::fs::write(dir.path().join("7/net/tcp"), &text).expect("write");
+
+        let p = Proc::new(dir.path());
+        let read = p.read_listening(7, "net/tcp").expect("readable");
+        assert_eq!(read.len(), listening_len + established(300).len());
+        let (listeners, bad) = super::super::sockets::parse_listeners(&read);
+        assert_eq!((listeners.len(), bad), (300, 0));
+        // Listeners only (a namespace without connections): the whole text.
+        std::fs::write(dir.path().join("7/net/tcp"), &text[..listening_len]).expect("write");
+        assert_eq!(
+            p.read_listening(7, "net/tcp").expect("readable").len(),
+            listening_len
+        );
     }
 }

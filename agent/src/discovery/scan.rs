@@ -145,8 +145,8 @@ impl Scanner {
     /// read (any process of a namespace shows the same tables).
     fn listeners(&self, pids: &[u32]) -> Vec<Listener> {
         for &pid in pids {
-            let v4 = self.proc.read(pid, "net/tcp");
-            let v6 = self.proc.read(pid, "net/tcp6");
+            let v4 = self.proc.read_listening(pid, "net/tcp");
+            let v6 = self.proc.read_listening(pid, "net/tcp6");
             match (v4, v6) {
                 (Err(f), _) => self.count(f),
                 (Ok(v4), v6) => {

@@ -33,6 +33,19 @@ pub fn parse_listeners(text: &str) -> (Vec<Listener>, u64) {
     (out, malformed)
 }
 
+/// Whether a line of /proc/net/tcp{,6} shows a socket in a state other than LISTEN. The kernel
+/// prints its listening hash (LISTEN sockets only) before its established hash (every other
+/// state), so every listener lies before the first such line and reading can stop there
+/// (`tcp_seq_start`/`tcp_seq_next`: listening, then established, since Linux 2.6). The
+/// header and malformed lines are not past.
+pub fn past_listeners(line: &str) -> bool {
+    let mut cols = line.split_whitespace();
+    match (cols.next(), cols.nth(2)) {
+        (Some(sl), Some(st)) => sl.ends_with(':') && st.len() == 2 && st != LISTEN,
+        _ => false,
+    }
+}
+
 /// `None`: malformed; `Some(None)`: a socket in another state.
 fn parse_line(line: &str) -> Option<Option<Listener>> {
     let cols: Vec<&str> = line.split_whitespace().collect();
@@ -100,5 +113,17 @@ mod tests {
     #[case::empty("", vec![], 0)]
     fn finds_listeners(#[case] text: &str, #[case] want: Vec<Listener>, #[case] bad: u64) {
         assert_eq!(parse_listeners(text), (want, bad));
+    }
+
+    #[test]
+    fn other_states_end_the_listening_part() {
+        let lines: Vec<&str> = TCP.lines().collect();
+        assert!(!past_listeners(lines[0]), "header");
+        assert!(
+            !past_listeners(lines[1]) && !past_listeners(lines[2]),
+            "LISTEN"
+        );
+        assert!(past_listeners(lines[3]), "ESTABLISHED");
+        assert!(!past_listeners("not a socket line") && !past_listeners(""));
     }
 }

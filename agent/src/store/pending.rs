@@ -1,9 +1,10 @@
 //! Increments not yet written, merged per (hash, field) and bounded: while the store is
 //! unreachable the map keeps absorbing increments of known fields, and new fields beyond the
-//! bound are dropped and counted (never silently). Looking up a known field allocates nothing.
+//! bound are dropped and counted (never silently). Looking up a known field allocates nothing;
+//! keys are hashed with foldhash (this runs once per transaction on the analysis thread).
 
 use agent_core::Transaction;
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::key::{Family, Group, client_field, endpoint_field};
 

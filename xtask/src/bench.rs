@@ -18,14 +18,32 @@ pub struct Options {
     pub live_only: bool,
     pub rounds: u32,
     pub secs: u32,
+    /// Live parts to run (comma-separated); all when `None`.
+    pub parts: Option<String>,
+}
+
+impl Options {
+    /// The parts for the live bench binary, and whether discovery's bench runs.
+    fn split_parts(&self) -> (Option<String>, bool) {
+        let Some(parts) = &self.parts else {
+            return (None, true);
+        };
+        let live: Vec<&str> = parts.split(',').filter(|p| *p != "discovery").collect();
+        let discovery = parts.split(',').any(|p| p == "discovery");
+        ((!live.is_empty()).then(|| live.join(",")), discovery)
+    }
 }
 
 pub fn all(o: &Options) -> Result<()> {
     if cmd::is_root() {
         let bin = build::build(true)?;
-        step("live cost on lo: A/B/A/B with wrk, ring bytes per request, memory with 10,000 flows");
-        cmd::run(
-            cmd::cargo()
+        let (live, discovery) = o.split_parts();
+        if live.is_some() || o.parts.is_none() {
+            step(
+                "live cost on lo: A/B/A/B with wrk, ring bytes per request, memory with 10,000 flows",
+            );
+            let mut bench = cmd::cargo();
+            bench
                 .env("APITAP_BIN", &bin)
                 .args([
                     "run",
@@ -41,18 +59,24 @@ pub fn all(o: &Options) -> Result<()> {
                     &o.rounds.to_string(),
                     "--secs",
                     &o.secs.to_string(),
-                ]),
-        )?;
-        step("server discovery: scan cost with 200 pod network namespaces");
-        cmd::run(cmd::cargo().args([
-            "bench",
-            "--package",
-            "apitap",
-            "--bench",
-            "discovery",
-            "--",
-            "200",
-        ]))?;
+                ]);
+            if let Some(parts) = &live {
+                bench.args(["--parts", parts]);
+            }
+            cmd::run(&mut bench)?;
+        }
+        if discovery {
+            step("server discovery: scan cost with 200 pod network namespaces");
+            cmd::run(cmd::cargo().args([
+                "bench",
+                "--package",
+                "apitap",
+                "--bench",
+                "discovery",
+                "--",
+                "200",
+            ]))?;
+        }
     } else {
         eprintln!("    LIVE MEASUREMENTS NOT RUN: they need root (network namespaces, BPF)");
     }

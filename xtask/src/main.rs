@@ -62,6 +62,10 @@ enum Command {
         /// Seconds of each wrk run.
         #[arg(long, default_value_t = 5)]
         secs: u32,
+        /// Only these live parts, comma-separated: worst, realistic, ring, memory, isolated,
+        /// discovery (all by default).
+        #[arg(long)]
+        parts: Option<String>,
     },
     /// Install the test prerequisites only (what `test` does first).
     Prereqs,
@@ -81,10 +85,12 @@ fn main() -> ExitCode {
             live_only,
             rounds,
             secs,
+            parts,
         } => bench::all(&bench::Options {
             live_only,
             rounds,
             secs,
+            parts,
         }),
         Command::Prereqs => prereqs::ensure(),
         Command::Doctor => {

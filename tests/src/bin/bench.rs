@@ -6,7 +6,8 @@
 //! request costs (200 B and 1 MiB responses), and the agent's memory with 10,000 open flows.
 //! Figures, never assertions.
 //!
-//! usage: bench [--rounds N] [--secs S] [--flows N]   (APITAP_BIN: the agent binary)
+//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,ring,memory,isolated]
+//!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench upstream PORT WORK_US                 (internal: the upstream server)
 
 use agent_common::programs;
@@ -34,7 +35,16 @@ struct Args {
     rounds: u32,
     secs: u32,
     flows: u32,
+    parts: Vec<String>,
 }
+
+impl Args {
+    fn wants(&self, part: &str) -> bool {
+        self.parts.is_empty() || self.parts.iter().any(|p| p == part)
+    }
+}
+
+const PARTS: [&str; 5] = ["worst", "realistic", "ring", "memory", "isolated"];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -57,10 +67,20 @@ fn parse(argv: &[String]) -> Result<Args> {
         rounds: 2,
         secs: 5,
         flows: 10_000,
+        parts: Vec::new(),
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--parts" {
+            for part in value.split(',') {
+                if !PARTS.contains(&part) {
+                    bail!("unknown part {part} (parts: {})", PARTS.join(","));
+                }
+                a.parts.push(part.to_string());
+            }
+            continue;
+        }
         let n: u32 = value.parse().with_context(|| format!("{flag} {value}"))?;
         match flag.as_str() {
             "--rounds" => a.rounds = n.max(1),
@@ -245,8 +265,18 @@ fn ring_bytes_per_request(h: &Host, agent: &Agent, path: &str, n: u32) -> Result
     Ok((bytes as f64 / done as f64, lost))
 }
 
+/// The agent's memory, idle and with the flows open (KiB), and the engine's own account.
+struct Memory {
+    idle_rss: u64,
+    idle_pss: u64,
+    rss: u64,
+    pss: u64,
+    tracked: u64,
+    flow_table_bytes: u64,
+}
+
 /// The agent's memory with `flows` keep-alive connections held open.
-fn memory_with_flows(h: &Host, flows: u32) -> Result<(u64, u64, u64, u64, u64)> {
+fn memory_with_flows(h: &Host, flows: u32) -> Result<Memory> {
     let agent = h.agent()?;
     let pid = agent.pid().context("agent pid")?;
     bench::settle(Duration::from_millis(500));
@@ -266,14 +296,23 @@ fn memory_with_flows(h: &Host, flows: u32) -> Result<(u64, u64, u64, u64, u64)> 
         )
         .stdout(Stdio::piped())
         .spawn()?;
-    let m = agent.scrape_until(Duration::from_secs(20), |m| {
+    agent.scrape_until(Duration::from_secs(20), |m| {
         m.get("apitap_flows_tracked").unwrap_or(0.0) >= f64::from(flows)
     })?;
     bench::settle(Duration::from_secs(1));
     let (rss, pss) = bench::rss_pss_kib(pid);
+    let m = agent.scrape()?;
     let tracked = m.count("apitap_flows_tracked");
+    let flow_table_bytes = m.count("apitap_flow_table_bytes");
     let _ = client.wait();
-    Ok((idle_rss, idle_pss, rss, pss, tracked))
+    Ok(Memory {
+        idle_rss,
+        idle_pss,
+        rss,
+        pss,
+        tracked,
+        flow_table_bytes,
+    })
 }
 
 /// Mean kernel ns per run of `tc_ingress` on synthetic frames (BPF_PROG_TEST_RUN, hot
@@ -340,7 +379,11 @@ fn run(a: &Args) -> Result<()> {
         apitap_e2e::require_tool(tool, tool);
     }
     let bin = apitap_bin();
-    let isolated = classifier_in_isolation()?;
+    let isolated = if a.wants("isolated") {
+        classifier_in_isolation()?
+    } else {
+        Vec::new()
+    };
     let stats = BpfStats::enable()?;
     let h = host()?;
     eprintln!(
@@ -349,14 +392,26 @@ fn run(a: &Args) -> Result<()> {
         bench::load_average()
     );
 
-    let worst = measure(&h, "/", a)?;
-    let realistic = measure(&h, "/proxy", a)?;
+    let worst = if a.wants("worst") {
+        measure(&h, "/", a)?
+    } else {
+        Vec::new()
+    };
+    let realistic = if a.wants("realistic") {
+        measure(&h, "/proxy", a)?
+    } else {
+        Vec::new()
+    };
 
-    let agent = h.agent()?;
-    let (ring200, lost200) = ring_bytes_per_request(&h, &agent, "/r200", 2000)?;
-    let (ring1m, lost1m) = ring_bytes_per_request(&h, &agent, "/big1m", 64)?;
-    drop(agent);
-    let mem = if a.flows > 0 {
+    let ring = if a.wants("ring") {
+        let agent = h.agent()?;
+        let r200 = ring_bytes_per_request(&h, &agent, "/r200", 2000)?;
+        let r1m = ring_bytes_per_request(&h, &agent, "/big1m", 64)?;
+        Some((r200, r1m))
+    } else {
+        None
+    };
+    let mem = if a.flows > 0 && a.wants("memory") {
         Some(memory_with_flows(&h, a.flows)?)
     } else {
         None
@@ -368,39 +423,50 @@ fn run(a: &Args) -> Result<()> {
         "apitap live cost — {} round(s) of A/B per scenario, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, bpf_stats on throughout",
         a.rounds, a.secs
     );
-    print_scenario("worst case: nginx `return 200` on lo", &worst);
-    print_scenario(
-        &format!("realistic: nginx proxying to an upstream spinning {UPSTREAM_WORK_US} µs"),
-        &realistic,
-    );
-    println!();
-    println!("| ring bytes per request | figure |");
-    println!("| --- | --- |");
-    println!("| 200 B response (ab -k, 2000 requests) | {ring200:.0} B (lost {lost200}) |");
-    println!(
-        "| 1 MiB response (ab -k, 64 requests) | {:.1} KiB (lost {lost1m}) |",
-        ring1m / 1024.0
-    );
-    if let Some((irss, ipss, rss, pss, tracked)) = mem {
-        println!(
-            "| agent memory idle | RSS {:.1} MiB, PSS {:.1} MiB |",
-            irss as f64 / 1024.0,
-            ipss as f64 / 1024.0
-        );
-        println!(
-            "| agent memory with {} open flows ({tracked} tracked) | RSS {:.1} MiB, PSS {:.1} MiB |",
-            a.flows,
-            rss as f64 / 1024.0,
-            pss as f64 / 1024.0
+    if !worst.is_empty() {
+        print_scenario("worst case: nginx `return 200` on lo", &worst);
+    }
+    if !realistic.is_empty() {
+        print_scenario(
+            &format!("realistic: nginx proxying to an upstream spinning {UPSTREAM_WORK_US} µs"),
+            &realistic,
         );
     }
     println!();
-    println!(
-        "| classifier in isolation (BPF_PROG_TEST_RUN, hot caches, best of 20 × 2,000 runs) | ns per run |"
-    );
+    println!("| ring bytes and memory | figure |");
     println!("| --- | --- |");
-    for (name, ns) in isolated {
-        println!("| {name} | {ns} |");
+    if let Some(((ring200, lost200), (ring1m, lost1m))) = ring {
+        println!("| 200 B response (ab -k, 2000 requests) | {ring200:.0} B (lost {lost200}) |");
+        println!(
+            "| 1 MiB response (ab -k, 64 requests) | {:.1} KiB (lost {lost1m}) |",
+            ring1m / 1024.0
+        );
+    }
+    if let Some(m) = mem {
+        println!(
+            "| agent memory idle | RSS {:.1} MiB, PSS {:.1} MiB |",
+            m.idle_rss as f64 / 1024.0,
+            m.idle_pss as f64 / 1024.0
+        );
+        println!(
+            "| agent memory with {} open flows ({} tracked) | RSS {:.1} MiB, PSS {:.1} MiB; the engine's flow table {:.1} MiB ({:.0} B per flow) |",
+            a.flows,
+            m.tracked,
+            m.rss as f64 / 1024.0,
+            m.pss as f64 / 1024.0,
+            m.flow_table_bytes as f64 / (1 << 20) as f64,
+            m.flow_table_bytes as f64 / m.tracked.max(1) as f64,
+        );
+    }
+    if !isolated.is_empty() {
+        println!();
+        println!(
+            "| classifier in isolation (BPF_PROG_TEST_RUN, hot caches, best of 20 × 2,000 runs) | ns per run |"
+        );
+        println!("| --- | --- |");
+        for (name, ns) in isolated {
+            println!("| {name} | {ns} |");
+        }
     }
     println!();
     println!("load average at the end: {:.2}", bench::load_average());
@@ -461,4 +527,30 @@ fn print_scenario(name: &str, pairs: &[Pair]) {
         ),
         pairs.iter().map(|p| p.lost).sum::<u64>(),
     );
+    println!(
+        "| median | | | | {:.3} | | | {:.2} | {:.0} | | {:.3} | | |",
+        median(pairs.iter().map(|p| p.with.rps / p.without.rps)),
+        median(pairs.iter().map(|p| p.with.p99_us / p.without.p99_us)),
+        median(
+            pairs
+                .iter()
+                .map(|p| p.bpf_ns as f64 / p.bpf_runs.max(1) as f64)
+        ),
+        median(
+            pairs
+                .iter()
+                .map(|p| p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64)
+        ),
+    );
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+fn median(v: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }

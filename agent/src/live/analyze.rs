@@ -26,6 +26,8 @@ use crate::store::UsageStore;
 const TICK: Duration = Duration::from_secs(1);
 /// How often learned route templates are saved to the store.
 const SAVE_ROUTES_EVERY: Duration = Duration::from_secs(60);
+/// Ticks between returns of freed heap memory to the system (see [`trim_heap`]).
+const TRIM_EVERY_TICKS: u64 = 10;
 /// Records processed before the thread yields the CPU, so a busy server is never starved for
 /// long by one drain.
 const SLICE: usize = 512;
@@ -87,6 +89,7 @@ pub fn spawn(
             let mut last_save = Instant::now();
             let mut interval = DRAIN_MAX;
             let mut retired = 0u64;
+            let mut ticks = 0u64;
             loop {
                 let until_tick = next_tick.saturating_duration_since(Instant::now());
                 let stop = source.wait(interval.min(until_tick)) == Wake::Stop;
@@ -116,6 +119,10 @@ pub fn spawn(
                         }
                     }
                     source.publish_held_bytes();
+                    ticks += 1;
+                    if ticks.is_multiple_of(TRIM_EVERY_TICKS) {
+                        trim_heap();
+                    }
                     publish(&mut pipeline, &series, retired, &out);
                     if last_save.elapsed() >= SAVE_ROUTES_EVERY {
                         last_save = Instant::now();
@@ -150,6 +157,19 @@ fn batch_scheduling() {
             "cannot set SCHED_BATCH on the analysis thread: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+/// Gives memory the allocator holds free back to the system. Tables that grow by doubling
+/// (the flow table's slots with 10,000 flows: 11 MiB, after 6, 3, 1.5 … MiB were freed) leave
+/// their old buffers free inside glibc's heap, which keeps them resident: ~8 MiB of RSS with
+/// 10,000 flows. `malloc_trim` returns whole free pages; it walks only free chunks, so it is
+/// cheap at this interval.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: glibc's malloc_trim takes no pointers and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p agent-core --bench engine`
 
-mod common;
+use agent_core::synthetic as common;
 
 use agent_core::engine::{Engine, EngineConfig};
 use agent_core::pipeline::{Pipeline, PipelineConfig};

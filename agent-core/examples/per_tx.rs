@@ -9,8 +9,7 @@
 //! ```
 //! (the difference over the transactions it prints is the cost per transaction).
 
-#[path = "../benches/common/mod.rs"]
-mod common;
+use agent_core::synthetic as common;
 
 use agent_core::engine::{Engine, EngineConfig};
 use agent_core::pipeline::{Pipeline, PipelineConfig};

@@ -25,6 +25,7 @@ pub mod segment;
 pub mod series;
 pub mod server;
 pub mod stream;
+pub mod synthetic;
 pub mod time;
 pub mod transaction;
 

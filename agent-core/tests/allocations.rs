@@ -7,8 +7,7 @@
 //! `cargo test -p agent-core --test allocations -- --nocapture --test-threads 1` prints the
 //! figures (each test counts its own thread's allocations only).
 
-#[path = "../benches/common/mod.rs"]
-mod common;
+use agent_core::synthetic as common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -5,9 +5,9 @@
 //! server, content-type) from the dynamic table after a connection's first exchange.
 
 use super::{Owned, PATHS};
-use agent_core::http2::build;
-use agent_core::http2::hpack::encode;
-use agent_core::{Direction, TcpFlags};
+use crate::http2::build;
+use crate::http2::hpack::encode;
+use crate::{Direction, TcpFlags};
 use std::net::SocketAddr;
 
 const T0: u64 = 1_795_585_921_000_000_000;

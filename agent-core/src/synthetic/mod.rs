@@ -1,10 +1,11 @@
-//! Synthetic loopback traffic for the benches and the allocation test: what the engine sees when
-//! wrk or ab drives nginx (one request segment and one response segment per exchange).
-#![allow(dead_code)] // each bench uses a part
+//! Synthetic loopback traffic for the benches, the per-transaction driver (`examples/per_tx`)
+//! and the allocation test: what the engine sees when wrk or ab drives nginx (one request
+//! segment and one response segment per exchange). Not used by the analysis itself; it lives
+//! in the library so that every harness shares one generator.
 
 pub mod h2;
 
-use agent_core::{Direction, Segment, TcpFlags};
+use crate::{Direction, Segment, TcpFlags};
 use std::net::SocketAddr;
 
 const T0: u64 = 1_795_585_921_000_000_000;

@@ -94,6 +94,10 @@ def check_container(c, container, allowed_extra_caps, token_secret):
     c.expect(f"--listen 0.0.0.0:{PORT}" in joined, f"args need --listen 0.0.0.0:{PORT}")
     c.expect("--data-dir " in joined, "args need --data-dir")
     c.expect("--config /etc/apitap/apitap.toml" in joined, "args need --config /etc/apitap/apitap.toml")
+    if "--attach-mode" in args:
+        i = args.index("--attach-mode")
+        mode = args[i + 1] if i + 1 < len(args) else None
+        c.expect(mode in ("auto", "tcx", "netlink"), f"--attach-mode must be auto, tcx or netlink, got {mode}")
 
     env = {e.get("name"): e for e in container.get("env") or []}
     if token_secret:

@@ -566,3 +566,55 @@ fn two_agents_sharing_one_redis_sum_to_both_access_logs() {
     });
     assert_eq!(usage_total(&v), first_log + second_log, "{v}");
 }
+
+#[test]
+fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    tools();
+    let host = ApiHost::start("at-xff-", PORT);
+    let (ns, nginx) = (&host.ns, &host.nginx);
+    // 127.0.0.1 is the trusted proxy; 127.0.0.2 is a client that is not one.
+    ns.sh("ip addr add 127.0.0.2/8 dev lo 2>/dev/null; true")
+        .expect("second loopback address");
+    let config = host.dir.path().join("apitap.toml");
+    std::fs::write(&config, "[clients]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").expect("config");
+    let config_arg = config.display().to_string();
+    let agent = host.agent(TOKEN, &["--config", &config_arg]);
+
+    let xff = |v: &str| format!("-H 'X-Forwarded-For: {v}'");
+    // Through the trusted proxy: the address it appended is the client.
+    for _ in 0..7 {
+        curl(ns, "/api/users/1", &xff("203.0.113.7"));
+    }
+    // A chain of trusted proxies: the right-most address that is not one.
+    for _ in 0..3 {
+        curl(ns, "/api/users/2", &xff("198.51.100.9, 127.0.0.1"));
+    }
+    // The client wrote its own header (6.6.6.6): the proxy's entry (192.0.2.50) wins.
+    for _ in 0..4 {
+        curl(ns, "/api/users/3", &xff("6.6.6.6, 192.0.2.50"));
+    }
+    // No header: the connection's address.
+    for _ in 0..2 {
+        curl(ns, "/api/users/4", "");
+    }
+    // Not from a trusted proxy: the header is ignored, whatever it says.
+    for _ in 0..5 {
+        curl(
+            ns,
+            "/api/users/5",
+            &format!("--interface 127.0.0.2 {}", xff("203.0.113.7")),
+        );
+    }
+
+    let (m, log) = settle(&agent, nginx);
+    assert_eq!(log.len(), 7 + 3 + 4 + 2 + 5);
+    let client = |c: &str| m.sum("api_client_requests_total", &[("client", c)]);
+    let seen = m.family("api_client_requests_total");
+    assert_eq!(client("203.0.113.7"), 7, "{seen:?}");
+    assert_eq!(client("198.51.100.9"), 3, "{seen:?}");
+    assert_eq!(client("192.0.2.50"), 4, "{seen:?}");
+    assert_eq!(client("6.6.6.6"), 0, "{seen:?}");
+    assert_eq!(client("127.0.0.1"), 2, "{seen:?}");
+    assert_eq!(client("127.0.0.2"), 5, "{seen:?}");
+    assert_eq!(m.sum("api_client_requests_total", &[]), log.len() as u64);
+}

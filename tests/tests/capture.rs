@@ -391,10 +391,13 @@ fn hundred_mib_upload_and_download_among_small_requests_cost_heads_only() {
     let elapsed = started.elapsed();
     let (requests, _, _) = nginx.totals().expect("access log");
     assert_eq!(requests, 2002);
-    agent
-        .scrape_until(Duration::from_secs(20), |_| request_log(&log).len() >= 2002)
+    // Every request logged, and a snapshot published after the last of them (the engine's
+    // counters are published with it).
+    let m = agent
+        .scrape_until(Duration::from_secs(20), |m| {
+            request_log(&log).len() >= 2002 && m.sum("api_requests_total", &[]) >= 2002
+        })
         .expect("scrape");
-    let m = agent.scrape().expect("scrape");
     let lines = request_log(&log);
     assert_eq!(lines.len(), 2002, "every request counted once");
     assert_eq!(m.count("apitap_events_lost_total"), 0);

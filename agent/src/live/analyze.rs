@@ -90,6 +90,8 @@ pub fn spawn(
             let mut interval = DRAIN_MAX;
             let mut retired = 0u64;
             let mut ticks = 0u64;
+            // Every metric family is in the exposition from the first scrape on.
+            publish(&mut pipeline, &series, retired, &out);
             loop {
                 let until_tick = next_tick.saturating_duration_since(Instant::now());
                 let stop = source.wait(interval.min(until_tick)) == Wake::Stop;
@@ -98,7 +100,9 @@ pub fn spawn(
                 loop {
                     let d = source.drain(SLICE, stop, |seg| pipeline.ingest(seg, &mut sink));
                     records += d.records;
-                    if d.records < SLICE {
+                    // A backlog is drained in slices, but never past the tick: snapshots and
+                    // self-metrics are published on time even while records keep coming.
+                    if d.records < SLICE || (!stop && Instant::now() >= next_tick) {
                         break;
                     }
                     std::thread::yield_now();

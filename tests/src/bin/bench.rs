@@ -215,6 +215,28 @@ struct Pair {
     load: f64,
 }
 
+impl Pair {
+    /// Throughput with ÷ without.
+    fn ratio(&self) -> f64 {
+        self.with.rps / self.without.rps
+    }
+
+    /// p99 with ÷ without.
+    fn p99_ratio(&self) -> f64 {
+        self.with.p99_us / self.without.p99_us
+    }
+
+    /// Kernel ns per classifier run.
+    fn classifier_ns(&self) -> f64 {
+        self.bpf_ns as f64 / self.bpf_runs.max(1) as f64
+    }
+
+    /// Agent user + sys µs per transaction.
+    fn agent_us(&self) -> f64 {
+        self.agent_cpu_ns as f64 / 1e3 / self.transactions.max(1) as f64
+    }
+}
+
 fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
     let url = h.url(path);
     bench::wrk(&h.ns, &url, WRK_CONNECTIONS, 1)?; // warm-up
@@ -501,48 +523,33 @@ fn print_scenario(name: &str, pairs: &[Pair]) {
             p.load,
             p.without.rps,
             p.with.rps,
-            p.with.rps / p.without.rps,
+            p.ratio(),
             p.without.p99_us,
             p.with.p99_us,
-            p.with.p99_us / p.without.p99_us,
-            p.bpf_ns as f64 / p.bpf_runs.max(1) as f64,
+            p.p99_ratio(),
+            p.classifier_ns(),
             p.bpf_runs as f64 / p.transactions.max(1) as f64,
-            p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64,
+            p.agent_us(),
             p.lost,
             p.iwi_without,
             p.iwi_with,
         );
     }
+    let each = |f: fn(&Pair) -> f64| pairs.iter().map(f);
     println!(
         "| all | | | | {} | | | {} | {} | | {} | {} | |",
-        range(pairs.iter().map(|p| p.with.rps / p.without.rps)),
-        range(pairs.iter().map(|p| p.with.p99_us / p.without.p99_us)),
-        range(
-            pairs
-                .iter()
-                .map(|p| p.bpf_ns as f64 / p.bpf_runs.max(1) as f64)
-        ),
-        range(
-            pairs
-                .iter()
-                .map(|p| p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64)
-        ),
+        range(each(Pair::ratio)),
+        range(each(Pair::p99_ratio)),
+        range(each(Pair::classifier_ns)),
+        range(each(Pair::agent_us)),
         pairs.iter().map(|p| p.lost).sum::<u64>(),
     );
     println!(
         "| median | | | | {:.3} | | | {:.2} | {:.0} | | {:.3} | | |",
-        median(pairs.iter().map(|p| p.with.rps / p.without.rps)),
-        median(pairs.iter().map(|p| p.with.p99_us / p.without.p99_us)),
-        median(
-            pairs
-                .iter()
-                .map(|p| p.bpf_ns as f64 / p.bpf_runs.max(1) as f64)
-        ),
-        median(
-            pairs
-                .iter()
-                .map(|p| p.agent_cpu_ns as f64 / 1e3 / p.transactions.max(1) as f64)
-        ),
+        median(each(Pair::ratio)),
+        median(each(Pair::p99_ratio)),
+        median(each(Pair::classifier_ns)),
+        median(each(Pair::agent_us)),
     );
 }
 

@@ -12,9 +12,11 @@ use super::sketch::{DdSketch, RELATIVE_ACCURACY};
 use super::window::Windows;
 use crate::http2::grpc;
 use crate::route::method_index;
+use crate::server::Attribution;
 use crate::transaction::{ErrorType, Transaction};
 use foldhash::{HashMap, HashMapExt};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 /// Endpoint label of collapsed series.
 pub const OTHER: &str = "other";
@@ -171,6 +173,28 @@ pub struct Aggregator {
     pub(super) collapsed: [u64; 9],
     pub(super) latest_ns: u64,
     client_buf: String,
+    last: Last,
+}
+
+/// The previous transaction's service id and row, keyed by the shared strings the records of
+/// one flow (service, attribution) and of one route template carry: a transaction like the
+/// one before skips four string-keyed look-ups. The cache holds clones of those `Arc`s, so
+/// their addresses cannot be reused by other strings while cached; it is emptied whenever
+/// ids change meaning (a service retired).
+#[derive(Debug, Default)]
+struct Last {
+    service: Option<(Arc<str>, Option<Arc<Attribution>>, u32)>,
+    /// (service id, method, route, row id, endpoint name id); only rows found by look-up
+    /// (never one a budget folded into `other`, whose collapses are counted per transaction).
+    row: Option<(u32, u8, Arc<str>, u32, u32)>,
+}
+
+fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 impl Default for Aggregator {
@@ -203,6 +227,7 @@ impl Aggregator {
             collapsed: [0; 9],
             latest_ns: 0,
             client_buf: String::new(),
+            last: Last::default(),
         }
     }
 
@@ -236,15 +261,14 @@ impl Aggregator {
     /// Accounts one transaction (its `route` already set by the route stage).
     pub fn record(&mut self, tx: &Transaction) {
         self.latest_ns = self.latest_ns.max(tx.start_ns);
-        let svc = self.service_id(tx.namespace(), &tx.service);
+        let svc = self.cached_service_id(tx);
         let method = method_index(tx.method.as_deref());
-        let endpoint = tx.route.as_deref().unwrap_or(UNKNOWN_ENDPOINT);
         let failure = tx.is_failure();
         let duration = tx.duration_s();
         let outcome = Outcome::of(tx);
         let status = outcome.status;
 
-        let (row_id, name) = self.row_id(svc, method, endpoint, tx);
+        let (row_id, name) = self.cached_row_id(svc, method, tx);
         let row = &mut self.rows[row_id as usize];
         row.count += 1;
         row.errors += u64::from(failure);
@@ -278,6 +302,40 @@ impl Aggregator {
         let service = &mut self.services[svc as usize];
         service.requests += 1;
         service.windows.record(tx.start_ns, failure, duration);
+    }
+
+    /// [`Self::service_id`] through the one-entry cache of [`Last`].
+    fn cached_service_id(&mut self, tx: &Transaction) -> u32 {
+        if let Some((service, attribution, id)) = &self.last.service
+            && Arc::ptr_eq(service, &tx.service)
+            && same(attribution, &tx.attribution)
+        {
+            return *id;
+        }
+        // Only a service found under its own name is cached: a new one, or one a budget
+        // folds into `other` (counted per transaction), goes the long way each time.
+        let Some(id) = self.find_service(tx.namespace(), &tx.service) else {
+            return self.service_id(tx.namespace(), &tx.service);
+        };
+        self.last.service = Some((tx.service.clone(), tx.attribution.clone(), id));
+        id
+    }
+
+    /// [`Self::row_id`] through the one-entry cache of [`Last`].
+    fn cached_row_id(&mut self, svc: u32, method: u8, tx: &Transaction) -> (u32, u32) {
+        let Some(route) = &tx.route else {
+            return self.row_id(svc, method, UNKNOWN_ENDPOINT, tx);
+        };
+        if let Some((s, m, r, row, name)) = &self.last.row
+            && *s == svc
+            && *m == method
+            && Arc::ptr_eq(r, route)
+        {
+            return (*row, *name);
+        }
+        let (row, name) = self.row_id(svc, method, route, tx);
+        self.last.row = (name != OTHER_NAME).then(|| (svc, method, route.clone(), row, name));
+        (row, name)
     }
 
     fn find_service(&self, namespace: &str, name: &str) -> Option<u32> {
@@ -330,6 +388,7 @@ impl Aggregator {
         let Some(id) = self.find_service(namespace, service) else {
             return false;
         };
+        self.last = Last::default();
         if let Some(names) = self.service_index.get_mut(namespace) {
             names.remove(service);
             if names.is_empty() {

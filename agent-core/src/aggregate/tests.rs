@@ -611,3 +611,51 @@ fn a_retired_service_leaves_every_family_and_gives_its_budget_back() {
     assert_eq!(kept, Some(1.0), "the other service is untouched");
     assert_eq!(s.services.len(), 2);
 }
+
+/// Records of one flow share their strings, so consecutive ones take the cached service and
+/// row: the counts are those of the long way, a retirement in between starts the service
+/// afresh, and a budget's collapses are still counted per transaction.
+#[rstest]
+fn shared_strings_of_a_flow_count_like_fresh_ones() {
+    let cfg = AggregateConfig {
+        series_budget: 1,
+        ..AggregateConfig::default()
+    };
+    let mut a = Aggregator::new(cfg);
+    let first = in_namespace("shop", "api", "/items/{id}", 200);
+    for _ in 0..5 {
+        a.record(&first);
+    }
+    let requests = |a: &mut Aggregator, route: &str| {
+        let s = a.snapshot(T0);
+        scalar(
+            &s,
+            "api_requests_total",
+            &[
+                ("namespace", "shop"),
+                ("service", "api"),
+                ("endpoint", route),
+                ("method", "GET"),
+                ("status", "200"),
+            ],
+        )
+    };
+    assert_eq!(requests(&mut a, "/items/{id}"), Some(5.0));
+    // Retired, then the same shared strings again: a fresh service with only the new count.
+    assert!(a.retire_service("shop", "api"));
+    a.record(&first);
+    a.record(&first);
+    assert_eq!(requests(&mut a, "/items/{id}"), Some(2.0));
+    // Over the endpoint budget, every record of a shared route collapses and is counted.
+    let over = in_namespace("shop", "api", "/over/budget", 200);
+    let over = Transaction {
+        service: first.service.clone(),
+        attribution: first.attribution.clone(),
+        ..over
+    };
+    for _ in 0..3 {
+        a.record(&over);
+    }
+    assert_eq!(a.collapsed(Budgeted::Duration), 3);
+    assert_eq!(requests(&mut a, OTHER), Some(3.0));
+}

@@ -34,8 +34,9 @@ const SLICE: usize = 512;
 /// Bounds of the drain interval: shorter when drains find many records, longer when few.
 /// Every wake-up costs a context switch (about 15 µs of the thread's CPU on the build
 /// machine's VM, issue 10's profile), so the interval settles where a drain finds between
-/// [`LENGTHEN_BELOW`] and [`SHORTEN_ABOVE`] records; the rings hold seconds of traffic at
-/// that pace, and a ring half full wakes the thread at once.
+/// [`LENGTHEN_BELOW`] and [`SHORTEN_ABOVE`] records; a ring holds far more than one interval
+/// (4 MiB per CPU by default: ~200 ms at the worst-case bench's rate), and a ring half full
+/// wakes the thread at once.
 const DRAIN_MIN: Duration = Duration::from_millis(2);
 const DRAIN_MAX: Duration = Duration::from_millis(10);
 /// A drain that found more records than this comes sooner next time.

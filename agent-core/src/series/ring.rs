@@ -330,6 +330,15 @@ mod tests {
 
     const T0: u64 = 1_795_000_000;
 
+    /// Requests of one service over the whole window of a snapshot.
+    fn requests_in(s: &SeriesSnapshot, namespace: &str, service: &str) -> u32 {
+        s.service(namespace, service)
+            .unwrap_or_else(|| panic!("no series for {namespace}/{service}"))
+            .requests
+            .iter()
+            .sum()
+    }
+
     fn at(second: u64) -> u64 {
         second * NS_PER_S
     }
@@ -462,31 +471,10 @@ mod tests {
         r.record_in("shop", "api", at(T0), false, None);
         let s = r.snapshot(at(T0));
         assert!(s.service("blog", "web").is_none());
-        assert_eq!(
-            s.service("shop", "api")
-                .expect("api")
-                .requests
-                .iter()
-                .sum::<u32>(),
-            1
-        );
-        assert_eq!(
-            s.service("shop", "web")
-                .expect("web")
-                .requests
-                .iter()
-                .sum::<u32>(),
-            2
-        );
+        assert_eq!(requests_in(&s, "shop", "api"), 1);
+        assert_eq!(requests_in(&s, "shop", "web"), 2);
         r.record_in("shop", "web", at(T0), false, None);
         let s = r.snapshot(at(T0));
-        assert_eq!(
-            s.service("shop", "web")
-                .expect("web")
-                .requests
-                .iter()
-                .sum::<u32>(),
-            3
-        );
+        assert_eq!(requests_in(&s, "shop", "web"), 3);
     }
 }

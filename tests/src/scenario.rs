@@ -49,4 +49,23 @@ impl ApiHost {
         args.extend_from_slice(extra);
         Agent::start(Some(&self.ns), &args, LISTEN).expect("apitap run")
     }
+
+    /// Writes `DIR/apitap.toml` with `text` after [`MACHINE_BLIND_HEALTH`] and returns its
+    /// path, for `--config`.
+    pub fn config(&self, text: &str) -> String {
+        let path = self.dir.path().join("apitap.toml");
+        std::fs::write(&path, format!("{MACHINE_BLIND_HEALTH}{text}")).expect("config");
+        path.display().to_string()
+    }
 }
+
+/// Health limits that only an empty disk or a full memory reaches. The disk and memory checks
+/// look at the machine the tests run on, which the tests do not control: a shared CI disk with
+/// less than the default 10 % free made `/health` 503 in a test about a service's error rate.
+/// Tests that assert `/health` of a service or a store start their agent with these; the
+/// limits themselves are tested in `agent/src/health/tests.rs`.
+pub const MACHINE_BLIND_HEALTH: &str = "[health]\n\
+    disk_free_warning_percent = 0\n\
+    disk_free_critical_percent = 0\n\
+    memory_used_warning_percent = 100\n\
+    memory_used_critical_percent = 100\n";

@@ -366,7 +366,17 @@ fn redis_keys_equal_nginx_counts_through_a_redis_outage() {
     let host = ApiHost::start("at-rds-", PORT);
     let (ns, nginx) = (&host.ns, &host.nginx);
     let mut redis = Redis::start(Some(ns), 16379).expect("redis");
-    let agent = host.agent(TOKEN, &["--redis-url", "redis://127.0.0.1:16379"]);
+    // /health must go 503 for the store alone and back to 200: blind to the machine's disk.
+    let config = host.config("");
+    let agent = host.agent(
+        TOKEN,
+        &[
+            "--redis-url",
+            "redis://127.0.0.1:16379",
+            "--config",
+            &config,
+        ],
+    );
     let daily = |r: &Redis| {
         r.sum_hashes("usage:daily:*", |k| !k.ends_with(":client"))
             .expect("redis")
@@ -575,10 +585,8 @@ fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     // 127.0.0.1 is the trusted proxy; 127.0.0.2 is a client that is not one.
     ns.sh("ip addr add 127.0.0.2/8 dev lo 2>/dev/null; true")
         .expect("second loopback address");
-    let config = host.dir.path().join("apitap.toml");
-    std::fs::write(&config, "[clients]\ntrusted_proxies = [\"127.0.0.1/32\"]\n").expect("config");
-    let config_arg = config.display().to_string();
-    let agent = host.agent(TOKEN, &["--config", &config_arg]);
+    let config = host.config("[clients]\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    let agent = host.agent(TOKEN, &["--config", &config]);
 
     let xff = |v: &str| format!("-H 'X-Forwarded-For: {v}'");
     // Through the trusted proxy: the address it appended is the client.

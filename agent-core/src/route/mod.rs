@@ -17,6 +17,7 @@ pub mod learned;
 pub mod method;
 pub mod openapi;
 pub mod pattern;
+pub mod recent;
 
 pub use method::{METHODS, method_index, normalize_method};
 
@@ -24,6 +25,7 @@ use crate::export::{MetricKind, MetricRow, SelfMetric, table_samples};
 use crate::transaction::{ErrorType, Transaction};
 use learned::LearnedTree;
 use pattern::{PatternSet, segments};
+use recent::RecentRoutes;
 use serde::Deserialize;
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -78,6 +80,9 @@ pub struct Router {
     learned: LearnedTree,
     unmatched: u64,
     unmatched_label: Arc<str>,
+    /// Recent paths' templates; a known path's template changes only at a collapse in the
+    /// learned tree (the cache's generation) or when patterns or state are loaded (emptied).
+    recent: RecentRoutes,
 }
 
 impl Router {
@@ -93,6 +98,7 @@ impl Router {
             learned: LearnedTree::new(cfg.max_distinct_segment_values, cfg.max_nodes),
             unmatched: 0,
             unmatched_label: Arc::from(UNMATCHED),
+            recent: RecentRoutes::default(),
         })
     }
 
@@ -106,6 +112,7 @@ impl Router {
     /// Adds the paths of an OpenAPI document; returns how many patterns were added.
     pub fn add_openapi_str(&mut self, text: &str) -> Result<usize, RouteError> {
         let patterns = openapi::patterns(text)?;
+        self.recent.clear(self.generation());
         for p in &patterns {
             self.openapi.add(p)?;
         }
@@ -130,7 +137,32 @@ impl Router {
             return;
         }
         let learn = !matches!(tx.status, Some(400 | 404 | 405 | 414));
-        tx.route = tx.path.as_deref().map(|p| self.template(p, learn));
+        tx.route = tx.path.as_ref().map(|p| self.recent_template(p, learn));
+    }
+
+    /// [`template`](Self::template), through the recent-paths cache when learning. A walk that
+    /// learns gives a known path the template every later learning walk gives it, until a
+    /// collapse or a reload (the cache's generation). Walks that only match are not cached:
+    /// a literal the tree lacks falls back to `{id}` there, where learning would add it. Walks
+    /// that count a node-limit hit are not cached either, so each such request is counted.
+    fn recent_template(&mut self, path: &Arc<str>, learn: bool) -> Arc<str> {
+        if !learn {
+            return self.template(path, false);
+        }
+        if let Some(t) = self.recent.get(path, self.generation()) {
+            return t;
+        }
+        let limit_hits = self.learned.stats().node_limit_hits;
+        let unmatched = self.unmatched;
+        let t = self.template(path, true);
+        if self.learned.stats().node_limit_hits == limit_hits && self.unmatched == unmatched {
+            self.recent.put(path, &t, self.generation());
+        }
+        t
+    }
+
+    fn generation(&self) -> u64 {
+        self.learned.stats().collapses
     }
 
     /// The template for `path`; with `learn`, the learned tree may grow. Templates are shared:
@@ -157,7 +189,9 @@ impl Router {
     /// Restores learned templates saved by [`learned_state`](Self::learned_state); returns how
     /// many templates were loaded.
     pub fn load_state(&mut self, state: &serde_json::Value) -> Result<usize, RouteError> {
-        self.learned.load(state).map_err(RouteError::State)
+        let loaded = self.learned.load(state).map_err(RouteError::State);
+        self.recent.clear(self.generation());
+        loaded
     }
 
     /// `apitap_route_*` figures: learned nodes, node-bound hits, collapses, unmatched requests.

@@ -172,3 +172,87 @@ fn malformed_requests_are_one_endpoint_and_never_learned(#[case] path: Option<&s
     assert_eq!(t.route.as_deref(), Some(MALFORMED_ROUTE));
     assert_eq!(r.learned_state()["templates"], serde_json::json!([]));
 }
+
+/// What `route` gives without the recent-paths cache: the full walk every time.
+fn walked(r: &mut Router, path: &str, status: Option<u16>) -> String {
+    let learn = !matches!(status, Some(400 | 404 | 405 | 414));
+    r.template(path, learn).to_string()
+}
+
+proptest::proptest! {
+    /// Through collapses, the node bound, matches without learning and a loaded state, the
+    /// cached route equals the full walk's, and every counter moves the same.
+    #[test]
+    fn recent_paths_route_as_the_full_walk_does(
+        steps in proptest::collection::vec((0u8..6, 0u8..12, 0u8..4, proptest::bool::ANY), 1..300),
+        max_distinct in 1usize..6,
+        max_nodes in 2usize..24,
+    ) {
+        let cfg = RouteConfig {
+            patterns: vec!["/cfg/{x}".into()],
+            max_distinct_segment_values: max_distinct,
+            max_nodes,
+            ..Default::default()
+        };
+        let mut cached = Router::new(&cfg).expect("valid");
+        let mut full = Router::new(&cfg).expect("valid");
+        let statuses = [Some(200), Some(404), None, Some(500)];
+        for (i, (a, b, s, reload)) in steps.into_iter().enumerate() {
+            let path = match a {
+                0 => format!("/a/v{b}"),
+                1 => format!("/a/v{b}/x"),
+                2 => format!("/b/{b}"),
+                3 => format!("/cfg/v{b}"),
+                4 => format!("/v{}/v{b}", b % 3),
+                _ => "/".to_string(),
+            };
+            let status = statuses[s as usize];
+            // The same Arc twice, as a keep-alive connection shares a repeated path.
+            let mut t = tx(&path, status);
+            cached.route(&mut t);
+            let again = t.clone();
+            let mut t2 = again.clone();
+            t2.route = None;
+            cached.route(&mut t2);
+            let want = walked(&mut full, &path, status);
+            let want2 = walked(&mut full, &path, status);
+            proptest::prop_assert_eq!(t.route.as_deref(), Some(want.as_str()), "step {} {}", i, path);
+            proptest::prop_assert_eq!(t2.route.as_deref(), Some(want2.as_str()), "step {} {}", i, path);
+            proptest::prop_assert_eq!(cached.learned.stats(), full.learned.stats());
+            proptest::prop_assert_eq!(cached.unmatched, full.unmatched);
+            if reload && i % 50 == 49 {
+                let state = full.learned_state();
+                cached.load_state(&state).expect("state");
+                full.load_state(&state).expect("state");
+            }
+        }
+    }
+}
+
+#[rstest]
+fn a_repeated_path_is_routed_from_the_recent_paths() {
+    let mut r = Router::new(&RouteConfig::default()).expect("valid");
+    let path: Arc<str> = Arc::from("/api/orders/17");
+    let mut t = Transaction {
+        path: Some(Arc::clone(&path)),
+        status: Some(200),
+        ..Default::default()
+    };
+    r.route(&mut t);
+    let first = t.route.clone().expect("route");
+    assert_eq!(r.recent.len(), 1);
+    t.route = None;
+    r.route(&mut t);
+    // The kept template itself: no walk, no new Arc.
+    assert!(Arc::ptr_eq(&first, t.route.as_ref().expect("route")));
+    // Matching without learning neither reads nor fills the cache.
+    assert_eq!(
+        routed(&mut r, "/api/ghosts", Some(404)).as_deref(),
+        Some(UNMATCHED)
+    );
+    assert_eq!(r.recent.len(), 1);
+    // Paths past the bound are routed without it.
+    let long = format!("/api/{}", "x".repeat(recent::MAX_PATH));
+    routed(&mut r, &long, Some(200));
+    assert_eq!(r.recent.len(), 1);
+}

@@ -5,6 +5,7 @@
 use agent_core::Transaction;
 use agent_core::time::{utc_date, utc_hour};
 use std::fmt::Write;
+use std::net::IpAddr;
 
 const DAY_NS: u64 = 86_400 * 1_000_000_000;
 
@@ -82,30 +83,50 @@ fn day_of(ts_ns: u64) -> u32 {
     u32::try_from(ts_ns / DAY_NS).unwrap_or(u32::MAX)
 }
 
-/// Writes the `{endpoint}:{METHOD}` field of `t` into `out` (cleared first). The endpoint is the
-/// route template, the raw path only when no template was assigned.
-pub fn endpoint_field(t: &Transaction, out: &mut String) {
-    out.clear();
-    out.push_str(
+/// The endpoint and method of `t`'s `{endpoint}:{METHOD}` field. The endpoint is the route
+/// template, the raw path only when no template was assigned.
+pub fn endpoint_parts(t: &Transaction) -> (&str, &str) {
+    (
         t.route
             .as_deref()
             .or(t.path.as_deref())
             .unwrap_or("unknown"),
-    );
-    out.push(':');
-    out.push_str(t.method.as_deref().unwrap_or("UNKNOWN"));
+        t.method.as_deref().unwrap_or("UNKNOWN"),
+    )
 }
 
-/// Writes the client field of `t` into `out`: the SPEC client id, else the client IP.
+/// Writes the `{endpoint}:{METHOD}` field of `t` into `out` (cleared first).
+pub fn endpoint_field(t: &Transaction, out: &mut String) {
+    let (endpoint, method) = endpoint_parts(t);
+    out.clear();
+    out.push_str(endpoint);
+    out.push(':');
+    out.push_str(method);
+}
+
+/// What `t`'s client field is written from: the SPEC client id, else the client IP.
+pub enum ClientPart<'t> {
+    Text(&'t str),
+    Ip(IpAddr),
+}
+
+pub fn client_part(t: &Transaction) -> ClientPart<'_> {
+    match (&t.client_id, t.client) {
+        (Some(id), _) => ClientPart::Text(id),
+        (None, Some(addr)) => ClientPart::Ip(addr.ip()),
+        (None, None) => ClientPart::Text("unknown"),
+    }
+}
+
+/// Writes the client field of `t` into `out` (cleared first).
 pub fn client_field(t: &Transaction, out: &mut String) {
     out.clear();
-    match (&t.client_id, t.client) {
-        (Some(id), _) => out.push_str(id),
+    match client_part(t) {
+        ClientPart::Text(text) => out.push_str(text),
         // Writing into a String cannot fail.
-        (None, Some(addr)) => {
-            let _ = write!(out, "{}", addr.ip());
+        ClientPart::Ip(ip) => {
+            let _ = write!(out, "{ip}");
         }
-        (None, None) => out.push_str("unknown"),
     }
 }
 

@@ -249,7 +249,7 @@ impl UsageStore {
             }
             Backend::Redis(remote) => remote.usage(kind, &dates).await?,
         };
-        let pending = self.pending();
+        let mut pending = self.pending();
         for (group, field, n) in pending.of_family(kind.family()) {
             let date = group.date();
             if dates.contains(&date) {

@@ -2,11 +2,18 @@
 //! unreachable the map keeps absorbing increments of known fields, and new fields beyond the
 //! bound are dropped and counted (never silently). Looking up a known field allocates nothing;
 //! keys are hashed with foldhash (this runs once per transaction on the analysis thread).
+//!
+//! Consecutive transactions of one endpoint, method, client and hour (a keep-alive connection's
+//! usual traffic) form a [`Run`]: they cost a comparison each, and the run's three increments
+//! reach the maps when a different transaction arrives or before anything reads them.
 
 use agent_core::Transaction;
 use foldhash::{HashMap, HashMapExt};
+use std::net::IpAddr;
 
-use super::key::{Family, Group, client_field, endpoint_field};
+use super::key::{
+    ClientPart, Family, Group, client_field, client_part, endpoint_field, endpoint_parts,
+};
 
 /// A batch of merged increments: counts by hash, then by field.
 pub type Batch = HashMap<Group, HashMap<Box<str>, u64>>;
@@ -22,8 +29,61 @@ pub struct Pending {
     keys: usize,
     max_keys: usize,
     dropped: u64,
-    /// Reused to build fields without allocating.
-    scratch: String,
+    /// Transactions counted but not yet added to `groups` (none when its count is 0).
+    run: Run,
+}
+
+/// Consecutive transactions with the same three increments: the same hour, endpoint field and
+/// client field. A transaction is compared with the run's fields where they lie, so joining a
+/// run writes nothing, and starting one writes the fields into the buffers of the last.
+#[derive(Debug)]
+struct Run {
+    hour: Group,
+    /// `{endpoint}:{METHOD}`.
+    endpoint_field: String,
+    client_field: String,
+    /// The address `client_field` was written from, if it was.
+    client_ip: Option<IpAddr>,
+    count: u64,
+}
+
+impl Run {
+    fn empty() -> Run {
+        Run {
+            hour: Group::hourly(0),
+            endpoint_field: String::new(),
+            client_field: String::new(),
+            client_ip: None,
+            count: 0,
+        }
+    }
+
+    /// Starts a run at `t`.
+    fn start(&mut self, t: &Transaction) {
+        self.hour = Group::hourly(t.start_ns);
+        endpoint_field(t, &mut self.endpoint_field);
+        client_field(t, &mut self.client_field);
+        self.client_ip = match client_part(t) {
+            ClientPart::Ip(ip) => Some(ip),
+            ClientPart::Text(_) => None,
+        };
+        self.count = 1;
+    }
+
+    /// `t` makes the same three increments.
+    fn is_of(&self, t: &Transaction) -> bool {
+        let (endpoint, method) = endpoint_parts(t);
+        let f = self.endpoint_field.as_bytes();
+        let same_endpoint = f.len() == endpoint.len() + 1 + method.len()
+            && f.starts_with(endpoint.as_bytes())
+            && f.ends_with(method.as_bytes())
+            && f[endpoint.len()] == b':';
+        let same_client = match client_part(t) {
+            ClientPart::Text(text) => self.client_ip.is_none() && self.client_field == text,
+            ClientPart::Ip(ip) => self.client_ip == Some(ip),
+        };
+        self.count > 0 && same_endpoint && same_client && self.hour == Group::hourly(t.start_ns)
+    }
 }
 
 impl Pending {
@@ -33,19 +93,37 @@ impl Pending {
             keys: 0,
             max_keys: max_keys.max(1),
             dropped: 0,
-            scratch: String::new(),
+            run: Run::empty(),
         }
     }
 
     /// The three increments of one transaction.
     pub fn record(&mut self, t: &Transaction) {
-        let mut field = std::mem::take(&mut self.scratch);
-        endpoint_field(t, &mut field);
-        self.add(Group::hourly(t.start_ns), &field, 1);
-        self.add(Group::daily(Family::Daily, t.start_ns), &field, 1);
-        client_field(t, &mut field);
-        self.add(Group::daily(Family::DailyClient, t.start_ns), &field, 1);
-        self.scratch = field;
+        if self.run.is_of(t) {
+            self.run.count += 1;
+        } else {
+            self.settle();
+            self.run.start(t);
+        }
+    }
+
+    /// Adds the run's increments to the maps; the run is empty after.
+    fn settle(&mut self) {
+        let n = std::mem::take(&mut self.run.count);
+        if n == 0 {
+            return;
+        }
+        let run = std::mem::replace(&mut self.run, Run::empty());
+        let day = |family| Group {
+            family,
+            hour: 0,
+            ..run.hour
+        };
+        self.add(run.hour, &run.endpoint_field, n);
+        self.add(day(Family::Daily), &run.endpoint_field, n);
+        self.add(day(Family::DailyClient), &run.client_field, n);
+        // The buffers go back for the next run.
+        self.run = Run { count: 0, ..run };
     }
 
     /// Adds `n` to `field` of `group`; returns false (and counts `n` as dropped) when the field
@@ -67,6 +145,7 @@ impl Pending {
 
     /// Everything pending, leaving the map empty.
     pub fn take(&mut self) -> Batch {
+        self.settle();
         self.keys = 0;
         std::mem::take(&mut self.groups)
     }
@@ -81,17 +160,20 @@ impl Pending {
     }
 
     /// Distinct (hash, field) counters pending.
-    pub fn len(&self) -> usize {
+    pub fn len(&mut self) -> usize {
+        self.settle();
         self.keys
     }
 
     /// Increments dropped since start because the bound was reached.
-    pub fn dropped(&self) -> u64 {
+    pub fn dropped(&mut self) -> u64 {
+        self.settle();
         self.dropped
     }
 
     /// Pending counts of one family, as (group, field, count).
-    pub fn of_family(&self, family: Family) -> impl Iterator<Item = (Group, &str, u64)> {
+    pub fn of_family(&mut self, family: Family) -> impl Iterator<Item = (Group, &str, u64)> {
+        self.settle();
         self.groups
             .iter()
             .filter(move |(g, _)| g.family == family)
@@ -167,5 +249,62 @@ mod tests {
             count(&batch, Group::daily(Family::DailyClient, TS), "key:1"),
             Some(2)
         );
+    }
+
+    /// The three increments of `t`, added one by one as before runs existed.
+    fn naive(p: &mut Pending, t: &Transaction) {
+        let mut field = String::new();
+        endpoint_field(t, &mut field);
+        p.add(Group::hourly(t.start_ns), &field, 1);
+        p.add(Group::daily(Family::Daily, t.start_ns), &field, 1);
+        client_field(t, &mut field);
+        p.add(Group::daily(Family::DailyClient, t.start_ns), &field, 1);
+    }
+
+    proptest::proptest! {
+        /// Runs count what adding every increment at once counts: the same batches, pending
+        /// keys and dropped increments at every read, with the bound reached or not.
+        #[test]
+        fn runs_count_as_single_increments_do(
+            steps in proptest::collection::vec((0u8..4, 0u8..3, 0u8..5, 0u8..3, 0u8..8), 1..200),
+            max_keys in 1usize..12,
+        ) {
+            // Fresh strings for each transaction: runs compare contents, not addresses.
+            let routes = ["/a/{id}", "/b"];
+            let paths = ["/raw", "/b"];
+            let ids = ["key:1", "unknown"];
+            let ips = ["10.0.0.1:1".parse().ok(), "10.0.0.2:2".parse().ok()];
+            let mut runs = Pending::new(max_keys);
+            let mut single = Pending::new(max_keys);
+            for (e, m, c, h, read) in steps {
+                let t = Transaction {
+                    // Two hours apart, and a day later.
+                    start_ns: TS + u64::from(h) * 7_200_000_000_000 + u64::from(h / 2) * 86_400_000_000_000,
+                    route: (e < 2).then(|| routes[usize::from(e)].into()),
+                    path: (e >= 2).then(|| paths[usize::from(e - 2)].into()),
+                    method: [Some("GET".into()), Some("POST".into()), None][usize::from(m)].clone(),
+                    client_id: (c < 2).then(|| ids[usize::from(c)].into()),
+                    client: if c < 2 { None } else { ips.get(usize::from(c - 2)).copied().flatten() },
+                    ..Transaction::default()
+                };
+                runs.record(&t);
+                naive(&mut single, &t);
+                match read {
+                    0 => proptest::prop_assert_eq!(runs.take(), single.take()),
+                    1 => proptest::prop_assert_eq!(runs.len(), single.len()),
+                    2 => proptest::prop_assert_eq!(runs.dropped(), single.dropped()),
+                    3 => {
+                        let mut a: Vec<_> = runs.of_family(Family::DailyClient).map(|(g, f, n)| (g, f.to_owned(), n)).collect();
+                        let mut b: Vec<_> = single.of_family(Family::DailyClient).map(|(g, f, n)| (g, f.to_owned(), n)).collect();
+                        a.sort();
+                        b.sort();
+                        proptest::prop_assert_eq!(a, b);
+                    }
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(runs.dropped(), single.dropped());
+            proptest::prop_assert_eq!(runs.take(), single.take());
+        }
     }
 }

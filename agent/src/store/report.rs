@@ -59,7 +59,7 @@ impl UsageStore {
 
     pub fn stats(&self) -> StoreStats {
         let (pending, dropped) = {
-            let p = self.pending();
+            let mut p = self.pending();
             (
                 p.len() as u64 + self.inner.in_flight.load(Ordering::Relaxed),
                 p.dropped(),

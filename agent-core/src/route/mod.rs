@@ -149,14 +149,15 @@ impl Router {
         if !learn {
             return self.template(path, false);
         }
-        if let Some(t) = self.recent.get(path, self.generation()) {
-            return t;
-        }
+        let miss = match self.recent.get(path, self.generation()) {
+            Ok(t) => return t,
+            Err(miss) => miss,
+        };
         let limit_hits = self.learned.stats().node_limit_hits;
         let unmatched = self.unmatched;
         let t = self.template(path, true);
         if self.learned.stats().node_limit_hits == limit_hits && self.unmatched == unmatched {
-            self.recent.put(path, &t, self.generation());
+            self.recent.put(miss, path, &t, self.generation());
         }
         t
     }

@@ -8,7 +8,6 @@ use super::{Owned, PATHS};
 use crate::http2::build;
 use crate::http2::hpack::encode;
 use crate::{Direction, TcpFlags};
-use std::net::SocketAddr;
 
 const T0: u64 = 1_795_585_921_000_000_000;
 
@@ -48,9 +47,7 @@ fn response_block(first: bool) -> Vec<u8> {
 const BODY: &[u8] = b"{\"name\":\"alice\"}\n";
 
 struct Conn {
-    client: SocketAddr,
-    c: u32,
-    s: u32,
+    tcp: super::Conn,
     next_stream: u32,
 }
 
@@ -64,59 +61,35 @@ pub fn traffic(connections: usize, per_conn: usize, batch: usize) -> Vec<Owned> 
     let mut ts = T0;
     let mut conns: Vec<Conn> = (0..connections)
         .map(|i| Conn {
-            client: SocketAddr::from(([192, 0, 2, 1], 10_000 + (i % 50_000) as u16)),
-            c: 1_000 + i as u32 * 7_919,
-            s: 5_000_000 + i as u32 * 104_729,
+            tcp: super::Conn::new(i),
             next_stream: 1,
         })
         .collect();
     let data = TcpFlags::ACK | TcpFlags::PSH;
-    let push = |segs: &mut Vec<Owned>, k: &mut Conn, dir, flags, bytes: Vec<u8>, ts| {
-        let (seq, ack) = match dir {
-            Direction::ToServer => (k.c, k.s),
-            Direction::ToClient => (k.s, k.c),
-        };
-        let advance = bytes.len() as u32 + u32::from(flags & (TcpFlags::SYN | TcpFlags::FIN) != 0);
-        match dir {
-            Direction::ToServer => k.c = k.c.wrapping_add(advance),
-            Direction::ToClient => k.s = k.s.wrapping_add(advance),
-        }
-        segs.push(Owned {
-            ts,
-            client: k.client,
-            dir,
-            seq,
-            ack,
-            flags,
-            data: bytes,
-        });
-    };
     for k in &mut conns {
         ts += 1_000;
-        push(
+        k.tcp.send(
             &mut segs,
-            k,
+            ts,
             Direction::ToServer,
             TcpFlags::SYN,
             Vec::new(),
-            ts,
         );
-        push(
+        k.tcp.send(
             &mut segs,
-            k,
+            ts,
             Direction::ToClient,
             TcpFlags::SYN | TcpFlags::ACK,
             Vec::new(),
-            ts,
         );
         let mut hello = Vec::new();
         build::preface(&mut hello);
         build::settings(&mut hello, &[(3, 100), (4, 65_535)]);
-        push(&mut segs, k, Direction::ToServer, data, hello, ts);
+        k.tcp.send(&mut segs, ts, Direction::ToServer, data, hello);
         let mut hello = Vec::new();
         build::settings(&mut hello, &[(3, 128)]);
         build::settings_ack(&mut hello);
-        push(&mut segs, k, Direction::ToClient, data, hello, ts);
+        k.tcp.send(&mut segs, ts, Direction::ToClient, data, hello);
     }
     let mut n = 0;
     for round in 0..per_conn.div_ceil(batch) {
@@ -134,16 +107,18 @@ pub fn traffic(connections: usize, per_conn: usize, batch: usize) -> Vec<Owned> 
                 build::data(&mut resp, id, BODY, true);
             }
             ts += 20_000;
-            push(&mut segs, k, Direction::ToServer, data, req, ts);
+            k.tcp.send(&mut segs, ts, Direction::ToServer, data, req);
             ts += 80_000;
-            push(&mut segs, k, Direction::ToClient, data, resp, ts);
+            k.tcp.send(&mut segs, ts, Direction::ToClient, data, resp);
         }
     }
     for k in &mut conns {
         ts += 1_000;
         let fin = TcpFlags::FIN | TcpFlags::ACK;
-        push(&mut segs, k, Direction::ToServer, fin, Vec::new(), ts);
-        push(&mut segs, k, Direction::ToClient, fin, Vec::new(), ts);
+        k.tcp
+            .send(&mut segs, ts, Direction::ToServer, fin, Vec::new());
+        k.tcp
+            .send(&mut segs, ts, Direction::ToClient, fin, Vec::new());
     }
     segs
 }

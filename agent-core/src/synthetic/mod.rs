@@ -57,11 +57,46 @@ pub fn request(i: usize, paths: usize) -> Vec<u8> {
 
 pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
 
-/// One connection's state while generating.
+/// One connection's sequence numbers while generating.
 struct Conn {
     client: SocketAddr,
+    /// The client's next sequence number, then the server's.
     c: u32,
     s: u32,
+}
+
+impl Conn {
+    /// The `i`-th connection of a run: its own client port and initial sequence numbers.
+    fn new(i: usize) -> Conn {
+        Conn {
+            client: SocketAddr::from(([192, 0, 2, 1], 10_000 + (i % 50_000) as u16)),
+            c: 1_000 + i as u32 * 7_919,
+            s: 5_000_000 + i as u32 * 104_729,
+        }
+    }
+
+    /// Pushes a segment sent in `dir` at the connection's sequence numbers, acknowledging
+    /// everything the peer sent so far (0 without the ACK flag, as a SYN carries it), then
+    /// advances the sender past `data` (a SYN or FIN counts one).
+    fn send(&mut self, segs: &mut Vec<Owned>, ts: u64, dir: Direction, flags: u8, data: Vec<u8>) {
+        let (seq, peer) = match dir {
+            Direction::ToServer => (&mut self.c, self.s),
+            Direction::ToClient => (&mut self.s, self.c),
+        };
+        let ack = if flags & TcpFlags::ACK != 0 { peer } else { 0 };
+        let control = u32::from(flags & (TcpFlags::SYN | TcpFlags::FIN) != 0);
+        let advance = data.len() as u32 + control;
+        segs.push(Owned {
+            ts,
+            client: self.client,
+            dir,
+            seq: *seq,
+            ack,
+            flags,
+            data,
+        });
+        *seq = seq.wrapping_add(advance);
+    }
 }
 
 /// `connections` connections, each opened with a handshake, carrying `per_conn` keep-alive
@@ -75,35 +110,18 @@ pub fn traffic(connections: usize, per_conn: usize) -> Vec<Owned> {
 pub fn traffic_over(connections: usize, per_conn: usize, paths: usize) -> Vec<Owned> {
     let mut segs = Vec::with_capacity(connections * (2 * per_conn + 5));
     let mut ts = T0;
-    let mut conns: Vec<Conn> = (0..connections)
-        .map(|i| Conn {
-            client: SocketAddr::from(([192, 0, 2, 1], 10_000 + (i % 50_000) as u16)),
-            c: 1_000 + i as u32 * 7_919,
-            s: 5_000_000 + i as u32 * 104_729,
-        })
-        .collect();
+    let mut conns: Vec<Conn> = (0..connections).map(Conn::new).collect();
     for k in &mut conns {
         ts += 1_000;
-        segs.push(Owned {
+        k.send(
+            &mut segs,
             ts,
-            client: k.client,
-            dir: Direction::ToServer,
-            seq: k.c,
-            ack: 0,
-            flags: TcpFlags::SYN,
-            data: Vec::new(),
-        });
-        segs.push(Owned {
-            ts,
-            client: k.client,
-            dir: Direction::ToClient,
-            seq: k.s,
-            ack: k.c + 1,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            data: Vec::new(),
-        });
-        k.c += 1;
-        k.s += 1;
+            Direction::ToServer,
+            TcpFlags::SYN,
+            Vec::new(),
+        );
+        let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
+        k.send(&mut segs, ts, Direction::ToClient, syn_ack, Vec::new());
     }
     let flags = TcpFlags::ACK | TcpFlags::PSH;
     let mut n = 0;
@@ -112,51 +130,16 @@ pub fn traffic_over(connections: usize, per_conn: usize, paths: usize) -> Vec<Ow
             let req = request(n, paths);
             n += 1;
             ts += 20_000;
-            let len = req.len() as u32;
-            segs.push(Owned {
-                ts,
-                client: k.client,
-                dir: Direction::ToServer,
-                seq: k.c,
-                ack: k.s,
-                flags,
-                data: req,
-            });
-            k.c = k.c.wrapping_add(len);
+            k.send(&mut segs, ts, Direction::ToServer, flags, req);
             ts += 80_000;
-            segs.push(Owned {
-                ts,
-                client: k.client,
-                dir: Direction::ToClient,
-                seq: k.s,
-                ack: k.c,
-                flags,
-                data: RESPONSE.to_vec(),
-            });
-            k.s = k.s.wrapping_add(RESPONSE.len() as u32);
+            k.send(&mut segs, ts, Direction::ToClient, flags, RESPONSE.to_vec());
         }
     }
-    for k in &conns {
+    for k in &mut conns {
         ts += 1_000;
         let fin = TcpFlags::FIN | TcpFlags::ACK;
-        segs.push(Owned {
-            ts,
-            client: k.client,
-            dir: Direction::ToServer,
-            seq: k.c,
-            ack: k.s,
-            flags: fin,
-            data: Vec::new(),
-        });
-        segs.push(Owned {
-            ts,
-            client: k.client,
-            dir: Direction::ToClient,
-            seq: k.s,
-            ack: k.c + 1,
-            flags: fin,
-            data: Vec::new(),
-        });
+        k.send(&mut segs, ts, Direction::ToServer, fin, Vec::new());
+        k.send(&mut segs, ts, Direction::ToClient, fin, Vec::new());
     }
     segs
 }

@@ -3,6 +3,7 @@
 //! Figures only: nothing here asserts a speed.
 
 use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::netns::Netns;
@@ -70,13 +71,26 @@ pub fn ab(ns: &Netns, url: &str, n: u32, c: u32) -> Result<u64> {
 
 /// CPU time of every thread of `pid` (user + system), in nanoseconds, from schedstat.
 pub fn cpu_ns(pid: u32) -> u64 {
+    cpu_ns_by_thread(pid).values().sum()
+}
+
+/// CPU time (ns, from schedstat) of `pid`'s threads, summed per thread name (`comm`): the
+/// analysis thread, the tokio workers, the request-log writer...
+pub fn cpu_ns_by_thread(pid: u32) -> BTreeMap<String, u64> {
+    let mut by_name = BTreeMap::new();
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return by_name;
     };
-    dir.flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    for task in dir.flatten() {
+        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        let name = std::fs::read_to_string(task.path().join("comm"));
+        if let (Some(ns), Ok(name)) = (ns, name) {
+            *by_name.entry(name.trim().to_string()).or_default() += ns;
+        }
+    }
+    by_name
 }
 
 /// (VmRSS, Pss) of `pid` in KiB.

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod bench;
 pub mod bpf;
 pub mod chromium;
+pub mod floor;
 pub mod frames;
 pub mod grpc;
 pub mod metrics;

@@ -62,8 +62,8 @@ enum Command {
         /// Seconds of each wrk run.
         #[arg(long, default_value_t = 5)]
         secs: u32,
-        /// Only these live parts, comma-separated: worst, realistic, ring, memory, isolated,
-        /// discovery (all by default).
+        /// Only these live parts, comma-separated: worst, realistic, floor, ring, memory,
+        /// isolated, discovery (all by default).
         #[arg(long)]
         parts: Option<String>,
     },

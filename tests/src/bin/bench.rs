@@ -6,7 +6,7 @@
 //! request costs (200 B and 1 MiB responses), and the agent's memory with 10,000 open flows.
 //! Figures, never assertions.
 //!
-//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,ring,memory,isolated]
+//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench upstream PORT WORK_US                 (internal: the upstream server)
 
@@ -16,11 +16,13 @@ use apitap::capture::loader::LoadOptions;
 use apitap_e2e::agent::{Agent, apitap_bin};
 use apitap_e2e::bench::{self, BpfStats, Wrk};
 use apitap_e2e::bpf::{Classifier, options};
+use apitap_e2e::floor::EmptyProgram;
 use apitap_e2e::frames::{self, ACK, PSH, Tcp};
 use apitap_e2e::metrics::Metrics;
 use apitap_e2e::netns::Netns;
 use apitap_e2e::nginx::{self, Nginx};
 use apitap_e2e::{TempDir, repo_root, require_root, unique};
+use std::collections::BTreeMap;
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -44,7 +46,7 @@ impl Args {
     }
 }
 
-const PARTS: [&str; 5] = ["worst", "realistic", "ring", "memory", "isolated"];
+const PARTS: [&str; 6] = ["worst", "realistic", "floor", "ring", "memory", "isolated"];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -201,11 +203,13 @@ fn prog_totals(agent: &Agent) -> (u64, u64) {
 }
 
 /// One A/B pair.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Pair {
     without: Wrk,
     with: Wrk,
     agent_cpu_ns: u64,
+    /// The agent's CPU ns during the "with" run, per thread name.
+    threads: BTreeMap<String, u64>,
     bpf_runs: u64,
     bpf_ns: u64,
     lost: u64,
@@ -254,18 +258,18 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
         bench::settle(Duration::from_millis(500));
         let pid = agent.pid().context("agent pid")?;
         let before = agent.scrape()?;
-        let (c0, r0, n0) = (
-            bench::cpu_ns(pid),
-            prog_totals(&agent).0,
-            prog_totals(&agent).1,
-        );
+        let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
         let i0 = bench::irq_work_interrupts();
         p.with = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
         p.iwi_with = bench::irq_work_interrupts() - i0;
         let want = api_requests(&before) + p.with.requests;
         let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
         let (r1, n1) = prog_totals(&agent);
-        p.agent_cpu_ns = bench::cpu_ns(pid) - c0;
+        for (name, ns) in bench::cpu_ns_by_thread(pid) {
+            let spent = ns.saturating_sub(t0.get(&name).copied().unwrap_or(0));
+            *p.threads.entry(name).or_default() += spent;
+        }
+        p.agent_cpu_ns = p.threads.values().sum();
         p.bpf_runs = r1 - r0;
         p.bpf_ns = n1 - n0;
         p.transactions = api_requests(&after) - api_requests(&before);
@@ -274,6 +278,20 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
         pairs.push(p);
     }
     Ok(pairs)
+}
+
+/// The worst case once more, with an empty program on the agent's hook: (the agent's
+/// classifier, the empty program) in ns per run. The empty one is what bpf_stats charges a
+/// program that does nothing, the floor of any live figure on this machine.
+fn floor(h: &Host, a: &Args) -> Result<(f64, f64)> {
+    let agent = h.agent()?;
+    bench::settle(Duration::from_millis(500));
+    let empty = EmptyProgram::attach(&h.ns, "lo")?;
+    let ((r0, n0), (e0, m0)) = (prog_totals(&agent), empty.stats());
+    bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, a.secs)?;
+    let ((r1, n1), (e1, m1)) = (prog_totals(&agent), empty.stats());
+    let per_run = |runs: u64, ns: u64| ns as f64 / runs.max(1) as f64;
+    Ok((per_run(r1 - r0, n1 - n0), per_run(e1 - e0, m1 - m0)))
 }
 
 /// Ring bytes per request for `path`, over `n` sequential keep-alive requests.
@@ -427,6 +445,11 @@ fn run(a: &Args) -> Result<()> {
         Vec::new()
     };
 
+    let floor = if a.wants("floor") {
+        Some(floor(&h, a)?)
+    } else {
+        None
+    };
     let ring = if a.wants("ring") {
         let agent = h.agent()?;
         let r200 = ring_bytes_per_request(&h, &agent, "/r200", 2000)?;
@@ -454,6 +477,12 @@ fn run(a: &Args) -> Result<()> {
         print_scenario(
             &format!("realistic: nginx proxying to an upstream spinning {UPSTREAM_WORK_US} µs"),
             &realistic,
+        );
+    }
+    if let Some((classifier, empty)) = floor {
+        println!();
+        println!(
+            "the floor (worst case once more, an empty program on the agent's hook): classifier {classifier:.0} ns per run, empty program {empty:.0} ns per run"
         );
     }
     println!();
@@ -551,6 +580,28 @@ fn print_scenario(name: &str, pairs: &[Pair]) {
         median(each(Pair::classifier_ns)),
         median(each(Pair::agent_us)),
     );
+    let more = |s: &str| format!(" {s} |");
+    let names: std::collections::BTreeSet<&String> =
+        pairs.iter().flat_map(|p| p.threads.keys()).collect();
+    println!(
+        "\nagent µs per request by thread:\n\n| round |{}\n| --- |{}",
+        names.iter().map(|n| more(n)).collect::<String>(),
+        names.iter().map(|_| more("---")).collect::<String>(),
+    );
+    for (i, p) in pairs.iter().enumerate() {
+        let per_tx = |n: &String| {
+            let ns = p.threads.get(n).copied().unwrap_or(0);
+            more(&format!(
+                "{:.3}",
+                ns as f64 / 1e3 / p.transactions.max(1) as f64
+            ))
+        };
+        println!(
+            "| {} |{}",
+            i + 1,
+            names.iter().map(|n| per_tx(n)).collect::<String>()
+        );
+    }
 }
 
 /// The median (the mean of the middle two for an even count); 0 for none.

@@ -438,10 +438,19 @@ fn hundred_mib_upload_and_download_among_small_requests_cost_heads_only() {
             (r, m.count(&key) - before.count(&key))
         })
         .collect();
+    // The fullest a ring was when a drain began: some bytes waited, never more than a ring.
+    let (peak, capacity) = (
+        m.count("apitap_ring_peak_bytes"),
+        m.count("apitap_ring_capacity_bytes"),
+    );
     eprintln!(
-        "100 MiB up and down among 2,000 small requests: {ring} ring bytes, {} length-only segments, copied {copied:?}, {} out of order, {elapsed:?}",
+        "100 MiB up and down among 2,000 small requests: {ring} ring bytes, {} length-only segments, copied {copied:?}, {} out of order, ring peak {peak} of {capacity} bytes, {elapsed:?}",
         m.count("apitap_length_only_segments_total"),
         m.count("apitap_out_of_order_segments_total"),
+    );
+    assert!(
+        peak > 0 && peak <= capacity,
+        "ring peak {peak} bytes of {capacity} in all rings"
     );
     let bound = 200 * 8 * 1024 + 2000 * 1024;
     assert!(

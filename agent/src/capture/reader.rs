@@ -175,10 +175,12 @@ impl SegmentSource {
     ) -> Drained {
         let cut = if everything { u64::MAX } else { monotonic_ns() };
         let mut heads: Vec<Option<u64>> = Vec::with_capacity(self.rings.len());
+        let mut fullest = 0;
         for i in 0..self.rings.len() {
-            self.rings[i].snapshot();
+            fullest = fullest.max(self.rings[i].snapshot());
             heads.push(self.head(i));
         }
+        self.counters.ring_peak_bytes.fetch_max(fullest, Relaxed);
         let mut done = 0usize;
         loop {
             let next = heads

@@ -18,6 +18,8 @@ pub struct UserCounters {
     pub wakeups: AtomicU64,
     /// Bytes held in the rings at the last drain.
     pub ring_held_bytes: AtomicU64,
+    /// The most bytes one ring held when a drain began, since the start.
+    pub ring_peak_bytes: AtomicU64,
     /// Watched ports copied in full.
     pub ports_copied_in_full: AtomicU64,
     pub interfaces_attached: AtomicU64,
@@ -73,6 +75,7 @@ pub struct StatsSnapshot {
     pub decode_errors: u64,
     pub ring_bytes: u64,
     pub ring_held_bytes: u64,
+    pub ring_peak_bytes: u64,
     pub ring_capacity_bytes: u64,
     pub ports_copied_in_full: u64,
     pub interfaces_attached: u64,
@@ -145,6 +148,7 @@ impl CaptureStats {
             decode_errors: u.decode_errors.load(Relaxed),
             ring_bytes: u.ring_bytes.load(Relaxed),
             ring_held_bytes: u.ring_held_bytes.load(Relaxed),
+            ring_peak_bytes: u.ring_peak_bytes.load(Relaxed),
             ring_capacity_bytes: self.ring_capacity_bytes,
             ports_copied_in_full: u.ports_copied_in_full.load(Relaxed),
             interfaces_attached: u.interfaces_attached.load(Relaxed),

@@ -169,6 +169,11 @@ const CAPTURE: &[CaptureMetric] = &[
         |s| s.ring_held_bytes,
     ),
     gauge(
+        "apitap_ring_peak_bytes",
+        "The most bytes one ring held when a drain began, since the start: a ring's size (capacity / rings) minus this is the headroom the busiest moment left.",
+        |s| s.ring_peak_bytes,
+    ),
+    gauge(
         "apitap_ring_capacity_bytes",
         "Total size of the ring buffers (one per CPU).",
         |s| s.ring_capacity_bytes,
@@ -348,6 +353,7 @@ mod tests {
             fragments: 2,
             programs_attached: 4,
             ring_capacity_bytes: 8 << 20,
+            ring_peak_bytes: 1 << 20,
             ..Default::default()
         };
         let mut m = capture(&s);
@@ -361,6 +367,7 @@ mod tests {
             "apitap_events_lost_total 3",
             "apitap_ip_fragments_skipped_total 2",
             "apitap_ring_capacity_bytes 8388608",
+            "apitap_ring_peak_bytes 1048576",
             "apitap_length_only_segments_total 0",
             "apitap_attached_programs 4",
             "apitap_segments_total 0",

@@ -213,6 +213,9 @@ struct Pair {
     bpf_runs: u64,
     bpf_ns: u64,
     lost: u64,
+    /// `apitap_ring_peak_bytes` after the "with" run: the fullest one ring was at a drain.
+    ring_peak: u64,
+    ring_capacity: u64,
     transactions: u64,
     iwi_without: u64,
     iwi_with: u64,
@@ -274,6 +277,8 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
         p.bpf_ns = n1 - n0;
         p.transactions = api_requests(&after) - api_requests(&before);
         p.lost = after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total");
+        p.ring_peak = after.count("apitap_ring_peak_bytes");
+        p.ring_capacity = after.count("apitap_ring_capacity_bytes");
         agent.terminate()?;
         pairs.push(p);
     }
@@ -605,6 +610,15 @@ fn print_scenario(name: &str, pairs: &[Pair]) {
             names.iter().map(|n| per_tx(n)).collect::<String>()
         );
     }
+    println!(
+        "\nthe fullest one ring was when a drain began (apitap_ring_peak_bytes), per round: {} (all rings: {} KiB)",
+        pairs
+            .iter()
+            .map(|p| format!("{} KiB", p.ring_peak / 1024))
+            .collect::<Vec<_>>()
+            .join(", "),
+        pairs.first().map_or(0, |p| p.ring_capacity / 1024),
+    );
 }
 
 /// The median (the mean of the middle two for an even count); 0 for none.

@@ -139,10 +139,15 @@ fn a_connection_allocates_a_bounded_few_times() {
 }
 
 /// Heap bytes per open keep-alive connection that has served a few requests, before and after
-/// the sweep gives back an idle flow's queue and buffers; the engine's own estimate
+/// the sweep gives back an idle flow's buffers; the engine's own estimate
 /// (`apitap_flow_table_bytes`) is compared with what the allocator saw.
+///
+/// A connection's request queue has room for one request (408 B) from its first request on
+/// and keeps it when idle: growing it to four (1.6 KB) and freeing it in the sweep left holes
+/// between the live flows that the allocator could not give back (10,000 idle flows: 7 MiB
+/// more resident, `cargo xtask bench --parts memory`).
 #[test]
-fn an_idle_open_flow_gives_back_its_queue_and_buffers() {
+fn an_idle_open_flow_keeps_room_for_one_request_and_nothing_more() {
     const CONNS: usize = 10_000;
     let mut traffic = common::traffic(CONNS, 4);
     // Keep the connections open: drop the closing FINs.
@@ -164,7 +169,10 @@ fn an_idle_open_flow_gives_back_its_queue_and_buffers() {
         "heap bytes per open flow: {busy:.0} after its requests, {idle:.0} once idle (the engine's estimate: {estimate:.0})"
     );
     assert_eq!(engine.stats().flows.tracked, CONNS as u64);
-    assert!(idle < busy / 2.0 && idle < 1280.0, "{busy} -> {idle}");
+    assert!(
+        busy < 1900.0 && idle < busy && idle < 1750.0,
+        "{busy} -> {idle}"
+    );
     assert!(
         (estimate - idle).abs() < idle * 0.25,
         "{estimate} vs {idle}"

@@ -87,6 +87,11 @@ impl ReqSide<'_, '_> {
             (_, None) => false,
         };
         self.s.last_request_ack = ack;
+        if self.s.queue.capacity() == 0 {
+            // One pending request is the common case: room for one (408 B), not the four
+            // a first push would make room for (1.6 KB, kept for the connection's life).
+            self.s.queue.reserve_exact(1);
+        }
         self.s.queue.push_back(Pending {
             id,
             tx,

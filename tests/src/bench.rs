@@ -111,6 +111,47 @@ pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
     )
 }
 
+/// Resident KiB of `pid` by kind of mapping, largest first: `heap and anonymous` (the
+/// allocator's arenas, thread stacks), `BPF maps` (the rings the agent mapped), `code and
+/// read-only data of <binary>` (file-backed, shared with nothing else here), `libraries`, and
+/// the rest.
+pub fn resident_by_kind_kib(pid: u32) -> Vec<(String, u64)> {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return Vec::new();
+    };
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|p| p.display().to_string());
+    let mut kinds: Vec<(String, u64)> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let name = line.split_whitespace().nth(5).unwrap_or("");
+            current = if name.is_empty() || name == "[heap]" || name.starts_with("[stack") {
+                "heap and anonymous".into()
+            } else if name.starts_with("anon_inode:bpf") {
+                "BPF maps".into()
+            } else if Some(name) == exe.as_deref() {
+                "the binary".into()
+            } else if name.contains(".so") {
+                "libraries".into()
+            } else {
+                "other".into()
+            };
+        } else if first == "Rss:" {
+            let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kinds.iter_mut().find(|(k, _)| *k == current) {
+                Some((_, v)) => *v += kib,
+                None => kinds.push((current.clone(), kib)),
+            }
+        }
+    }
+    kinds.sort_by_key(|k| std::cmp::Reverse(k.1));
+    kinds
+}
+
 /// IRQ-work interrupts (`IWI`) summed over CPUs: what a BPF ring buffer's wake-up costs.
 pub fn irq_work_interrupts() -> u64 {
     std::fs::read_to_string("/proc/interrupts")

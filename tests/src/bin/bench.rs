@@ -318,6 +318,8 @@ struct Memory {
     pss: u64,
     tracked: u64,
     flow_table_bytes: u64,
+    /// Resident KiB by kind of mapping with the flows open.
+    by_kind: Vec<(String, u64)>,
 }
 
 /// The agent's memory with `flows` keep-alive connections held open.
@@ -348,6 +350,7 @@ fn memory_with_flows(h: &Host, flows: u32) -> Result<Memory> {
     // flow table's growth leaves its old buffers free), so measure after one such period.
     bench::settle(Duration::from_secs(11));
     let (rss, pss) = bench::rss_pss_kib(pid);
+    let by_kind = bench::resident_by_kind_kib(pid);
     let m = agent.scrape()?;
     let tracked = m.count("apitap_flows_tracked");
     let flow_table_bytes = m.count("apitap_flow_table_bytes");
@@ -359,6 +362,7 @@ fn memory_with_flows(h: &Host, flows: u32) -> Result<Memory> {
         pss,
         tracked,
         flow_table_bytes,
+        by_kind,
     })
 }
 
@@ -517,6 +521,14 @@ fn run(a: &Args) -> Result<()> {
             m.pss as f64 / 1024.0,
             m.flow_table_bytes as f64 / (1 << 20) as f64,
             m.flow_table_bytes as f64 / m.tracked.max(1) as f64,
+        );
+        println!(
+            "| resident with the flows open, by mapping | {} |",
+            m.by_kind
+                .iter()
+                .map(|(k, v)| format!("{k} {:.1} MiB", *v as f64 / 1024.0))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     if !isolated.is_empty() {

@@ -170,7 +170,7 @@ const CAPTURE: &[CaptureMetric] = &[
     ),
     gauge(
         "apitap_ring_peak_bytes",
-        "The most bytes one ring held when a drain began, since the start: a ring's size (capacity / rings) minus this is the headroom the busiest moment left.",
+        "The most bytes one ring held when a drain began, since the start: a ring's size (capacity / rings) minus this is the headroom the busiest moment left. Up to half a ring is expected when traffic starts after a quiet spell (the reader is woken at half); more means the reader was slow.",
         |s| s.ring_peak_bytes,
     ),
     gauge(

@@ -112,9 +112,9 @@ pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
 }
 
 /// Resident KiB of `pid` by kind of mapping, largest first: `heap and anonymous` (the
-/// allocator's arenas, thread stacks), `BPF maps` (the rings the agent mapped), `code and
-/// read-only data of <binary>` (file-backed, shared with nothing else here), `libraries`, and
-/// the rest.
+/// allocator's arenas, thread stacks), `BPF maps` (the rings the agent mapped), `the binary`
+/// (its code and read-only data, file-backed, shared with nothing else here), `libraries`, and
+/// `other`.
 pub fn resident_by_kind_kib(pid: u32) -> Vec<(String, u64)> {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
         return Vec::new();
@@ -128,7 +128,8 @@ pub fn resident_by_kind_kib(pid: u32) -> Vec<(String, u64)> {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
         if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-            let name = line.split_whitespace().nth(5).unwrap_or("");
+            // address perms offset dev inode [name]
+            let name = words.nth(4).unwrap_or("");
             current = if name.is_empty() || name == "[heap]" || name.starts_with("[stack") {
                 "heap and anonymous".into()
             } else if name.starts_with("anon_inode:bpf") {

@@ -42,7 +42,7 @@ const DRAIN_MIN: Duration = Duration::from_millis(2);
 const DRAIN_MAX: Duration = Duration::from_millis(10);
 /// The interval drains that find nothing back off to (doubling from where they were): an idle
 /// node wakes the thread 10 times a second instead of 100. Measured on the build machine's VM,
-/// an idle agent's analysis thread cost 6.7 ms of CPU per second at 10 ms, nearly all of it
+/// an idle agent's analysis thread cost 6.7–7.0 ms of CPU per second at 10 ms, nearly all of it
 /// the wake-ups themselves. The first records after a quiet spell wait at most this long (a
 /// burst that fills half a ring sooner wakes the thread at once), and the interval is back
 /// within [`DRAIN_MAX`] at the first drain that finds any.

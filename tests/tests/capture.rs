@@ -438,7 +438,8 @@ fn hundred_mib_upload_and_download_among_small_requests_cost_heads_only() {
             (r, m.count(&key) - before.count(&key))
         })
         .collect();
-    // The fullest a ring was when a drain began: some bytes waited, never more than a ring.
+    // The fullest one ring was when a drain began: some bytes waited, and never more than the
+    // rings hold in total (the metrics do not give the ring count for a per-ring bound).
     let (peak, capacity) = (
         m.count("apitap_ring_peak_bytes"),
         m.count("apitap_ring_capacity_bytes"),

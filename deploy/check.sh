@@ -174,7 +174,7 @@ if [[ -n "$HELM" ]]; then
         check "helm-template-$variant" render "$WORK/helm-$variant.yaml" -f "$values"
     done
     check "helm-manifests-all-features" "$PY" "$TOOLS/check_manifests.py" helm-all "$WORK/helm-all-features.yaml" \
-        --podmonitor --token-secret --allow-cap SYS_RESOURCE
+        --podmonitor --token-secret --allow-cap SYS_RESOURCE --allow-cap SYS_ADMIN
     check "helm-config-default" "$PY" "$TOOLS/check_chart_config.py" "$WORK/helm-default.yaml" "$DEPLOY/apitap.example.toml"
     check "helm-config-all-features" "$PY" "$TOOLS/check_chart_config.py" "$WORK/helm-all-features.yaml" "$DEPLOY/apitap.example.toml"
     rejects "helm-schema-rejects-bad-value" "$HELM" template apitap "$CHART" --set listen.port=0

@@ -16,6 +16,7 @@
 //! | [`top`] | `apitap top`: a live terminal view of a running agent |
 //! | [`store`], [`reqlog`], [`alert`] | usage store, request log, alerts and notifiers |
 //! | [`tls`] | the one rustls (ring) client configuration of every outbound connection |
+//! | [`netlink`] | the netlink transport of capture's TC requests and discovery's socket dumps |
 
 pub mod alert;
 pub mod api;
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod health;
 pub mod kube;
 pub mod live;
+pub mod netlink;
 pub mod page;
 pub mod replay;
 pub mod reqlog;

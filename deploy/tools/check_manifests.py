@@ -11,7 +11,7 @@ selectors that match the pods. Prints one summary line; every violation on its o
 after it; exits 1 on any violation.
 
 usage: check_manifests.py LABEL FILE [--podmonitor] [--namespace] [--token-secret]
-                          [--allow-cap SYS_RESOURCE]
+                          [--allow-cap SYS_RESOURCE] [--allow-cap SYS_ADMIN]
 """
 
 import argparse

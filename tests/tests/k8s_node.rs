@@ -18,6 +18,8 @@ const TOKEN: &str = "e2e-node-token";
 const LISTEN: &str = "127.0.0.1:9464";
 const POD_PORT: u16 = 8080;
 const HOST_PORT: u16 = 18080;
+/// A port a pod opens long after it started.
+const LATE_PORT: u16 = 8081;
 
 fn tools() {
     require_root();
@@ -144,7 +146,7 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
     std::fs::write(
         &config,
         format!(
-            "[discovery]\npod_logs_root = {:?}\nretire_after_secs = 3\n",
+            "[discovery]\npod_logs_root = {:?}\nretire_after_secs = 3\nsettle_secs = 0\n",
             node.pod_logs.path().display().to_string()
         ),
     )
@@ -312,6 +314,70 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         "once discovered, every request of the new pod is counted"
     );
 
+    // Every namespace was read by sock_diag (the agent runs as root, so it may enter the pods'
+    // namespaces), at every scan: with settle_secs = 0 the cart pod is settled now, and a port
+    // it opens is watched within a scan, where the /proc text would wait for refresh_secs.
+    let m = agent.scrape().expect("scrape");
+    assert_eq!(
+        m.sum("apitap_discovery_proc_table_reads_total", &[]),
+        0,
+        "no namespace fell back to /proc/<pid>/net/tcp: {}",
+        agent.stderr()
+    );
+    assert!(m.sum("apitap_discovery_table_reads_total", &[]) > 0);
+    let cart_total = |m: &Metrics| {
+        m.sum(
+            "api_requests_total",
+            &[("namespace", "shop"), ("service", "cart")],
+        )
+    };
+    let counted_before_late = cart_total(&m);
+    let late_nginx = Nginx::start_in(
+        Some(&cart.ns),
+        Some(cart.cgroup.path()),
+        &[format!("0.0.0.0:{LATE_PORT}")],
+        API_LOCATIONS,
+    )
+    .expect("late nginx");
+    let started = Instant::now();
+    let mut late_probes = 0;
+    let late_after = loop {
+        client
+            .ns
+            .sh(&format!(
+                "curl -s -o /dev/null --max-time 5 http://{}:{LATE_PORT}/api/health",
+                cart.ip
+            ))
+            .expect("probe");
+        late_probes += 1;
+        if cart_total(&agent.scrape().expect("scrape")) > counted_before_late {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "a port a settled pod opens is watched within a few scans"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "MEASURE late port in a settled pod: first request counted {:.2} s after its nginx started ({late_probes} probes)",
+        late_after.as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let before_late = cart_total(&agent.scrape().expect("scrape"));
+    scripted(&client.ns, &cart.ip, LATE_PORT);
+    let late_sent = late_nginx.access().expect("log").len() as u64 - late_probes;
+    let after = agent
+        .scrape_until(Duration::from_secs(15), |m| {
+            cart_total(m) == before_late + late_sent
+        })
+        .expect("scrape");
+    assert_eq!(
+        cart_total(&after),
+        before_late + late_sent,
+        "every request to the late port is counted"
+    );
+
     // A pod deleted while the agent runs: its series retire (retire_after_secs = 3).
     drop(blog_nginx.take());
     drop(blog);
@@ -346,6 +412,7 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
 
     let status = agent.terminate().expect("clean stop");
     assert!(status.success(), "{}", agent.stderr());
+    drop(late_nginx);
     drop(cart_nginx);
     drop(shop_nginx);
     drop(host_nginx);

@@ -1,8 +1,9 @@
 //! Servers in every network namespace of the host.
 //!
 //! Every `interval_ms` (default 2 s) a scan groups the processes of the host by network
-//! namespace (`/proc/<pid>/ns/net`), reads each namespace's LISTEN sockets through one of its
-//! processes (`/proc/<pid>/net/tcp{,6}`) and its local addresses (`fib_trie`, `if_inet6`),
+//! namespace (`/proc/<pid>/ns/net`), reads each namespace's LISTEN sockets (by sock_diag where
+//! it can enter the namespace, see `diag`, else through one of its processes'
+//! `/proc/<pid>/net/tcp{,6}`) and its local addresses (`fib_trie`, `if_inet6`),
 //! finds each new socket's owner (`/proc/<pid>/fd`), and attributes it: pid and executable,
 //! container id and pod UID from the cgroup path, namespace and pod name from the kubelet's
 //! `/var/log/pods` (or the Kubernetes API, see [`crate::kube`]), workload from the API or the
@@ -20,6 +21,7 @@
 
 mod addrs;
 mod cgroup;
+mod diag;
 mod naming;
 mod pods;
 mod procfs;
@@ -65,11 +67,13 @@ pub struct DiscoveryConfig {
     pub pod_logs_root: PathBuf,
     /// Time between scans, 100-60000 ms.
     pub interval_ms: u64,
-    /// A namespace that appeared, or got a new long-lived process, has its sockets read at
-    /// every scan for this long, 0-3600 s; afterwards in turn (see `refresh_secs`).
+    /// A namespace read from the /proc text that appeared, or got a new long-lived process,
+    /// has its sockets read at every scan for this long, 0-3600 s; afterwards in turn (see
+    /// `refresh_secs`). Namespaces read by sock_diag are read at every scan.
     pub settle_secs: u64,
-    /// Every settled namespace has its sockets read again at least this often, 10-86400 s
-    /// (each read walks the host's whole TCP table; see `schedule`).
+    /// Every settled namespace read from the /proc text has its sockets read again at least
+    /// this often, 10-86400 s (each such read walks the host's whole TCP table; see
+    /// `schedule`).
     pub refresh_secs: u64,
     /// A service whose servers are all gone has its series dropped after this long, 1-86400 s.
     pub retire_after_secs: u64,
@@ -153,6 +157,7 @@ impl Discoverer {
                     Duration::from_secs(cfg.refresh_secs),
                     Duration::from_millis(cfg.interval_ms),
                 ),
+                Some(diag::Diag::new()),
             ),
             builder: TableBuilder::new(
                 settings.rules,
@@ -164,6 +169,13 @@ impl Discoverer {
             ),
             stats,
         }
+    }
+
+    /// The same discoverer reading every namespace's sockets from the /proc text only, as
+    /// without sock_diag (the discovery bench compares both).
+    pub fn proc_text_only(mut self) -> Discoverer {
+        self.scanner.without_diag();
+        self
     }
 
     pub fn stats(&self) -> &Arc<DiscoveryStats> {

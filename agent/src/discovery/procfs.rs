@@ -55,9 +55,14 @@ impl Proc {
         Ok(pids)
     }
 
+    /// The process's network namespace file (`/proc/<pid>/ns/net`).
+    pub fn ns_path(&self, pid: u32) -> PathBuf {
+        self.path(pid, "ns/net")
+    }
+
     /// The inode of the process's network namespace (`net:[4026531840]`).
     pub fn netns(&self, pid: u32) -> Result<u64, Failure> {
-        let link = std::fs::read_link(self.path(pid, "ns/net")).map_err(|e| failure(&e))?;
+        let link = std::fs::read_link(self.ns_path(pid)).map_err(|e| failure(&e))?;
         bracketed(&link.to_string_lossy(), "net:[").ok_or(Failure::Other)
     }
 

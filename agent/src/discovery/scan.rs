@@ -1,10 +1,12 @@
 //! One pass over /proc: the network namespace of every process, the LISTEN sockets of each
-//! namespace (read through one of its processes), their owners (the process holding the socket,
+//! namespace (by sock_diag where it can enter the namespace, see `diag`, else from the
+//! /proc text of one of its processes), their owners (the process holding the socket,
 //! found once per socket through /proc/<pid>/fd), the owners' executables and cgroups, and
 //! the namespace's local addresses.
 //!
 //! Costs are kept to what changes: a namespace costs one readlink per process plus two small
-//! reads; the fd walk runs only for sockets not seen before, and addresses are re-read when a
+//! dumps (or two /proc reads, which walk the host's TCP hash, at most once per schedule
+//! slot); the fd walk runs only for sockets not seen before, and addresses are re-read when a
 //! namespace is new or every [`ADDR_REFRESH_SCANS`] scans. Everything that fails is counted
 //! in [`DiscoveryStats`] and skipped.
 
@@ -14,8 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
+use tracing::warn;
+
 use super::addrs::{parse_fib_trie, parse_if_inet6};
 use super::cgroup::{self, CgroupInfo, Parsed};
+use super::diag::{Diag, Unusable};
 use super::procfs::{Failure, Proc};
 use super::schedule::Schedule;
 use super::sockets::{Listener, parse_listeners};
@@ -61,10 +66,19 @@ pub struct Scanner {
     schedule: Schedule,
     /// netns -> its listeners when last read.
     listening: HashMap<u64, Vec<Listener>>,
+    /// sock_diag sockets; `None` reads only the /proc text.
+    diag: Option<Diag>,
+    /// A fallback to the /proc text was logged.
+    fell_back: bool,
 }
 
 impl Scanner {
-    pub fn new(proc: Proc, stats: Arc<DiscoveryStats>, schedule: Schedule) -> Scanner {
+    pub fn new(
+        proc: Proc,
+        stats: Arc<DiscoveryStats>,
+        schedule: Schedule,
+        diag: Option<Diag>,
+    ) -> Scanner {
         Scanner {
             proc,
             stats,
@@ -72,7 +86,14 @@ impl Scanner {
             addrs: HashMap::new(),
             schedule,
             listening: HashMap::new(),
+            diag,
+            fell_back: false,
         }
+    }
+
+    /// Reads the /proc text only from now on.
+    pub fn without_diag(&mut self) {
+        self.diag = None;
     }
 
     fn count(&self, f: Failure) {
@@ -104,11 +125,18 @@ impl Scanner {
         };
         let due = self.schedule.plan(Instant::now(), &by_ns);
         self.listening.retain(|ns, _| by_ns.contains_key(ns));
+        if let Some(d) = &mut self.diag {
+            d.retain(|ns| by_ns.contains_key(&ns));
+        }
         let mut seen_sockets = HashSet::new();
         for (&ns, pids) in &by_ns {
-            let listeners = if due.contains(&ns) {
+            // A dump is cheap: namespaces sock_diag holds a socket for are read at every scan,
+            // and the schedule spaces out the rest (the /proc reads, and namespaces past
+            // `diag::MAX_SOCKETS`).
+            let cheap = self.diag.as_ref().is_some_and(|d| d.has(ns));
+            let listeners = if cheap || due.contains(&ns) {
                 DiscoveryStats::add(&self.stats.table_reads, 1);
-                let read = self.listeners(pids);
+                let read = self.listeners(ns, pids);
                 self.listening.insert(ns, read.clone());
                 read
             } else {
@@ -141,9 +169,44 @@ impl Scanner {
         scan
     }
 
-    /// The LISTEN sockets of a namespace, read through the first of its processes that can be
-    /// read (any process of a namespace shows the same tables).
-    fn listeners(&self, pids: &[u32]) -> Vec<Listener> {
+    /// The LISTEN sockets of a namespace: by sock_diag when it can enter the namespace, else
+    /// from the /proc text of the first of its processes that can be read (any process of a
+    /// namespace shows the same tables).
+    fn listeners(&mut self, ns: u64, pids: &[u32]) -> Vec<Listener> {
+        let mut refused = None;
+        if let Some(diag) = &mut self.diag
+            && diag.can_read(ns)
+        {
+            for &pid in pids {
+                match diag.listeners(ns, &self.proc.ns_path(pid)) {
+                    Ok(found) => return found,
+                    Err(Unusable::Gone) => continue,
+                    Err(Unusable::Denied(e)) => {
+                        refused =
+                            Some(("entering another network namespace needs CAP_SYS_ADMIN", e));
+                        break;
+                    }
+                    Err(Unusable::Failed(e)) => {
+                        refused = Some(("the sock_diag dump failed", e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((hint, e)) = refused
+            && !std::mem::replace(&mut self.fell_back, true)
+        {
+            warn!(
+                netns = ns,
+                error = %e,
+                "discovery: {hint}; reading this namespace's /proc/<pid>/net/tcp{{,6}} instead, which walks the host's whole TCP hash (counted in apitap_discovery_proc_table_reads_total; logged once)"
+            );
+        }
+        DiscoveryStats::add(&self.stats.proc_table_reads, 1);
+        self.listeners_from_proc(pids)
+    }
+
+    fn listeners_from_proc(&self, pids: &[u32]) -> Vec<Listener> {
         for &pid in pids {
             let v4 = self.proc.read_listening(pid, "net/tcp");
             let v6 = self.proc.read_listening(pid, "net/tcp6");

@@ -1,4 +1,5 @@
-//! Which namespaces a scan reads the socket tables of.
+//! Which namespaces a scan reads the socket tables of, when it reads them from the /proc text
+//! (a namespace that sock_diag holds a socket for is read at every scan, see `diag`).
 //!
 //! Reading `/proc/<pid>/net/tcp` and `tcp6` makes the kernel walk the host's whole TCP hash
 //! table, which every namespace shares (262,144 buckets on the build machine: about 13 ms of

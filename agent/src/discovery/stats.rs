@@ -15,6 +15,9 @@ pub struct DiscoveryStats {
     pub last_scan_micros: AtomicU64,
     /// Namespaces whose socket tables were read (see `schedule`).
     pub table_reads: AtomicU64,
+    /// Of those, the reads from /proc/<pid>/net/tcp{,6} text (sock_diag could not enter the
+    /// namespace): each walks the host's whole TCP hash.
+    pub proc_table_reads: AtomicU64,
     /// Gauge: network namespaces seen by the last scan.
     pub namespaces: AtomicU64,
     /// Gauge: servers (listening sockets) in the table.
@@ -43,6 +46,7 @@ pub struct DiscoverySnapshot {
     pub scans: u64,
     pub last_scan_micros: u64,
     pub table_reads: u64,
+    pub proc_table_reads: u64,
     pub namespaces: u64,
     pub servers: u64,
     pub ports: u64,
@@ -66,6 +70,7 @@ impl DiscoveryStats {
             scans: g(&self.scans),
             last_scan_micros: g(&self.last_scan_micros),
             table_reads: g(&self.table_reads),
+            proc_table_reads: g(&self.proc_table_reads),
             namespaces: g(&self.namespaces),
             servers: g(&self.servers),
             ports: g(&self.ports),
@@ -119,10 +124,17 @@ impl DiscoveryStats {
             },
             metric(
                 "apitap_discovery_table_reads_total",
-                "Namespaces whose listening sockets a scan read (new and settling ones at every scan, the rest in turn once per refresh_secs).",
+                "Namespaces whose listening sockets a scan read (by sock_diag: every namespace at every scan; from /proc text: new and settling ones at every scan, the rest in turn once per refresh_secs).",
                 MetricKind::Counter,
                 vec![],
                 s.table_reads,
+            ),
+            metric(
+                "apitap_discovery_proc_table_reads_total",
+                "Of the table reads, those from /proc/<pid>/net/tcp{,6} text because sock_diag could not enter the namespace (setns needs CAP_SYS_ADMIN); each walks the host's whole TCP hash.",
+                MetricKind::Counter,
+                vec![],
+                s.proc_table_reads,
             ),
             metric(
                 "apitap_discovery_namespaces",

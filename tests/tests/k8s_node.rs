@@ -319,12 +319,18 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
     // it opens is watched within a scan, where the /proc text would wait for refresh_secs.
     let m = agent.scrape().expect("scrape");
     assert_eq!(
-        m.sum("apitap_discovery_proc_table_reads_total", &[]),
-        0,
+        m.get("apitap_discovery_proc_table_reads_total"),
+        Some(0.0),
         "no namespace fell back to /proc/<pid>/net/tcp: {}",
         agent.stderr()
     );
-    assert!(m.sum("apitap_discovery_table_reads_total", &[]) > 0);
+    let reads_and_scans = |m: &Metrics| {
+        (
+            m.sum("apitap_discovery_table_reads_total", &[]),
+            m.sum("apitap_discovery_scans_total", &[]),
+        )
+    };
+    let (reads0, scans0) = reads_and_scans(&m);
     let cart_total = |m: &Metrics| {
         m.sum(
             "api_requests_total",
@@ -364,7 +370,17 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         late_after.as_secs_f64()
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let before_late = cart_total(&agent.scrape().expect("scrape"));
+    let m = agent.scrape().expect("scrape");
+    let before_late = cart_total(&m);
+    // Every namespace at every scan (a scrape may land mid-scan: one scan of slack).
+    let (reads, scans) = reads_and_scans(&m);
+    let namespaces = m.sum("apitap_discovery_namespaces", &[]);
+    assert!(
+        scans - scans0 >= 2 && reads - reads0 >= (scans - scans0 - 1) * namespaces,
+        "{} table reads in {} scans of {namespaces} namespaces",
+        reads - reads0,
+        scans - scans0
+    );
     scripted(&client.ns, &cart.ip, LATE_PORT);
     let late_sent = late_nginx.access().expect("log").len() as u64 - late_probes;
     let after = agent

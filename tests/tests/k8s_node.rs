@@ -121,6 +121,58 @@ fn log_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Requests counted for the cart pod (service `cart` of namespace `shop`).
+fn cart_requests(m: &Metrics) -> u64 {
+    m.sum(
+        "api_requests_total",
+        &[("namespace", "shop"), ("service", "cart")],
+    )
+}
+
+/// `nginx` just started in the cart pod on `ip:port`: probes it from `from` until the agent
+/// counts it (at most 15 s, else `late` is the failure), prints the time since `started` as
+/// `MEASURE {what}`, then checks that a scripted run is counted exactly (the probes are left
+/// out: those before discovery are skipped as not_local).
+fn counted_once_discovered(
+    agent: &Agent,
+    from: &Netns,
+    (ip, port): (&str, u16),
+    nginx: &Nginx,
+    started: Instant,
+    (what, late, inexact): (&str, &str, &str),
+) {
+    let counted_before = cart_requests(&agent.scrape().expect("scrape"));
+    let mut probes = 0;
+    let counted_after = loop {
+        from.sh(&format!(
+            "curl -s -o /dev/null --max-time 5 http://{ip}:{port}/api/health"
+        ))
+        .expect("probe");
+        probes += 1;
+        if cart_requests(&agent.scrape().expect("scrape")) > counted_before {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{late}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!(
+        "MEASURE {what}: first request counted {:.2} s after its nginx started ({probes} probes, \
+         the ones before discovery are skipped as not_local)",
+        counted_after.as_secs_f64()
+    );
+    // Probes still in the pipeline reach the snapshot (published every second) first.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = cart_requests(&agent.scrape().expect("scrape"));
+    scripted(from, ip, port);
+    let sent = nginx.access().expect("log").len() as u64 - probes;
+    let after = agent
+        .scrape_until(Duration::from_secs(15), |m| {
+            cart_requests(m) == before + sent
+        })
+        .expect("scrape");
+    assert_eq!(cart_requests(&after), before + sent, "{inexact}");
+}
+
 #[test]
 fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace() {
     tools();
@@ -259,59 +311,17 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         .expect("pod");
     let started = Instant::now();
     let cart_nginx = pod_nginx(&cart);
-    let mut probes = 0;
-    let counted_after = loop {
-        client
-            .ns
-            .sh(&format!(
-                "curl -s -o /dev/null --max-time 5 http://{}:{POD_PORT}/api/health",
-                cart.ip
-            ))
-            .expect("probe");
-        probes += 1;
-        let m = agent.scrape().expect("scrape");
-        if m.sum(
-            "api_requests_total",
-            &[("namespace", "shop"), ("service", "cart")],
-        ) > 0
-        {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a new pod's requests are counted within a few scans"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    eprintln!(
-        "MEASURE new pod: first request counted {:.2} s after its nginx started ({probes} probes, \
-         the ones before discovery are skipped as not_local)",
-        counted_after.as_secs_f64()
-    );
-    // Probes still in the pipeline reach the snapshot (published every second) first.
-    std::thread::sleep(Duration::from_millis(2500));
-    let before = agent.scrape().expect("scrape");
-    let counted_before = before.sum(
-        "api_requests_total",
-        &[("namespace", "shop"), ("service", "cart")],
-    );
-    scripted(&client.ns, &cart.ip, POD_PORT);
-    let sent = cart_nginx.access().expect("log").len() as u64 - probes;
-    let after = agent
-        .scrape_until(Duration::from_secs(15), |m| {
-            m.sum(
-                "api_requests_total",
-                &[("namespace", "shop"), ("service", "cart")],
-            ) == counted_before + sent
-        })
-        .expect("scrape");
-    assert_eq!(
-        after.sum(
-            "api_requests_total",
-            &[("namespace", "shop"), ("service", "cart")]
+    counted_once_discovered(
+        &agent,
+        &client.ns,
+        (&cart.ip, POD_PORT),
+        &cart_nginx,
+        started,
+        (
+            "new pod",
+            "a new pod's requests are counted within a few scans",
+            "once discovered, every request of the new pod is counted",
         ),
-        counted_before + sent,
-        "once discovered, every request of the new pod is counted"
     );
 
     // Every namespace was read by sock_diag (the agent runs as root, so it may enter the pods'
@@ -331,13 +341,7 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         )
     };
     let (reads0, scans0) = reads_and_scans(&m);
-    let cart_total = |m: &Metrics| {
-        m.sum(
-            "api_requests_total",
-            &[("namespace", "shop"), ("service", "cart")],
-        )
-    };
-    let counted_before_late = cart_total(&m);
+    let started = Instant::now();
     let late_nginx = Nginx::start_in(
         Some(&cart.ns),
         Some(cart.cgroup.path()),
@@ -345,34 +349,20 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         API_LOCATIONS,
     )
     .expect("late nginx");
-    let started = Instant::now();
-    let mut late_probes = 0;
-    let late_after = loop {
-        client
-            .ns
-            .sh(&format!(
-                "curl -s -o /dev/null --max-time 5 http://{}:{LATE_PORT}/api/health",
-                cart.ip
-            ))
-            .expect("probe");
-        late_probes += 1;
-        if cart_total(&agent.scrape().expect("scrape")) > counted_before_late {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "a port a settled pod opens is watched within a few scans"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    eprintln!(
-        "MEASURE late port in a settled pod: first request counted {:.2} s after its nginx started ({late_probes} probes)",
-        late_after.as_secs_f64()
+    counted_once_discovered(
+        &agent,
+        &client.ns,
+        (&cart.ip, LATE_PORT),
+        &late_nginx,
+        started,
+        (
+            "late port in a settled pod",
+            "a port a settled pod opens is watched within a few scans",
+            "every request to the late port is counted",
+        ),
     );
-    std::thread::sleep(Duration::from_millis(2500));
-    let m = agent.scrape().expect("scrape");
-    let before_late = cart_total(&m);
     // Every namespace at every scan (a scrape may land mid-scan: one scan of slack).
+    let m = agent.scrape().expect("scrape");
     let (reads, scans) = reads_and_scans(&m);
     let namespaces = m.sum("apitap_discovery_namespaces", &[]);
     assert!(
@@ -380,18 +370,6 @@ fn pods_on_a_bridge_are_counted_exactly_once_and_named_by_workload_and_namespace
         "{} table reads in {} scans of {namespaces} namespaces",
         reads - reads0,
         scans - scans0
-    );
-    scripted(&client.ns, &cart.ip, LATE_PORT);
-    let late_sent = late_nginx.access().expect("log").len() as u64 - late_probes;
-    let after = agent
-        .scrape_until(Duration::from_secs(15), |m| {
-            cart_total(m) == before_late + late_sent
-        })
-        .expect("scrape");
-    assert_eq!(
-        cart_total(&after),
-        before_late + late_sent,
-        "every request to the late port is counted"
     );
 
     // A pod deleted while the agent runs: its series retire (retire_after_secs = 3).

@@ -222,6 +222,7 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
     use std::os::fd::AsFd;
+    use std::path::PathBuf;
 
     fn inode_of(l: &TcpListener) -> u64 {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -287,6 +288,89 @@ mod tests {
             Err(Unusable::Gone)
         ));
         assert!(d.sockets.is_empty());
+    }
+
+    /// A network namespace of the test's own making, held by an open file (the thread that
+    /// made it ends at once).
+    fn fresh_namespace() -> File {
+        std::thread::spawn(|| {
+            // SAFETY: unshare(2) of this short-lived thread's network namespace only.
+            assert_eq!(
+                unsafe { libc::unshare(libc::CLONE_NEWNET) },
+                0,
+                "unshare: {}",
+                io::Error::last_os_error()
+            );
+            File::open("/proc/thread-self/ns/net").expect("own ns file")
+        })
+        .join()
+        .expect("unshare thread")
+    }
+
+    /// Drops CAP_SYS_ADMIN from the calling thread's effective set (threads it starts inherit
+    /// that), as in a container that was not granted it.
+    fn drop_sys_admin() {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        const CAP_SYS_ADMIN: u32 = 21;
+        let mut h = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut d = [Data::default(); 2];
+        // SAFETY: capget/capset on this thread with a v3 header and two data words.
+        unsafe {
+            assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+            d[0].effective &= !(1 << CAP_SYS_ADMIN);
+            assert_eq!(libc::syscall(libc::SYS_capset, &h, d.as_ptr()), 0);
+        }
+    }
+
+    #[test]
+    fn another_namespace_is_entered_with_cap_sys_admin_and_refused_once_without() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!(
+                "NOT RUN: entering another network namespace needs root (cargo xtask test runs it as root)"
+            );
+            return;
+        }
+        let other = fresh_namespace();
+        let ns = other.metadata().expect("ns").ino();
+        let path = PathBuf::from(format!("/proc/self/fd/{}", other.as_raw_fd()));
+        // With CAP_SYS_ADMIN: entered, an empty namespace has no listeners, the socket is kept.
+        let mut d = Diag::new();
+        assert_ne!(d.own, Some(ns));
+        assert_eq!(d.listeners(ns, &path).expect("entered"), Vec::new());
+        assert!(d.has(ns));
+        // Without it (on a thread of its own): refused, and not tried again for any other
+        // namespace; the agent's own stays readable.
+        std::thread::spawn(move || {
+            drop_sys_admin();
+            let mut d = Diag::new();
+            match d.listeners(ns, &path) {
+                Err(Unusable::Denied(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),
+                other => panic!("expected EPERM, got {other:?}"),
+            }
+            assert!(!d.has(ns) && !d.can_read(ns));
+            assert!(d.can_read(own_ns()));
+            d.listeners(own_ns(), Path::new("/proc/self/ns/net"))
+                .expect("own namespace without CAP_SYS_ADMIN");
+            drop(other);
+        })
+        .join()
+        .expect("the thread without CAP_SYS_ADMIN");
     }
 
     fn message(family: u8, state: u8, port: u16, addr: &[u8], inode: u32) -> Vec<u8> {

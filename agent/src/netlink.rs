@@ -87,13 +87,31 @@ pub fn attrs(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// Bytes of a receive buffer: more than one datagram of a dump (the kernel fills at most
+/// about 32 KiB per datagram).
+pub const RECV_BYTES: usize = 64 * 1024;
+
 /// Sends `msg` on `fd` and feeds every reply message to `each` until the ACK (or NLMSG_DONE
 /// of a dump); an NLMSG_ERROR with a non-zero code becomes that errno.
 pub fn exchange(
     fd: &OwnedFd,
     msg: &[u8],
+    each: impl FnMut(Message<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    exchange_into(fd, msg, &mut vec![0u8; RECV_BYTES], each)
+}
+
+/// [`exchange`] with a receive buffer the caller keeps across exchanges (grown to
+/// [`RECV_BYTES`] if smaller).
+pub fn exchange_into(
+    fd: &OwnedFd,
+    msg: &[u8],
+    buf: &mut Vec<u8>,
     mut each: impl FnMut(Message<'_>) -> io::Result<()>,
 ) -> io::Result<()> {
+    if buf.len() < RECV_BYTES {
+        buf.resize(RECV_BYTES, 0);
+    }
     // SAFETY: a zeroed sockaddr_nl with the family set addresses the kernel; msg is valid for
     // its length.
     let sent = unsafe {
@@ -111,7 +129,6 @@ pub fn exchange(
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: buf is valid for writes of its length.
         let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };

@@ -55,6 +55,8 @@ pub struct Diag {
     sockets: HashMap<u64, OwnedFd>,
     /// Entering another namespace was refused once; it is not tried again.
     denied: bool,
+    /// The receive buffer every dump reuses.
+    buf: Vec<u8>,
 }
 
 impl Default for Diag {
@@ -69,6 +71,7 @@ impl Diag {
             own: std::fs::metadata("/proc/self/ns/net").ok().map(|m| m.ino()),
             sockets: HashMap::new(),
             denied: false,
+            buf: Vec::new(),
         }
     }
 
@@ -95,7 +98,7 @@ impl Diag {
             Some(fd) => fd,
             None => self.open(ns, ns_file)?,
         };
-        let found = dump_listeners(&fd).map_err(Unusable::Failed)?;
+        let found = dump_listeners(&fd, &mut self.buf).map_err(Unusable::Failed)?;
         // A socket whose exchange failed may hold a half-read reply: it is dropped above.
         if self.sockets.len() < MAX_SOCKETS {
             self.sockets.insert(ns, fd);
@@ -148,9 +151,9 @@ fn socket_in(ns: &File) -> io::Result<OwnedFd> {
 }
 
 /// Both families' listeners; a family the kernel does not know (IPv6 disabled) has none.
-fn dump_listeners(fd: &OwnedFd) -> io::Result<Vec<Listener>> {
-    let mut all = dump_family(fd, libc::AF_INET as u8)?;
-    match dump_family(fd, libc::AF_INET6 as u8) {
+fn dump_listeners(fd: &OwnedFd, buf: &mut Vec<u8>) -> io::Result<Vec<Listener>> {
+    let mut all = dump_family(fd, libc::AF_INET as u8, buf)?;
+    match dump_family(fd, libc::AF_INET6 as u8, buf) {
         Ok(v6) => all.extend(v6),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EAFNOSUPPORT)) => {}
         Err(e) => return Err(e),
@@ -160,7 +163,7 @@ fn dump_listeners(fd: &OwnedFd) -> io::Result<Vec<Listener>> {
     Ok(all)
 }
 
-fn dump_family(fd: &OwnedFd, family: u8) -> io::Result<Vec<Listener>> {
+fn dump_family(fd: &OwnedFd, family: u8, buf: &mut Vec<u8>) -> io::Result<Vec<Listener>> {
     let msg = netlink::request(
         SOCK_DIAG_BY_FAMILY,
         NLM_F_REQUEST | NLM_F_DUMP,
@@ -171,7 +174,7 @@ fn dump_family(fd: &OwnedFd, family: u8) -> io::Result<Vec<Listener>> {
     for _ in 0..ATTEMPTS {
         out.clear();
         let mut interrupted = false;
-        netlink::exchange(fd, &msg, |m: Message<'_>| {
+        netlink::exchange_into(fd, &msg, buf, |m: Message<'_>| {
             interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
             if m.ty == SOCK_DIAG_BY_FAMILY
                 && let Some(l) = parse_listener(m.payload)?

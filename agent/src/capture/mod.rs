@@ -111,7 +111,7 @@ pub fn start(
         ring_bytes = loaded.layout.ring_bytes,
         "ring buffers created"
     );
-    let stats = CaptureStats::new(loaded.state, capacity);
+    let stats = CaptureStats::new(loaded.state, capacity, u64::from(loaded.layout.rings));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 

@@ -77,6 +77,8 @@ pub struct StatsSnapshot {
     pub ring_held_bytes: u64,
     pub ring_peak_bytes: u64,
     pub ring_capacity_bytes: u64,
+    /// Rings the classifiers write to (one per CPU, fewer when the budget is small).
+    pub rings: u64,
     pub ports_copied_in_full: u64,
     pub interfaces_attached: u64,
     pub programs_attached: u64,
@@ -89,14 +91,21 @@ pub struct StatsSnapshot {
 pub struct CaptureStats {
     kernel: Arc<PerCpuArray<MapData, CpuState>>,
     ring_capacity_bytes: u64,
+    rings: u64,
     pub(crate) user: Arc<UserCounters>,
 }
 
 impl CaptureStats {
-    pub fn new(kernel: PerCpuArray<MapData, CpuState>, ring_capacity_bytes: u64) -> Self {
+    /// `rings` rings of `ring_capacity_bytes / rings` bytes each.
+    pub fn new(
+        kernel: PerCpuArray<MapData, CpuState>,
+        ring_capacity_bytes: u64,
+        rings: u64,
+    ) -> Self {
         CaptureStats {
             kernel: Arc::new(kernel),
             ring_capacity_bytes,
+            rings,
             user: Arc::default(),
         }
     }
@@ -150,6 +159,7 @@ impl CaptureStats {
             ring_held_bytes: u.ring_held_bytes.load(Relaxed),
             ring_peak_bytes: u.ring_peak_bytes.load(Relaxed),
             ring_capacity_bytes: self.ring_capacity_bytes,
+            rings: self.rings,
             ports_copied_in_full: u.ports_copied_in_full.load(Relaxed),
             interfaces_attached: u.interfaces_attached.load(Relaxed),
             programs_attached: u.programs_attached.load(Relaxed),

@@ -179,6 +179,11 @@ const CAPTURE: &[CaptureMetric] = &[
         |s| s.ring_capacity_bytes,
     ),
     gauge(
+        "apitap_rings",
+        "Ring buffers the classifiers write to: one per CPU, or fewer, shared by several CPUs, when --ring-bytes is too small for one per CPU. One ring holds apitap_ring_capacity_bytes / apitap_rings.",
+        |s| s.rings,
+    ),
+    gauge(
         "apitap_ports_copied_in_full",
         "Watched server ports whose segments are all copied, because their messages could not be framed from heads alone (chunked bodies, HTTP/2).",
         |s| s.ports_copied_in_full,
@@ -353,6 +358,7 @@ mod tests {
             fragments: 2,
             programs_attached: 4,
             ring_capacity_bytes: 8 << 20,
+            rings: 2,
             ring_peak_bytes: 1 << 20,
             ..Default::default()
         };
@@ -367,6 +373,7 @@ mod tests {
             "apitap_events_lost_total 3",
             "apitap_ip_fragments_skipped_total 2",
             "apitap_ring_capacity_bytes 8388608",
+            "apitap_rings 2",
             "apitap_ring_peak_bytes 1048576",
             "apitap_length_only_segments_total 0",
             "apitap_attached_programs 4",

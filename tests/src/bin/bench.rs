@@ -216,6 +216,8 @@ struct Pair {
     /// `apitap_ring_peak_bytes` after the "with" run: the fullest one ring was at a drain.
     ring_peak: u64,
     ring_capacity: u64,
+    /// `apitap_rings` after the "with" run.
+    rings: u64,
     transactions: u64,
     iwi_without: u64,
     iwi_with: u64,
@@ -279,6 +281,7 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
         p.lost = after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total");
         p.ring_peak = after.count("apitap_ring_peak_bytes");
         p.ring_capacity = after.count("apitap_ring_capacity_bytes");
+        p.rings = after.count("apitap_rings");
         agent.terminate()?;
         pairs.push(p);
     }
@@ -623,13 +626,15 @@ fn print_scenario(name: &str, pairs: &[Pair]) {
         );
     }
     println!(
-        "\nthe fullest one ring was when a drain began (apitap_ring_peak_bytes), per round: {} (all rings: {} KiB)",
+        "\nthe fullest one ring was when a drain began (apitap_ring_peak_bytes), per round: {} (one ring: {} KiB)",
         pairs
             .iter()
             .map(|p| format!("{} KiB", p.ring_peak / 1024))
             .collect::<Vec<_>>()
             .join(", "),
-        pairs.first().map_or(0, |p| p.ring_capacity / 1024),
+        pairs
+            .first()
+            .map_or(0, |p| p.ring_capacity / p.rings.max(1) / 1024),
     );
 }
 

@@ -2,7 +2,9 @@
 
 /// Capabilities live capture needs.
 pub const NEEDED: &[(u32, &str)] = &[(39, "CAP_BPF"), (12, "CAP_NET_ADMIN"), (38, "CAP_PERFMON")];
-const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_SYS_ADMIN: u32 = 21;
+/// `_LINUX_CAPABILITY_VERSION_3`.
+const VERSION_3: u32 = 0x2008_0522;
 
 #[repr(C)]
 struct Header {
@@ -21,9 +23,9 @@ struct Data {
 /// The effective capability bits, or None when capget fails.
 pub fn effective() -> Option<u64> {
     let mut hdr = Header {
-        version: 0x2008_0522,
+        version: VERSION_3,
         pid: 0,
-    }; // _LINUX_CAPABILITY_VERSION_3
+    };
     let mut data = [Data::default(); 2];
     // SAFETY: header and two data slots as capget(2) version 3 expects.
     let rc = unsafe { libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()) };
@@ -31,6 +33,30 @@ pub fn effective() -> Option<u64> {
         return None;
     }
     Some(u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// Removes `bit` from the calling thread's effective set; threads it starts afterwards inherit
+/// that. Tests use it to play a container that was not granted a capability.
+#[cfg(test)]
+pub(crate) fn drop_effective(bit: u32) {
+    let mut hdr = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and two data slots as capget(2)/capset(2) version 3 expect; pid 0 is
+    // the calling thread.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut hdr as *mut Header, data.as_mut_ptr()),
+            0
+        );
+        data[(bit / 32) as usize].effective &= !(1 << (bit % 32));
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()),
+            0
+        );
+    }
 }
 
 /// Names of the needed capabilities this process lacks (CAP_SYS_ADMIN covers CAP_BPF and

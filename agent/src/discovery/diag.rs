@@ -310,36 +310,6 @@ mod tests {
         .expect("unshare thread")
     }
 
-    /// Drops CAP_SYS_ADMIN from the calling thread's effective set (threads it starts inherit
-    /// that), as in a container that was not granted it.
-    fn drop_sys_admin() {
-        #[repr(C)]
-        struct Header {
-            version: u32,
-            pid: i32,
-        }
-        #[repr(C)]
-        #[derive(Clone, Copy, Default)]
-        struct Data {
-            effective: u32,
-            permitted: u32,
-            inheritable: u32,
-        }
-        const VERSION_3: u32 = 0x2008_0522;
-        const CAP_SYS_ADMIN: u32 = 21;
-        let mut h = Header {
-            version: VERSION_3,
-            pid: 0,
-        };
-        let mut d = [Data::default(); 2];
-        // SAFETY: capget/capset on this thread with a v3 header and two data words.
-        unsafe {
-            assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
-            d[0].effective &= !(1 << CAP_SYS_ADMIN);
-            assert_eq!(libc::syscall(libc::SYS_capset, &h, d.as_ptr()), 0);
-        }
-    }
-
     #[test]
     fn another_namespace_is_entered_with_cap_sys_admin_and_refused_once_without() {
         // SAFETY: geteuid has no preconditions.
@@ -360,7 +330,8 @@ mod tests {
         // Without it (on a thread of its own): refused, and not tried again for any other
         // namespace; the agent's own stays readable.
         std::thread::spawn(move || {
-            drop_sys_admin();
+            // As in a container that was not granted CAP_SYS_ADMIN.
+            crate::capture::caps::drop_effective(crate::capture::caps::CAP_SYS_ADMIN);
             let mut d = Diag::new();
             match d.listeners(ns, &path) {
                 Err(Unusable::Denied(e)) => assert_eq!(e.raw_os_error(), Some(libc::EPERM)),

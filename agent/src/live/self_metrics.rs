@@ -175,7 +175,7 @@ const CAPTURE: &[CaptureMetric] = &[
     ),
     gauge(
         "apitap_ring_capacity_bytes",
-        "Total size of the ring buffers (one per CPU).",
+        "Total size of the ring buffers, all apitap_rings of them.",
         |s| s.ring_capacity_bytes,
     ),
     gauge(

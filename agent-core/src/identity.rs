@@ -265,9 +265,11 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
 /// Printable ASCII within the bound (the usual case) is borrowed, not copied.
 pub fn bounded_header(value: &[u8], max: usize) -> Option<Cow<'_, str>> {
     let trimmed = value.trim_ascii();
-    if trimmed.len() <= max && trimmed.iter().all(|b| (0x20..0x7f).contains(b)) {
+    if trimmed.len() <= max && crate::ascii::is_printable(trimmed) {
         // Printable ASCII: no decoding or filtering needed.
-        return (!trimmed.is_empty()).then(|| String::from_utf8_lossy(trimmed));
+        return (!trimmed.is_empty())
+            .then(|| std::str::from_utf8(trimmed).ok().map(Cow::Borrowed))
+            .flatten();
     }
     let text = String::from_utf8_lossy(value);
     let clean: String = text

@@ -12,6 +12,7 @@
 //! capture files (`apitap replay`).
 
 pub mod aggregate;
+pub mod ascii;
 pub mod engine;
 pub mod export;
 pub mod flow;

@@ -11,6 +11,7 @@ use crate::{prereqs, toolchain};
 const FUZZ_TARGETS: &[&str] = &[
     "request_framing",
     "response_framing",
+    "head_differential",
     "reassembly",
     "pcap_decode",
     "h2_frames",

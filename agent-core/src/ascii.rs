@@ -1,0 +1,152 @@
+//! Byte scans the HTTP/1 hot path runs on every head, eight bytes at a time.
+
+/// Runs of 0x01 and 0x80 in each byte of a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Eight bytes at `i`, little endian, when there are eight.
+fn word(bytes: &[u8], i: usize) -> Option<u64> {
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(bytes.get(i..i + 8)?);
+    Some(u64::from_le_bytes(eight))
+}
+
+/// The offset of the first byte at or after `i` outside printable ASCII (0x20..=0x7E), or
+/// `bytes.len()`.
+pub fn first_unprintable(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word(bytes, i) {
+        // Per byte: below 0x20 (a borrow with the high bit clear before), 0x7F (a carry into
+        // the high bit) or 0x80 and above (the high bit). Borrows and carries only travel to
+        // later bytes, so the first flagged byte is exact.
+        let flagged = ((w.wrapping_sub(ONES * 0x20) & !w) | w.wrapping_add(ONES) | w) & HIGHS;
+        if flagged != 0 {
+            return i + (flagged.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while bytes.get(i).is_some_and(|b| (0x20..0x7F).contains(b)) {
+        i += 1;
+    }
+    i
+}
+
+/// Whether all of `bytes` is printable ASCII.
+pub fn is_printable(bytes: &[u8]) -> bool {
+    first_unprintable(bytes, 0) == bytes.len()
+}
+
+/// Whether `bytes` holds `b`.
+pub fn contains(bytes: &[u8], b: u8) -> bool {
+    let mut i = 0;
+    while let Some(w) = word(bytes, i) {
+        // A zero byte of `w ^ b…b`: exact as a yes/no, whatever its position.
+        let x = w ^ (ONES * u64::from(b));
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    bytes[i..].contains(&b)
+}
+
+/// Whether the header name `name` (token bytes only) is `lower`, compared without case.
+/// `lower` is lower-case letters and `-`: with token bytes on the other side, setting bit 0x20
+/// folds exactly the upper-case letters onto it, so words compare at once.
+pub fn is_name(name: &[u8], lower: &[u8]) -> bool {
+    const FOLD: u64 = ONES * 0x20;
+    debug_assert!(lower.iter().all(|b| b.is_ascii_lowercase() || *b == b'-'));
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n < 8 {
+        return name.iter().zip(lower).all(|(a, b)| a | 0x20 == *b);
+    }
+    // The first eight bytes and the last eight (overlapping when shorter than 16), then the
+    // middle for longer names.
+    let (Some(head), Some(tail)) = (word(name, 0), word(name, n - 8)) else {
+        return false;
+    };
+    let same = |w: u64, i| word(lower, i).is_some_and(|l| w | FOLD == l);
+    same(head, 0)
+        && same(tail, n - 8)
+        && (8..n.saturating_sub(8)).all(|i| name[i] | 0x20 == lower[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_unprintable_finds_the_exact_byte_in_every_position() {
+        for len in 0..24 {
+            for at in 0..=len {
+                for bad in [0x00, 0x09, 0x0D, 0x0A, 0x1F, 0x7F, 0x80, 0xFF] {
+                    let mut v = vec![b'a'; len];
+                    if at < len {
+                        v[at] = bad;
+                        // A second bad byte later must not move the answer.
+                        if at + 3 < len {
+                            v[at + 3] = 0xFF;
+                        }
+                    }
+                    assert_eq!(
+                        first_unprintable(&v, 0),
+                        at,
+                        "len {len} at {at} byte {bad:#x}"
+                    );
+                    assert_eq!(is_printable(&v), at == len);
+                }
+            }
+        }
+        // Every printable byte passes, in and out of word alignment.
+        let printable: Vec<u8> = (0x20..0x7F).collect();
+        assert_eq!(first_unprintable(&printable, 0), printable.len());
+        assert_eq!(first_unprintable(&printable, 3), printable.len());
+    }
+
+    #[test]
+    fn contains_every_byte_in_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let fill = if b == b'a' { b'b' } else { b'a' };
+                    let mut v = vec![fill; len];
+                    assert!(!contains(&v, b));
+                    v[at] = b;
+                    assert!(contains(&v, b), "len {len} at {at} byte {b:#x}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_compare_as_eq_ignore_ascii_case_on_tokens() {
+        let lowers: [&[u8]; 5] = [
+            b"upgrade",
+            b"user-agent",
+            b"content-length",
+            b"x-forwarded-for",
+            b"transfer-encoding",
+        ];
+        let token = b"!#$%&'*+-.^_`|~09AZaz";
+        for lower in lowers {
+            assert!(is_name(lower, lower));
+            assert!(is_name(&lower.to_ascii_uppercase(), lower));
+            assert!(!is_name(&lower[1..], lower));
+            // Every token byte in every position: the same answer as eq_ignore_ascii_case.
+            for i in 0..lower.len() {
+                for &b in token.iter().chain(b"CcKkNnTtEe-") {
+                    let mut name = lower.to_vec();
+                    name[i] = b;
+                    assert_eq!(
+                        is_name(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+        }
+    }
+}

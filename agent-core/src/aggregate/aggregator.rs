@@ -8,6 +8,7 @@ use super::budget::{Budget, Budgeted};
 use super::clients::ClientTable;
 use super::config::AggregateConfig;
 use super::histogram::{DURATION_BUCKETS, Histogram, SIZE_BUCKETS};
+use super::same;
 use super::sketch::{DdSketch, RELATIVE_ACCURACY};
 use super::window::Windows;
 use crate::http2::grpc;
@@ -187,14 +188,6 @@ struct Last {
     /// (service id, method, route, row id, endpoint name id); only rows found by look-up
     /// (never one a budget folded into `other`, whose collapses are counted per transaction).
     row: Option<(u32, u8, Arc<str>, u32, u32)>,
-}
-
-fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    }
 }
 
 impl Default for Aggregator {

@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use super::latency::LatencyHistogram;
 use super::{OPEN_SECONDS, SeriesSnapshot, ServiceSeries, WINDOW_S};
-use crate::Transaction;
 use crate::aggregate::OTHER;
+use crate::aggregate::same;
+use crate::{Attribution, Transaction};
+use std::sync::Arc;
 
 const NS_PER_S: u64 = 1_000_000_000;
 /// Stamp of a slot that never held a second.
@@ -162,6 +164,11 @@ pub struct SeriesRing {
     index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
     /// The ring of the previous transaction (most traffic comes in runs of one service).
     last: usize,
+    /// The previous transaction's service and attribution, compared by address (holding them
+    /// keeps the addresses from being reused), and its ring: a hit reads no string, whose
+    /// bytes share a cache line with a reference count other threads may be writing. Only a
+    /// service found under its own name is cached; emptied when rings move (a retirement).
+    last_tx: Option<(Arc<str>, Option<Arc<Attribution>>, usize)>,
     stats: SeriesStats,
 }
 
@@ -173,6 +180,7 @@ impl SeriesRing {
             rings: Vec::with_capacity(max_services + 1),
             index: HashMap::with_capacity(max_services + 1),
             last: 0,
+            last_tx: None,
             stats: SeriesStats::default(),
         }
     }
@@ -180,14 +188,21 @@ impl SeriesRing {
     /// Records one transaction in the second of its last response byte.
     pub fn record_transaction(&mut self, tx: &Transaction) {
         let end_ns = tx.start_ns.saturating_add(tx.duration_ns.unwrap_or(0));
-        let service: &str = &tx.service;
-        self.record_in(
-            tx.namespace(),
-            service,
-            end_ns,
-            tx.is_failure(),
-            tx.duration_s(),
-        );
+        let ring = match &self.last_tx {
+            Some((service, attribution, ring))
+                if Arc::ptr_eq(service, &tx.service) && same(attribution, &tx.attribution) =>
+            {
+                *ring
+            }
+            _ => {
+                let ring = self.ring(tx.namespace(), &tx.service);
+                let r = &self.rings[ring];
+                self.last_tx = (*r.name == *tx.service && *r.namespace == *tx.namespace())
+                    .then(|| (tx.service.clone(), tx.attribution.clone(), ring));
+                ring
+            }
+        };
+        self.record_at(ring, end_ns, tx.is_failure(), tx.duration_s());
     }
 
     /// Records one completed exchange of a service off Kubernetes (empty namespace).
@@ -206,6 +221,10 @@ impl SeriesRing {
         duration_s: Option<f64>,
     ) {
         let ring = self.ring(namespace, service);
+        self.record_at(ring, end_ns, failure, duration_s);
+    }
+
+    fn record_at(&mut self, ring: usize, end_ns: u64, failure: bool, duration_s: Option<f64>) {
         let second = end_ns / NS_PER_S;
         let ring = &mut self.rings[ring];
         let Some(p) = ring.slot(second) else {
@@ -281,6 +300,7 @@ impl SeriesRing {
             *slot = i as u32;
         }
         self.last = 0;
+        self.last_tx = None;
         true
     }
 
@@ -476,5 +496,33 @@ mod tests {
         r.record_in("shop", "web", at(T0), false, None);
         let s = r.snapshot(at(T0));
         assert_eq!(requests_in(&s, "shop", "web"), 3);
+    }
+
+    #[test]
+    fn transactions_of_one_service_hit_the_cache_and_a_retirement_empties_it() {
+        let tx = |service: &Arc<str>, ns: u64| Transaction {
+            service: service.clone(),
+            start_ns: at(T0),
+            duration_ns: Some(ns),
+            ..Transaction::default()
+        };
+        let [a, b, c, d]: [Arc<str>; 4] = ["a".into(), "b".into(), "c".into(), "d".into()];
+        let mut r = SeriesRing::new(2);
+        for service in [&a, &a, &b, &b] {
+            r.record_transaction(&tx(service, 1_000));
+        }
+        // `a` is retired and `b`, cached, moves into its place.
+        assert!(r.retire("", "a"));
+        r.record_transaction(&tx(&b, 1_000));
+        // Past the cap, a service folds into `other` each time (never cached).
+        for service in [&c, &d, &d] {
+            r.record_transaction(&tx(service, 1_000));
+        }
+        assert_eq!(r.stats().folded_services, 2);
+        let s = r.snapshot(at(T0));
+        assert!(s.service("", "a").is_none());
+        assert_eq!(requests_in(&s, "", "b"), 3);
+        assert_eq!(requests_in(&s, "", "c"), 1);
+        assert_eq!(requests_in(&s, "", "other"), 2);
     }
 }

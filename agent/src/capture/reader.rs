@@ -181,7 +181,9 @@ impl SegmentSource {
             heads.push(self.head(i));
         }
         self.counters.ring_peak_bytes.fetch_max(fullest, Relaxed);
+        // Counted once per drain: an atomic add per record cost ~4 % of the thread.
         let mut done = 0usize;
+        let mut bytes = 0u64;
         loop {
             let next = heads
                 .iter()
@@ -206,8 +208,7 @@ impl SegmentSource {
                 }
             }
             ring.advance(footprint);
-            self.counters.events_read.fetch_add(1, Relaxed);
-            self.counters.ring_bytes.fetch_add(footprint, Relaxed);
+            bytes += footprint;
             done += 1;
             if done.is_multiple_of(RELEASE_EVERY) {
                 ring.release();
@@ -217,6 +218,8 @@ impl SegmentSource {
         for r in &self.rings {
             r.release();
         }
+        self.counters.events_read.fetch_add(done as u64, Relaxed);
+        self.counters.ring_bytes.fetch_add(bytes, Relaxed);
         let more = heads.iter().any(Option::is_some);
         Drained {
             records: done,

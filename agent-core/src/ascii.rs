@@ -5,7 +5,7 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Eight bytes at `i`, little endian, when there are eight.
-fn word(bytes: &[u8], i: usize) -> Option<u64> {
+pub fn word(bytes: &[u8], i: usize) -> Option<u64> {
     let mut eight = [0u8; 8];
     eight.copy_from_slice(bytes.get(i..i + 8)?);
     Some(u64::from_le_bytes(eight))
@@ -47,6 +47,21 @@ pub fn contains(bytes: &[u8], b: u8) -> bool {
         i += 8;
     }
     bytes[i..].contains(&b)
+}
+
+/// How many of the first bytes of `w` (little endian, every byte below 0x80) are ASCII
+/// letters or `-`: the bytes of nearly every header name and method, eight at a time.
+pub fn leading_letters_or_dash(w: u64) -> usize {
+    // Bytes below 0x80 stay below 0x80 through `| 0x20` and the additions below, so no carry
+    // crosses into the next byte and every byte's answer is exact.
+    let x = w | (ONES * 0x20); // letters to lower case
+    let at_least_a = x + ONES * (0x80 - b'a' as u64);
+    let past_z = x + ONES * (0x80 - (b'z' as u64 + 1));
+    let letter = at_least_a & !past_z;
+    let d = w ^ (ONES * u64::from(b'-'));
+    let dash = !(((d & !HIGHS) + !HIGHS) | d);
+    let other = !(letter | dash) & HIGHS;
+    (other.trailing_zeros() / 8) as usize
 }
 
 /// Whether the header name `name` (token bytes only) is `lower`, compared without case.
@@ -116,6 +131,27 @@ mod tests {
                     v[at] = b;
                     assert!(contains(&v, b), "len {len} at {at} byte {b:#x}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn leading_letters_or_dash_stops_at_the_first_other_byte() {
+        for b in 0..0x80u8 {
+            let ok = b.is_ascii_alphabetic() || b == b'-';
+            for at in 0..8 {
+                let mut eight = *b"Ab-zZ-aQ";
+                eight[at] = b;
+                // A second byte of the same kind later must not move the answer.
+                if at + 2 < 8 {
+                    eight[at + 2] = b;
+                }
+                let want = if ok { 8 } else { at };
+                assert_eq!(
+                    leading_letters_or_dash(u64::from_le_bytes(eight)),
+                    want,
+                    "byte {b:#x} at {at}"
+                );
             }
         }
     }

@@ -173,15 +173,35 @@ impl ConnMeta {
 
     /// A record of this connection whose first request byte came at `start_ns`, with nothing
     /// else known yet.
+    ///
+    /// Every field is written out: `..Transaction::default()` would clone the shared empty
+    /// `Arc<str>` (a reference count all threads write) only to drop it again.
     pub fn transaction(&self, start_ns: u64) -> Transaction {
         Transaction {
             start_ns,
+            method: None,
+            path: None,
+            query: None,
+            route: None,
+            status: None,
+            version: None,
+            duration_ns: None,
+            ttfb_ns: None,
+            request_body_size: None,
+            response_body_size: None,
+            request_wire_bytes: 0,
+            response_wire_bytes: 0,
             client: Some(self.client),
             server: Some(self.server),
             service: Arc::clone(&self.service),
             attribution: self.attribution.clone(),
+            user_agent: None,
             client_id: Some(Arc::clone(&self.client_ip)),
-            ..Transaction::default()
+            request_id: None,
+            trace_id: None,
+            parent_span_id: None,
+            error: None,
+            rpc: None,
         }
     }
 }

@@ -92,7 +92,7 @@ impl DdSketch {
     fn index_of(&self, value: f64) -> i32 {
         // Positive here; +inf saturates the cast, and the clamp keeps index arithmetic far from
         // i32 overflow (1e6 bins at 1 % is beyond any finite f64 anyway).
-        ((value.ln() / self.gamma_ln).ceil() as i32).clamp(-1_000_000, 1_000_000)
+        ceil_i32(value.ln() / self.gamma_ln).clamp(-1_000_000, 1_000_000)
     }
 
     fn add_to_bin(&mut self, index: i32, n: u64) {
@@ -201,10 +201,54 @@ impl DdSketch {
     }
 }
 
+/// `q.ceil() as i32` (saturating, NaN to 0) without a call into libm, which the baseline
+/// x86-64 target makes for `ceil`: truncate towards zero, then step up when that fell short.
+pub(crate) fn ceil_i32(q: f64) -> i32 {
+    let t = q as i32;
+    t.saturating_add(i32::from(f64::from(t) < q))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[test]
+    fn ceil_i32_is_ceil_then_a_saturating_cast() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            2.5,
+            -2.5,
+            1e-300,
+            -1e-300,
+            2147483646.5,
+            2147483647.0,
+            2147483647.5,
+            -2147483648.0,
+            -2147483648.5,
+            3e9,
+            -3e9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN,
+        ];
+        // Quotients of the kind the sketches compute, on both sides of integers.
+        let gamma_ln = (1.02f64 / 0.98).ln();
+        for i in 0..20_000 {
+            let v = 1e-7 * 1.001f64.powi(i);
+            values.extend([v.ln() / gamma_ln, -(v.ln() / gamma_ln), f64::from(i) / 8.0]);
+        }
+        for q in values {
+            assert_eq!(ceil_i32(q), q.ceil() as i32, "{q:e}");
+        }
+    }
 
     fn exact(sorted: &[f64], q: f64) -> f64 {
         sorted[(q * (sorted.len() - 1) as f64).floor() as usize]

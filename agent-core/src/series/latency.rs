@@ -2,6 +2,8 @@
 //! accuracy from 1 µs to about 30 minutes in 544 `u32` bins (2,176 bytes), allocated once and
 //! cleared in place. Values outside the range land in the first or last bin.
 
+use crate::aggregate::sketch::ceil_i32;
+
 /// Bin width ratio: a value in bin `i` lies in `(MIN * GAMMA^(i-1), MIN * GAMMA^i]`, and the bin
 /// answers with a value within `(GAMMA - 1) / (GAMMA + 1)` (≈ 2 %) of any value in it.
 const GAMMA: f64 = 1.04;
@@ -76,7 +78,7 @@ fn bin_of(seconds: f64) -> usize {
     if seconds.is_nan() || seconds <= MIN_S {
         return 0;
     }
-    let i = ((seconds / MIN_S).ln() / GAMMA.ln()).ceil();
+    let i = ceil_i32((seconds / MIN_S).ln() / GAMMA.ln());
     (i as usize).min(BINS - 1)
 }
 

@@ -73,9 +73,29 @@ impl<'h> Lines<'h> {
     }
 }
 
+/// The length of the token at the start of `line` (printable ASCII): eight bytes at a time
+/// while they are letters or `-`, then byte by byte.
+fn token_len(line: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(w) = ascii::word(line, i) {
+        let n = ascii::leading_letters_or_dash(w);
+        i += n;
+        if n < 8 {
+            break;
+        }
+    }
+    while line.get(i).is_some_and(|b| is_token(*b)) {
+        i += 1;
+    }
+    i
+}
+
 /// `name: value` with the value's surrounding spaces trimmed (the line has no tabs).
 fn header_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = line.iter().position(|b| !is_token(*b))?;
+    let colon = token_len(line);
+    if colon == line.len() {
+        return None;
+    }
     if colon == 0 || line[colon] != b':' {
         return None;
     }
@@ -90,7 +110,10 @@ pub(super) struct RequestLine<'h> {
 }
 
 fn request_line(line: &[u8]) -> Option<RequestLine<'_>> {
-    let sp = line.iter().position(|b| !is_token(*b))?;
+    let sp = token_len(line);
+    if sp == line.len() {
+        return None;
+    }
     if sp == 0 || line[sp] != b' ' {
         return None;
     }
@@ -157,6 +180,25 @@ pub(super) fn response<'h>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_len_is_the_first_non_token_byte_in_every_position() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0x20..0x7Fu8 {
+                    let mut line = b"Content-Length-Xyz09"[..len].to_vec();
+                    line[at] = b;
+                    let want = line.iter().position(|c| !is_token(*c)).unwrap_or(len);
+                    assert_eq!(
+                        token_len(&line),
+                        want,
+                        "{:?}",
+                        String::from_utf8_lossy(&line)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_token_table_is_rfc_9110_tchar() {

@@ -266,10 +266,11 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
 pub fn bounded_header(value: &[u8], max: usize) -> Option<Cow<'_, str>> {
     let trimmed = value.trim_ascii();
     if trimmed.len() <= max && crate::ascii::is_printable(trimmed) {
-        // Printable ASCII: no decoding or filtering needed.
-        return (!trimmed.is_empty())
-            .then(|| std::str::from_utf8(trimmed).ok().map(Cow::Borrowed))
-            .flatten();
+        // Printable ASCII: no decoding or filtering needed (and always UTF-8).
+        if trimmed.is_empty() {
+            return None;
+        }
+        return std::str::from_utf8(trimmed).ok().map(Cow::Borrowed);
     }
     let text = String::from_utf8_lossy(value);
     let clean: String = text

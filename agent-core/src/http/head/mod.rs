@@ -103,6 +103,9 @@ pub struct ResponseHead {
     pub body: BodyKind,
 }
 
+/// The framing headers of a head, folded one header at a time. The first error is kept and
+/// reported once the whole head has parsed, so a syntax error further on still wins, as it
+/// did when the headers were read after httparse.
 #[derive(Default)]
 struct Framing {
     chunked: bool,

@@ -141,7 +141,15 @@ impl ReqSide<'_, '_> {
         }
         let info = parsed.info;
         let (path, query) = head::split_target(info.target, &self.cx.identity.redact_keys);
-        let mut tx = self.new_tx(meta.start_ts);
+        let head_method = info.method == "HEAD";
+        let connect = info.method == "CONNECT";
+        // Queued first and completed where it lies: a 400-byte record is not moved twice.
+        let id = self.push(self.new_tx(meta.start_ts), head_method, connect, false);
+        self.s.cur_req = Some(id);
+        let s = &mut *self.s;
+        let Some(tx) = s.queue.back_mut().map(|p| &mut p.tx) else {
+            return HeadVerdict::Body(parsed.body);
+        };
         if let Some(id) = info.client_id {
             tx.client_id = Some(Arc::from(id));
         } else if let Some(ip) = info
@@ -150,7 +158,7 @@ impl ReqSide<'_, '_> {
         {
             tx.client_id = Some(Arc::from(ip.to_string()));
         }
-        let recent = &mut self.s.recent;
+        let recent = &mut s.recent;
         tx.path = Some(recent.path.share(path));
         tx.query = query.map(|q| recent.query.share(&q));
         tx.version = Some(if info.minor_version == 0 {
@@ -170,11 +178,7 @@ impl ReqSide<'_, '_> {
             tx.request_body_size = Some(n);
             tx.request_wire_bytes += n;
         }
-        let head_method = info.method == "HEAD";
-        let connect = info.method == "CONNECT";
         tx.method = Some(head::method_name(info.method));
-        let id = self.push(tx, head_method, connect, false);
-        self.s.cur_req = Some(id);
         HeadVerdict::Body(parsed.body)
     }
 
@@ -336,12 +340,12 @@ impl RespSide<'_, '_> {
     ) {
         let status = self.s.resp.status.take();
         let answers_lost = std::mem::take(&mut self.s.resp.answers_lost);
-        let popped = if answers_lost {
+        let front = if answers_lost {
             None
         } else {
-            self.s.queue.pop_front()
+            self.s.queue.front().map(|p| (p.id, p.emitted, p.http09))
         };
-        let Some(p) = popped else {
+        let Some((id, emitted, http09)) = front else {
             if answers_lost || self.s.request_gap.is_some() {
                 // The server answered a request that was lost in a gap.
                 let tx = Transaction {
@@ -359,17 +363,23 @@ impl RespSide<'_, '_> {
         if self
             .s
             .request_gap
-            .is_some_and(|first_after| p.id >= first_after)
+            .is_some_and(|first_after| id >= first_after)
         {
             self.s.request_gap = None;
         }
-        if p.emitted {
+        if emitted {
+            self.s.queue.pop_front();
             stats.late_responses += 1;
             return;
         }
-        let mut tx = p.tx;
+        let uncertain = std::mem::take(&mut self.s.resp.uncertain);
+        // Completed where it lies in the queue, then moved once, into the output.
+        let Some(p) = self.s.queue.front_mut() else {
+            return;
+        };
+        let tx = &mut p.tx;
         tx.status = status;
-        if meta.head_len > 0 || p.http09 {
+        if meta.head_len > 0 || http09 {
             tx.ttfb_ns = Some(meta.start_ts.saturating_sub(tx.start_ns));
             tx.response_body_size = (!meta.size_unknown).then_some(meta.body_size);
             tx.response_wire_bytes = meta.head_len + meta.body_wire;
@@ -378,13 +388,15 @@ impl RespSide<'_, '_> {
         if let Some(e) = error {
             tx.error.get_or_insert(e);
         }
-        if std::mem::take(&mut self.s.resp.uncertain) {
+        if uncertain {
             tx.error.get_or_insert(ErrorType::CaptureGap);
         }
         if meta.lost_body {
             tx.error.get_or_insert(ErrorType::CaptureGap);
         }
-        record(tx, self.cx, stats);
+        if let Some(p) = self.s.queue.pop_front() {
+            record(p.tx, self.cx, stats);
+        }
     }
 }
 

@@ -165,9 +165,9 @@ pub struct SeriesRing {
     /// The ring of the previous transaction (most traffic comes in runs of one service).
     last: usize,
     /// The previous transaction's service and attribution, compared by address (holding them
-    /// keeps the addresses from being reused), and its ring: a hit reads no string, whose
-    /// bytes share a cache line with a reference count other threads may be writing. Only a
-    /// service found under its own name is cached; emptied when rings move (a retirement).
+    /// keeps the addresses from being reused), and its ring: a hit reads no string (comparing
+    /// the names was 12 % of the live analysis thread, docs/PERFORMANCE.md). Only a service
+    /// found under its own name is cached; emptied when rings move (a retirement).
     last_tx: Option<(Arc<str>, Option<Arc<Attribution>>, usize)>,
     stats: SeriesStats,
 }

@@ -93,10 +93,7 @@ fn token_len(line: &[u8]) -> usize {
 /// `name: value` with the value's surrounding spaces trimmed (the line has no tabs).
 fn header_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
     let colon = token_len(line);
-    if colon == line.len() {
-        return None;
-    }
-    if colon == 0 || line[colon] != b':' {
+    if colon == 0 || line.get(colon) != Some(&b':') {
         return None;
     }
     Some((&line[..colon], line[colon + 1..].trim_ascii()))
@@ -111,10 +108,7 @@ pub(super) struct RequestLine<'h> {
 
 fn request_line(line: &[u8]) -> Option<RequestLine<'_>> {
     let sp = token_len(line);
-    if sp == line.len() {
-        return None;
-    }
-    if sp == 0 || line[sp] != b' ' {
+    if sp == 0 || line.get(sp) != Some(&b' ') {
         return None;
     }
     let rest = &line[sp + 1..];

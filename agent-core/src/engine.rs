@@ -73,8 +73,12 @@ pub struct EngineConfig {
     pub head: HeadLimits,
     /// HTTP/2 limits: streams per connection, header block size, HPACK table size.
     pub h2: H2Config,
-    /// How far ahead of the next expected byte a segment may be buffered, per direction.
-    /// Default 256 KiB.
+    /// How far ahead of the next expected byte (sequence space, per direction) a segment may
+    /// wait for the bytes before it; a segment further ahead ends the wait and the bytes
+    /// before it count as lost. Default 16 MiB: as wide as the receive windows TCP stacks
+    /// advertise by default, because reordering is bounded by the window, not by a segment
+    /// count (on lo a sender moving between CPUs reorders 64 KiB segments by more than
+    /// 256 KiB). What waits is bounded by `flow_budget_bytes` and `reorder_max_segments`.
     pub reorder_window_bytes: u32,
     /// Acknowledged bytes not seen yet are evidence of loss, not proof: they are declared lost
     /// only once this many segments of the flow went by without them ... Default 32.
@@ -103,7 +107,7 @@ impl Default for EngineConfig {
             max_flows: 65_536,
             head: HeadLimits::default(),
             h2: H2Config::default(),
-            reorder_window_bytes: 256 * 1024,
+            reorder_window_bytes: 16 * 1024 * 1024,
             reorder_window_packets: 32,
             reorder_window_ns: SECOND_NS / 100,
             reorder_max_segments: 128,

@@ -399,6 +399,25 @@ fn hundred_mib_upload_and_download_among_small_requests_cost_heads_only() {
         })
         .expect("scrape");
     let lines = request_log(&log);
+    // What reassembly saw, printed before any assertion so a failure says why.
+    let seen: Vec<(&str, u64)> = [
+        "apitap_reassembly_gap_bytes_total",
+        "apitap_retransmit_bytes_total",
+        "apitap_out_of_order_segments_total",
+        "apitap_reorder_evidence_total",
+        "apitap_reorder_recovered_total",
+        "apitap_reorder_window_expired_total",
+        "apitap_reorder_limit_total",
+        "apitap_uncopied_bytes_total",
+    ]
+    .into_iter()
+    .map(|k| (k, m.count(k)))
+    .collect();
+    let marked: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| !l["error.type"].is_null())
+        .collect();
+    eprintln!("reassembly: {seen:?}; records with an error: {marked:?}");
     assert_eq!(lines.len(), 2002, "every request counted once");
     assert_eq!(m.count("apitap_events_lost_total"), 0);
     assert_eq!(m.count("apitap_capture_errors_total{source=\"decode\"}"), 0);

@@ -35,8 +35,8 @@ pub struct ReassemblyStats {
     pub reorder_recovered: u64,
     /// Reorder windows that passed without the acknowledged bytes: they were declared lost.
     pub reorder_window_expired: u64,
-    /// Times a direction's reorder bounds (segments held or parked, bytes, flow budget) forced
-    /// the decision before the window passed.
+    /// Times a direction's reorder bounds (a segment past the window, segments held or
+    /// parked, bytes, flow budget) forced the decision before the window passed.
     pub reorder_limit: u64,
 }
 
@@ -211,6 +211,7 @@ impl Reassembler {
             if off <= 0 && self.held.is_empty() {
                 new = self.deliver(seq, len, copied, ts_ns, ack, stats, sink);
             } else if off > i64::from(bounds.window) {
+                stats.reorder_limit += 1;
                 self.flush(None, stats, sink);
                 let next = self.next.unwrap_or(seq);
                 let hole = dist(next, seq);

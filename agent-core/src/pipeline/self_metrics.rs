@@ -133,7 +133,7 @@ const ENGINE: [MetricRow<EngineStats>; 42] = [
     ),
     MetricRow::plain(
         "apitap_reorder_limit_total",
-        "Times the reorder bounds (segments held or parked, flow budget) ended a wait early.",
+        "Times the reorder bounds (a segment past the reorder window, segments held or parked, flow budget) ended a wait early.",
         Counter,
         |s| s.reassembly.reorder_limit,
     ),

@@ -93,6 +93,57 @@ fn parking_more_than_the_segment_bound_ends_the_wait_counted() {
 }
 
 #[rstest]
+fn length_only_segments_reordered_by_more_than_256_kib_are_not_loss() {
+    // On lo, 64 KiB segments of one body, the kernel copying none of them, reordered by six
+    // segments: a sender moving between CPUs has its segments classified from two backlogs.
+    let body = vec![b'x'; 64 * 1024];
+    let mut c = Conv::new(40110, 9).open();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+        10 * body.len()
+    );
+    c.req(GET).resp(head.as_bytes());
+    for _ in 0..10 {
+        c.send_copied(Direction::ToClient, &body, 0);
+    }
+    let mut order = c.segs.clone();
+    let late = order.remove(4); // the first body segment (after SYN, SYN-ACK, GET, head)
+    order.insert(10, late); // after the next six
+    let mut e = engine();
+    let mut out = c.run_order(&mut e, &order);
+    e.finish(&mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].error, None, "{:?}", e.stats().reassembly);
+    assert_eq!(out[0].response_body_size, Some(10 * 64 * 1024));
+    let r = &e.stats().reassembly;
+    assert_eq!(
+        (r.gaps, r.reorder_limit, r.out_of_order_segments),
+        (0, 0, 6)
+    );
+}
+
+#[rstest]
+fn a_segment_past_the_reorder_window_ends_the_wait_counted() {
+    let mut c = Conv::new(40111, 9).open();
+    c.req(GET)
+        .resp(b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n");
+    for _ in 0..3 {
+        c.send_copied(Direction::ToClient, &[b'x'; 1000], 0);
+    }
+    let mut order = c.segs.clone();
+    order.remove(4); // the first body segment never arrives
+    let mut e = Engine::new(EngineConfig {
+        reorder_window_bytes: 1500,
+        ..EngineConfig::default()
+    });
+    let mut out = c.run_order(&mut e, &order);
+    e.finish(&mut out);
+    let r = &e.stats().reassembly;
+    assert_eq!((r.gaps, r.gap_bytes, r.reorder_limit), (1, 1000, 1));
+    assert_eq!(out[0].error, Some(ErrorType::CaptureGap));
+}
+
+#[rstest]
 fn a_late_copy_after_both_fins_is_a_retransmission_not_a_new_flow() {
     let mut c = Conv::new(40104, 9).open();
     c.req(GET).resp(OK);

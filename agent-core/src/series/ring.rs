@@ -162,8 +162,6 @@ pub struct SeriesRing {
     rings: Vec<Ring>,
     /// namespace -> service -> ring (looked up by `&str`, no key built per transaction).
     index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
-    /// The ring of the previous transaction (most traffic comes in runs of one service).
-    last: usize,
     /// The previous transaction's service and attribution, compared by address (holding them
     /// keeps the addresses from being reused), and its ring: a hit reads no string (comparing
     /// the names was 12 % of the live analysis thread, docs/PERFORMANCE.md). Only a service
@@ -179,7 +177,6 @@ impl SeriesRing {
             max_services,
             rings: Vec::with_capacity(max_services + 1),
             index: HashMap::with_capacity(max_services + 1),
-            last: 0,
             last_tx: None,
             stats: SeriesStats::default(),
         }
@@ -242,16 +239,8 @@ impl SeriesRing {
     }
 
     fn ring(&mut self, namespace: &str, service: &str) -> usize {
-        if self
-            .rings
-            .get(self.last)
-            .is_some_and(|r| &*r.name == service && &*r.namespace == namespace)
-        {
-            return self.last;
-        }
         if let Some(&i) = self.find(namespace, service) {
-            self.last = i as usize;
-            return self.last;
+            return i as usize;
         }
         // `other` takes no named service's place (a retired service's place is free again).
         let named = self.rings.len() - usize::from(self.find("", OTHER).is_some());
@@ -299,7 +288,6 @@ impl SeriesRing {
         {
             *slot = i as u32;
         }
-        self.last = 0;
         self.last_tx = None;
         true
     }

@@ -93,6 +93,46 @@ pub fn cpu_ns_by_thread(pid: u32) -> BTreeMap<String, u64> {
     by_name
 }
 
+/// Voluntary context switches of `pid`'s threads named `name` (a thread that sleeps between
+/// drains switches once per drain).
+pub fn voluntary_switches(pid: u32, name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The control's stand-in for the agent: as `SCHED_BATCH` as the analysis thread, it wakes
+/// every `period` and spins `spin` of it, for `total`.
+pub fn burn(period: Duration, spin: Duration, total: Duration) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain system call on the calling thread with a valid parameter.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+    let end = std::time::Instant::now() + total;
+    let mut next = std::time::Instant::now();
+    while next < end {
+        let start = std::time::Instant::now();
+        while start.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+        next += period;
+        if let Some(rest) = next.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
 /// (VmRSS, Pss) of `pid` in KiB.
 pub fn rss_pss_kib(pid: u32) -> (u64, u64) {
     let field = |path: String, key: &str| {

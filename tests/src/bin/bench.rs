@@ -6,9 +6,10 @@
 //! request costs (200 B and 1 MiB responses), and the agent's memory with 10,000 open flows.
 //! Figures, never assertions.
 //!
-//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,ring,memory,isolated]
+//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,control,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench upstream PORT WORK_US                 (internal: the upstream server)
+//!        bench burn PERIOD_US SPIN_US SECS           (internal: the control's stand-in)
 
 use agent_common::programs;
 use anyhow::{Context, Result, bail};
@@ -46,12 +47,22 @@ impl Args {
     }
 }
 
-const PARTS: [&str; 6] = ["worst", "realistic", "floor", "ring", "memory", "isolated"];
+const PARTS: [&str; 7] = [
+    "worst",
+    "realistic",
+    "floor",
+    "control",
+    "ring",
+    "memory",
+    "isolated",
+];
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let result = if argv.first().map(String::as_str) == Some("upstream") {
         run_upstream(&argv[1..])
+    } else if argv.first().map(String::as_str) == Some("burn") {
+        run_burn(&argv[1..])
     } else {
         parse(&argv).and_then(|a| run(&a))
     };
@@ -98,6 +109,20 @@ fn run_upstream(argv: &[String]) -> Result<()> {
     let port: u16 = argv.first().context("port")?.parse()?;
     let work: u64 = argv.get(1).context("work µs")?.parse()?;
     bench::upstream(port, Duration::from_micros(work), 200)
+}
+
+fn run_burn(argv: &[String]) -> Result<()> {
+    let arg = |i: usize, what: &str| -> Result<u64> {
+        let v = argv.get(i).with_context(|| what.to_string())?;
+        v.parse().with_context(|| format!("{what} {v}"))
+    };
+    let (period, spin, secs) = (arg(0, "period µs")?, arg(1, "spin µs")?, arg(2, "seconds")?);
+    bench::burn(
+        Duration::from_micros(period),
+        Duration::from_micros(spin),
+        Duration::from_secs(secs),
+    );
+    Ok(())
 }
 
 /// The namespace, nginx, the upstream and the agent's data dir.
@@ -288,6 +313,120 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
     Ok(pairs)
 }
 
+/// One round of the control: the worst case without anything, with the agent, and with a
+/// stand-in process that spends the agent's CPU the way its analysis thread does.
+#[derive(Debug, Default, Clone)]
+struct Control {
+    without: Wrk,
+    agent: Wrk,
+    /// The stand-in spending the agent's user-space CPU share.
+    stand_in: Wrk,
+    /// The stand-in spending the agent's share plus the classifier's.
+    stand_in_total: Wrk,
+    /// The stand-in spending the agent's share in slices a quarter as long, four times as
+    /// often: what the length of one drain does to p99.
+    stand_in_short: Wrk,
+    /// Shares of one core over the "with agent" run: the agent's threads, the classifier.
+    agent_share: f64,
+    classifier_share: f64,
+    /// What the three stand-ins spent, measured (share of one core).
+    stand_in_shares: (f64, f64, f64),
+    /// The analysis thread's wake-up period, from its voluntary context switches.
+    period_us: u64,
+}
+
+/// The worst case with the agent replaced by a stand-in: a SCHED_BATCH process (like the
+/// analysis thread) that wakes as often as the analysis thread did and spins for the agent's
+/// measured CPU share, then for that share plus the classifier's. What the stand-in costs
+/// nginx is what that much CPU costs on these two cores, whoever spends it; what the agent
+/// costs beyond it is its own (the classifier running inside nginx's and wrk's packet path,
+/// cache and wake-up effects).
+fn control(h: &Host, a: &Args) -> Result<Vec<Control>> {
+    let url = h.url("/");
+    bench::wrk(&h.ns, &url, WRK_CONNECTIONS, 1)?; // warm-up
+    let wall_ns = f64::from(a.secs) * 1e9;
+    let mut rounds = Vec::new();
+    for _ in 0..a.rounds {
+        let mut c = Control {
+            without: bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?,
+            ..Control::default()
+        };
+        let mut agent = h.agent()?;
+        bench::settle(Duration::from_millis(500));
+        let pid = agent.pid().context("agent pid")?;
+        let (cpu0, (_, n0)) = (bench::cpu_ns(pid), prog_totals(&agent));
+        let wakes0 = bench::voluntary_switches(pid, "apitap-analyze");
+        c.agent = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
+        let wakes = bench::voluntary_switches(pid, "apitap-analyze") - wakes0;
+        let (cpu1, (_, n1)) = (bench::cpu_ns(pid), prog_totals(&agent));
+        agent.terminate()?;
+        c.agent_share = (cpu1 - cpu0) as f64 / wall_ns;
+        c.classifier_share = (n1 - n0) as f64 / wall_ns;
+        c.period_us = (wall_ns / 1e3 / wakes.max(1) as f64) as u64;
+        let stand_in = |share: f64, period_us: u64| -> Result<(Wrk, f64)> {
+            let spin_us = (share * period_us as f64) as u64;
+            let mut burner = std::process::Command::new(std::env::current_exe()?)
+                .args([
+                    "burn",
+                    &period_us.to_string(),
+                    &spin_us.to_string(),
+                    &(a.secs + 2).to_string(),
+                ])
+                .spawn()
+                .context("stand-in")?;
+            bench::settle(Duration::from_millis(500));
+            let t0 = bench::cpu_ns(burner.id());
+            let w = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs);
+            let spent = bench::cpu_ns(burner.id()).saturating_sub(t0) as f64 / wall_ns;
+            let _ = burner.kill();
+            let _ = burner.wait();
+            Ok((w?, spent))
+        };
+        let (w1, s1) = stand_in(c.agent_share, c.period_us)?;
+        let (w2, s2) = stand_in(c.agent_share + c.classifier_share, c.period_us)?;
+        let (w3, s3) = stand_in(c.agent_share, c.period_us / 4)?;
+        (c.stand_in, c.stand_in_total, c.stand_in_short) = (w1, w2, w3);
+        c.stand_in_shares = (s1, s2, s3);
+        rounds.push(c);
+    }
+    Ok(rounds)
+}
+
+fn print_control(rounds: &[Control]) {
+    println!();
+    println!(
+        "the control (worst case): the agent against a stand-in process spending its CPU share (SCHED_BATCH, waking at the analysis thread's rate)"
+    );
+    println!();
+    println!(
+        "| round | req/s without | agent: ratio, p99 | agent share, classifier share (of one core) | wakes every | stand-in at the agent's share: spent, ratio, p99 | stand-in at agent + classifier: spent, ratio, p99 | stand-in at the agent's share, waking 4× as often: spent, ratio, p99 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, c) in rounds.iter().enumerate() {
+        let r = |w: &Wrk| w.rps / c.without.rps;
+        println!(
+            "| {} | {:.0} (p99 {:.0} µs) | {:.3}, {:.0} µs | {:.3}, {:.3} | {} µs | {:.3}, {:.3}, {:.0} µs | {:.3}, {:.3}, {:.0} µs | {:.3}, {:.3}, {:.0} µs |",
+            i + 1,
+            c.without.rps,
+            c.without.p99_us,
+            r(&c.agent),
+            c.agent.p99_us,
+            c.agent_share,
+            c.classifier_share,
+            c.period_us,
+            c.stand_in_shares.0,
+            r(&c.stand_in),
+            c.stand_in.p99_us,
+            c.stand_in_shares.1,
+            r(&c.stand_in_total),
+            c.stand_in_total.p99_us,
+            c.stand_in_shares.2,
+            r(&c.stand_in_short),
+            c.stand_in_short.p99_us,
+        );
+    }
+}
+
 /// The worst case once more, with an empty program on the agent's hook: (the agent's
 /// classifier, the empty program) in ns per run. The empty one is what bpf_stats charges a
 /// program that does nothing, the floor of any live figure on this machine.
@@ -464,6 +603,11 @@ fn run(a: &Args) -> Result<()> {
     } else {
         None
     };
+    let control = if a.wants("control") {
+        control(&h, a)?
+    } else {
+        Vec::new()
+    };
     let ring = if a.wants("ring") {
         let agent = h.agent()?;
         let r200 = ring_bytes_per_request(&h, &agent, "/r200", 2000)?;
@@ -499,6 +643,9 @@ fn run(a: &Args) -> Result<()> {
         ),
         Some(Err(e)) => println!("\nthe floor: NOT MEASURED: {e}"),
         None => {}
+    }
+    if !control.is_empty() {
+        print_control(&control);
     }
     println!();
     println!("| ring bytes and memory | figure |");

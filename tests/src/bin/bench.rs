@@ -362,7 +362,8 @@ fn control(h: &Host, a: &Args) -> Result<Vec<Control>> {
         agent.terminate()?;
         c.agent_share = (cpu1 - cpu0) as f64 / wall_ns;
         c.classifier_share = (n1 - n0) as f64 / wall_ns;
-        c.period_us = (wall_ns / 1e3 / wakes.max(1) as f64) as u64;
+        // At least 100 µs: the stand-in spins and sleeps once per period.
+        c.period_us = ((wall_ns / 1e3 / wakes.max(1) as f64) as u64).max(100);
         let stand_in = |share: f64, period_us: u64| -> Result<(Wrk, f64)> {
             let spin_us = (share * period_us as f64) as u64;
             let mut burner = std::process::Command::new(std::env::current_exe()?)

@@ -74,20 +74,29 @@ pub fn cpu_ns(pid: u32) -> u64 {
     cpu_ns_by_thread(pid).values().sum()
 }
 
+/// `pid`'s threads: each one's `/proc` directory and name (`comm`).
+fn threads(pid: u32) -> Vec<(std::path::PathBuf, String)> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            Some((t.path(), name.trim().to_string()))
+        })
+        .collect()
+}
+
 /// CPU time (ns, from schedstat) of `pid`'s threads, summed per thread name (`comm`): the
 /// analysis thread, the tokio workers, the request-log writer...
 pub fn cpu_ns_by_thread(pid: u32) -> BTreeMap<String, u64> {
     let mut by_name = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by_name;
-    };
-    for task in dir.flatten() {
-        let ns = std::fs::read_to_string(task.path().join("schedstat"))
+    for (dir, name) in threads(pid) {
+        let ns = std::fs::read_to_string(dir.join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
-        let name = std::fs::read_to_string(task.path().join("comm"));
-        if let (Some(ns), Ok(name)) = (ns, name) {
-            *by_name.entry(name.trim().to_string()).or_default() += ns;
+        if let Some(ns) = ns {
+            *by_name.entry(name).or_default() += ns;
         }
     }
     by_name
@@ -96,13 +105,11 @@ pub fn cpu_ns_by_thread(pid: u32) -> BTreeMap<String, u64> {
 /// Voluntary context switches of `pid`'s threads named `name` (a thread that sleeps between
 /// drains switches once per drain).
 pub fn voluntary_switches(pid: u32, name: &str) -> u64 {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
-        .filter_map(|t| {
-            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+    threads(pid)
+        .into_iter()
+        .filter(|(_, n)| n == name)
+        .filter_map(|(dir, _)| {
+            let status = std::fs::read_to_string(dir.join("status")).ok()?;
             status
                 .lines()
                 .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
@@ -113,8 +120,8 @@ pub fn voluntary_switches(pid: u32, name: &str) -> u64 {
         .sum()
 }
 
-/// The control's stand-in for the agent: as `SCHED_BATCH` as the analysis thread, it wakes
-/// every `period` and spins `spin` of it, for `total`.
+/// The control's stand-in for the agent: `SCHED_BATCH` like the analysis thread (if the call
+/// fails it runs as a normal task), it wakes every `period` and spins `spin` of it, for `total`.
 pub fn burn(period: Duration, spin: Duration, total: Duration) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: plain system call on the calling thread with a valid parameter.

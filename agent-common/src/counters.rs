@@ -43,10 +43,13 @@ pub enum Counter {
     /// Packets whose L2-L4 headers were not all in the skb's linear part and had to be pulled
     /// into it (`bpf_skb_pull_data`, which copies the skb's head when it is shared).
     HeadersPulled = 16,
+    /// Records of responses (segments to the client) timed with the departure time the
+    /// sender's TCP stack put on the packet instead of a clock read (see `STACK_STAMP_SLACK_NS`).
+    StackStamps = 17,
 }
 
 /// Number of counter slots in [`CpuState`].
-pub const COUNTER_SLOTS: usize = 17;
+pub const COUNTER_SLOTS: usize = 18;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_SLOTS] = [
@@ -67,6 +70,7 @@ impl Counter {
         Counter::CopiedPort,
         Counter::CopiedH2,
         Counter::HeadersPulled,
+        Counter::StackStamps,
     ];
 }
 
@@ -79,7 +83,9 @@ pub struct CpuState {
     pub counters: [u64; COUNTER_SLOTS],
     /// Bytes written to this CPU's ring since its fill level was last checked.
     pub since_check: u64,
-    pub _pad: u64,
+    /// The latest clock reading (`bpf_ktime_get_ns`) on this CPU: a packet's departure time
+    /// is used only when it is at most `STACK_STAMP_SLACK_NS` past it.
+    pub clock_ns: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<CpuState>() == 8 * (COUNTER_SLOTS + 2));

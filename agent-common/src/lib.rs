@@ -37,6 +37,10 @@ pub const MIN_RING_BYTES_PER_CPU: u32 = 64 * 1024;
 /// evicted direction's next segment is treated as a burst start and copied).
 pub const FLOW_STATE_ENTRIES: u32 = 65_536;
 
+/// How far past its CPU's latest clock reading a response's departure time may lie and still
+/// be used as the record's time (1 ms). Later ones (pacing, a stale reading) read the clock.
+pub const STACK_STAMP_SLACK_NS: u64 = 1_000_000;
+
 /// Map names, shared so the loader never spells them twice.
 pub mod maps {
     /// `ArrayOfMaps` indexed by CPU id: the ring buffer each CPU writes to.
@@ -62,6 +66,9 @@ pub mod globals {
     /// `u32`: the reader is woken when this many bytes are pending in a ring (else it drains
     /// on its own timer).
     pub const WAKE_AT_BYTES: &str = "WAKE_AT_BYTES";
+    /// `u32`: non-zero when the kernel gives TC programs `__sk_buff.tstamp_type` (5.18+):
+    /// responses may then be timed with their departure time (see the classifier's `stamp`).
+    pub const STACK_STAMPS: &str = "STACK_STAMPS";
 }
 
 /// Program names in the object.

@@ -1,10 +1,23 @@
 //! One segment -> one ring record: match the watched port, skip pure ACKs, decide whether to
 //! copy (see `copy`), and write header (+ prefix) to this CPU's ring without waking the reader
 //! unless the ring is filling up.
+//!
+//! Each record carries a time (CLOCK_MONOTONIC). Reading the clock (`bpf_ktime_get_ns`) is
+//! the largest single cost after the ring itself on a mitigated VM (~60–90 ns). A response
+//! segment usually carries its time already: the sender's TCP stack stamps every segment with
+//! its departure time, on the same clock, refreshed when the send begins (`skb->tstamp` with
+//! `tstamp_type` MONOTONIC, kept across lo and veth). `stamp` uses it for segments to the
+//! client when it lies at most `STACK_STAMP_SLACK_NS` past this CPU's latest clock reading.
+//! That is safe for the reader's causal cut (see the agent's capture reader): a response is
+//! sent after its request was received, so its departure time is later than the request's
+//! record was committed, just as a clock read would be; a departure time in the future (paced
+//! traffic) only delays the record, by at most the slack, so a ring never waits longer.
+//! Requests always read the clock: a request stamped ahead by a pacer could be ordered after
+//! its own response.
 
 use agent_common::{
     Counter, CpuState, EVENT_VERSION, KIND_SEGMENT, MAX_SNAP_LEN, SEGMENT_EVENT_BYTES,
-    SegmentEvent, copy_reason, direction, tcp_flags,
+    STACK_STAMP_SLACK_NS, SegmentEvent, copy_reason, direction, tcp_flags,
 };
 use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
@@ -14,8 +27,13 @@ use aya_ebpf::{
 
 use crate::headers::{Segment, Skip, read_segment};
 use crate::{
-    PORTS, RINGS, RingMap, SCRATCH, SMALL_COPY_LEN, SNAP_LEN, WAKE_AT_BYTES, WAKE_CHECK_BYTES, copy,
+    PORTS, RINGS, RingMap, SCRATCH, SMALL_COPY_LEN, SNAP_LEN, STACK_STAMPS, WAKE_AT_BYTES,
+    WAKE_CHECK_BYTES, copy,
 };
+
+/// `__sk_buff.tstamp_type` of a departure time on CLOCK_MONOTONIC (`BPF_SKB_CLOCK_MONOTONIC`,
+/// formerly `BPF_SKB_TSTAMP_DELIVERY_MONO`).
+const SKB_CLOCK_MONOTONIC: u8 = 1;
 
 /// A read of a loader-patched constant; volatile keeps the compiler from folding the default.
 macro_rules! global {
@@ -57,7 +75,8 @@ pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip
         st.add(Counter::EventsLost, 1);
         return Ok(());
     };
-    let ev = header(ctx, &seg, dir, hook, why);
+    let ts_ns = stamp(ctx, dir, st);
+    let ev = header(ctx, &seg, dir, hook, why, ts_ns);
     match why {
         copy_reason::NONE => {
             if seg.payload_len > 0 {
@@ -76,7 +95,7 @@ pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip
 }
 
 #[inline(always)]
-fn header(ctx: &TcContext, seg: &Segment, dir: u8, hook: u8, why: u8) -> SegmentEvent {
+fn header(ctx: &TcContext, seg: &Segment, dir: u8, hook: u8, why: u8, ts_ns: u64) -> SegmentEvent {
     SegmentEvent {
         kind: KIND_SEGMENT,
         version: EVENT_VERSION,
@@ -89,8 +108,7 @@ fn header(ctx: &TcContext, seg: &Segment, dir: u8, hook: u8, why: u8) -> Segment
         // SAFETY: reads a field of the context the kernel handed to this program.
         ifindex: unsafe { (*ctx.skb.skb).ifindex },
         payload_len: seg.payload_len,
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ts_ns,
         seq: seg.seq,
         ack: seg.ack,
         saddr: seg.saddr,
@@ -99,6 +117,25 @@ fn header(ctx: &TcContext, seg: &Segment, dir: u8, hook: u8, why: u8) -> Segment
         dport: seg.dport,
         copied_len: 0,
     }
+}
+
+/// The record's time: the stack's departure time for a response segment that has a usable
+/// one (module docs), else a clock read, which becomes this CPU's latest reading.
+#[inline(always)]
+fn stamp(ctx: &TcContext, dir: u8, st: &mut CpuState) -> u64 {
+    if global!(STACK_STAMPS) != 0 && dir == direction::TO_CLIENT {
+        // SAFETY: reads fields of the context the kernel handed to this program. Reading
+        // `tstamp_type` makes the kernel hand `tstamp` over as set, also at ingress.
+        let (kind, ts) = unsafe { ((*ctx.skb.skb).tstamp_type, (*ctx.skb.skb).tstamp) };
+        if kind == SKB_CLOCK_MONOTONIC && ts != 0 && ts <= st.clock_ns + STACK_STAMP_SLACK_NS {
+            st.add(Counter::StackStamps, 1);
+            return ts;
+        }
+    }
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    st.clock_ns = now;
+    now
 }
 
 /// Reserve flags after writing `len` bytes: no wake-up, except when this CPU's ring holds

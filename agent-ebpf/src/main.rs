@@ -45,6 +45,11 @@ static WAKE_CHECK_BYTES: u32 = 64 * 1024;
 #[unsafe(no_mangle)]
 static WAKE_AT_BYTES: u32 = 512 * 1024;
 
+/// Non-zero when the kernel has `__sk_buff.tstamp_type` (loader global). When zero the
+/// verifier sees a constant and never loads the code that reads it.
+#[unsafe(no_mangle)]
+static STACK_STAMPS: u32 = 0;
+
 /// The inner ring type: the template's size is replaced by each ring user space creates.
 pub type RingMap = RingBuf<u8, 4096>;
 

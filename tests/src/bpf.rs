@@ -88,6 +88,14 @@ impl Classifier {
         Ok(test_run(self.fd(prog)?, frame, 1)?.0)
     }
 
+    /// As [`Classifier::run`] with the packet's `skb->tstamp` set to `tstamp` (a receive
+    /// time on the realtime clock, the only kind BPF_PROG_TEST_RUN accepts).
+    pub fn run_stamped(&self, prog: &str, frame: &[u8], tstamp: u64) -> Result<u32> {
+        let mut ctx = [0u8; SKB_TSTAMP_END];
+        ctx[SKB_TSTAMP_END - 8..].copy_from_slice(&tstamp.to_ne_bytes());
+        Ok(test_run_ctx(self.fd(prog)?, frame, 1, &ctx)?.0)
+    }
+
     /// Runs `prog` on `frame` `repeat` times in the kernel; returns the mean nanoseconds per
     /// run as the kernel measured them.
     pub fn time(&self, prog: &str, frame: &[u8], repeat: u32) -> Result<u32> {
@@ -140,8 +148,17 @@ impl Classifier {
     }
 }
 
+/// Where `__sk_buff.tstamp` ends (it starts at byte 152 of the UAPI struct): a context of
+/// this length sets every field up to it, all zero but the stamp.
+const SKB_TSTAMP_END: usize = 160;
+
 /// `bpf(BPF_PROG_TEST_RUN)` with `data_in = frame`, `repeat` times: (verdict, mean ns).
 fn test_run(prog_fd: i32, frame: &[u8], repeat: u32) -> Result<(u32, u32)> {
+    test_run_ctx(prog_fd, frame, repeat, &[])
+}
+
+/// [`test_run`] with `ctx` as the program's `__sk_buff` (a prefix of it; none when empty).
+fn test_run_ctx(prog_fd: i32, frame: &[u8], repeat: u32, ctx: &[u8]) -> Result<(u32, u32)> {
     // union bpf_attr, test member: prog_fd, retval, data_size_in, data_size_out, data_in,
     // data_out, repeat, duration, ctx_size_in, ctx_size_out, ctx_in, ctx_out, flags, cpu,
     // batch_size (zero tail padding).
@@ -173,6 +190,12 @@ fn test_run(prog_fd: i32, frame: &[u8], repeat: u32) -> Result<(u32, u32)> {
         data_in: frame.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat,
+        ctx_size_in: ctx.len() as u32,
+        ctx_in: if ctx.is_empty() {
+            0
+        } else {
+            ctx.as_ptr() as u64
+        },
         ..Default::default()
     };
     // SAFETY: attr is a valid bpf_attr prefix with zeroed tail; the buffers outlive the call.
@@ -191,6 +214,17 @@ fn test_run(prog_fd: i32, frame: &[u8], repeat: u32) -> Result<(u32, u32)> {
         );
     }
     Ok((attr.retval, attr.duration))
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, the classifiers' clock.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Pins the calling thread to `cpu` (test runs then execute there).

@@ -89,6 +89,44 @@ fn ipv6_response_from_watched_port_is_to_client_at_egress() {
 }
 
 #[test]
+fn a_response_without_a_departure_time_is_timed_by_the_clock() {
+    require_root();
+    let mut c = Classifier::load(4096, &[8080]).expect("load");
+    let resp = Tcp {
+        sport: 8080,
+        dport: 51000,
+        seq: 7,
+        ack: 9,
+        flags: ACK | PSH,
+        payload: b"HTTP/1.1 204 No Content\r\n\r\n",
+    };
+    let frame = frames::ipv4_tcp(SRV, CLI, &resp, None);
+    // A receive time on the realtime clock, as a NIC's packets may carry: never a departure
+    // time, whatever its value. (BPF_PROG_TEST_RUN accepts no other kind, so the departure
+    // path is checked live, in capture's lo and veth tests.)
+    let realtime = 1_700_000_000_000_000_000u64;
+    let before = apitap_e2e::bpf::monotonic_ns();
+    for prog in [programs::TC_INGRESS, programs::TC_EGRESS] {
+        assert_eq!(
+            c.run_stamped(prog, &frame, realtime).expect("run"),
+            TC_ACT_UNSPEC
+        );
+    }
+    let after = apitap_e2e::bpf::monotonic_ns();
+    let evs = c.events();
+    assert_eq!(evs.len(), 2);
+    for (ev, _) in &evs {
+        assert_eq!(ev.direction, direction::TO_CLIENT);
+        assert!(
+            (before..=after).contains(&ev.ts_ns),
+            "{} not read from the clock between {before} and {after}",
+            ev.ts_ns
+        );
+    }
+    assert_eq!(c.counter(Counter::StackStamps), 0);
+}
+
+#[test]
 fn udp_and_unwatched_ports_pass_without_events() {
     require_root();
     let mut c = Classifier::load(4096, &[80]).expect("load");

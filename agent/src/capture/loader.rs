@@ -25,6 +25,9 @@ pub struct LoadOptions {
     pub small_copy_len: u32,
     /// Total ring budget, split over the rings.
     pub ring_bytes: u32,
+    /// Time responses with their departure time where the packet has one (needs
+    /// `__sk_buff.tstamp_type`, Linux 5.18+; the classifier's `stamp`).
+    pub stack_stamps: bool,
 }
 
 impl LoadOptions {
@@ -34,7 +37,27 @@ impl LoadOptions {
             snap_len: DEFAULT_SNAP_LEN,
             small_copy_len: DEFAULT_SMALL_COPY_LEN,
             ring_bytes,
+            stack_stamps: kernel_has_tstamp_type(),
         }
+    }
+}
+
+/// Whether this kernel lets TC programs read `__sk_buff.tstamp_type` (added in Linux 5.18).
+/// An older verifier rejects the read, so the loader switches it off (the code stays dead).
+pub fn kernel_has_tstamp_type() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    release_at_least(&release, (5, 18))
+}
+
+/// Whether a kernel release string (`6.18.0-1-amd64`) is at least `major.minor`.
+fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-', '+']);
+    let mut number = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    match (number(), number()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
     }
 }
 
@@ -117,6 +140,7 @@ pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Res
         .override_global(globals::SMALL_COPY_LEN, &opts.small_copy_len, true)
         .override_global(globals::WAKE_CHECK_BYTES, &wake_check, true)
         .override_global(globals::WAKE_AT_BYTES, &wake_at, true)
+        .override_global(globals::STACK_STAMPS, &u32::from(opts.stack_stamps), true)
         .map_max_entries(maps::RINGS, possible)
         .load(object)
         .map_err(|e| privilege_hint(anyhow!(e)))
@@ -223,6 +247,20 @@ fn short_verifier_log(msg: &str) -> String {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    #[rstest]
+    #[case("6.18.0-1-amd64", true)]
+    #[case("5.18.0", true)]
+    #[case("5.17.15-arch1", false)]
+    #[case("5.4.0-150-generic", false)]
+    #[case("4.19.0", false)]
+    #[case("6.1", true)]
+    #[case("6.1.0-rc1+", true)]
+    #[case("", false)]
+    #[case("linux", false)]
+    fn tstamp_type_needs_linux_5_18(#[case] release: &str, #[case] has: bool) {
+        assert_eq!(release_at_least(release, (5, 18)), has, "{release}");
+    }
 
     #[test]
     fn verifier_log_is_cut_to_its_last_lines() {

@@ -63,6 +63,8 @@ pub struct StatsSnapshot {
     pub empty_skipped: u64,
     pub fragments: u64,
     pub headers_pulled: u64,
+    /// Response records timed with the sender's departure time instead of a clock read.
+    pub stack_stamps: u64,
     pub length_only: u64,
     pub copied_new_flow: u64,
     pub copied_burst: u64,
@@ -145,6 +147,7 @@ impl CaptureStats {
             empty_skipped: k.get(Counter::EmptySkipped),
             fragments: k.get(Counter::Fragments),
             headers_pulled: k.get(Counter::HeadersPulled),
+            stack_stamps: k.get(Counter::StackStamps),
             length_only: k.get(Counter::LengthOnly),
             copied_new_flow: k.get(Counter::CopiedNewFlow),
             copied_burst: k.get(Counter::CopiedBurst),

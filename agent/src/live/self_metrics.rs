@@ -126,6 +126,11 @@ const CAPTURE: &[CaptureMetric] = &[
         "Packets whose headers were not in the linear part of the socket buffer and were pulled into it before parsing (a copy of the buffer's head when it is shared; rare on real interfaces and lo).",
         |s| s.headers_pulled,
     ),
+    counter(
+        "apitap_stack_stamps_total",
+        "Response segments timed with the departure time their sender's TCP stack put on them instead of a clock read in the classifier (Linux 5.18+; the rest read the clock).",
+        |s| s.stack_stamps,
+    ),
     CaptureMetric {
         labels: &[("source", "kernel")],
         ..counter("apitap_capture_errors_total", CAPTURE_ERRORS_HELP, |s| {

@@ -52,9 +52,18 @@ impl Agent {
     /// Starts `apitap run <args> --listen <listen>` (inside `ns` when given) and waits until
     /// /metrics answers; fails with the agent's stderr if it exits first.
     pub fn start(ns: Option<&Netns>, args: &[&str], listen: &str) -> Result<Agent> {
+        Agent::start_bin(&apitap_bin(), ns, args, listen)
+    }
+
+    /// As [`Agent::start`] with the agent binary `bin` (the bench compares two builds).
+    pub fn start_bin(
+        bin: &std::path::Path,
+        ns: Option<&Netns>,
+        args: &[&str],
+        listen: &str,
+    ) -> Result<Agent> {
         let dir = TempDir::new("agent")?;
         let log = std::fs::File::create(dir.path().join("stderr.log"))?;
-        let bin = apitap_bin();
         let bin = bin.to_str().context("binary path is not UTF-8")?;
         // Its own data dir unless the test names one: never the host's /var/lib/apitap, and
         // two agents never share an embedded store.

@@ -8,6 +8,8 @@
 //!
 //! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,control,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
+//!        bench --vs OTHER_BIN [--rounds N] [--secs S]
+//!        (two builds of the agent on the worst case, in ABBA order per round: see `versus`)
 //!        bench upstream PORT WORK_US                 (internal: the upstream server)
 //!        bench burn PERIOD_US SPIN_US SECS           (internal: the control's stand-in)
 
@@ -24,6 +26,7 @@ use apitap_e2e::netns::Netns;
 use apitap_e2e::nginx::{self, Nginx};
 use apitap_e2e::{TempDir, repo_root, require_root, unique};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -39,6 +42,8 @@ struct Args {
     secs: u32,
     flows: u32,
     parts: Vec<String>,
+    /// Another agent build to compare with APITAP_BIN (`--vs`).
+    vs: Option<PathBuf>,
 }
 
 impl Args {
@@ -81,6 +86,7 @@ fn parse(argv: &[String]) -> Result<Args> {
         secs: 5,
         flows: 10_000,
         parts: Vec::new(),
+        vs: None,
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -92,6 +98,10 @@ fn parse(argv: &[String]) -> Result<Args> {
                 }
                 a.parts.push(part.to_string());
             }
+            continue;
+        }
+        if flag == "--vs" {
+            a.vs = Some(PathBuf::from(value));
             continue;
         }
         let n: u32 = value.parse().with_context(|| format!("{flag} {value}"))?;
@@ -190,8 +200,13 @@ fn host() -> Result<Host> {
 
 impl Host {
     fn agent(&self) -> Result<Agent> {
+        self.agent_bin(&apitap_bin())
+    }
+
+    fn agent_bin(&self, bin: &Path) -> Result<Agent> {
         let data = self.data.path().join("data").display().to_string();
-        Agent::start(
+        Agent::start_bin(
+            bin,
             Some(&self.ns),
             &[
                 "-i",
@@ -442,6 +457,129 @@ fn floor(h: &Host, a: &Args) -> Result<(f64, f64)> {
     Ok((per_run(r1 - r0, n1 - n0), per_run(e1 - e0, m1 - m0)))
 }
 
+/// One run of the worst case with one build of the agent (`--vs`).
+#[derive(Debug, Clone)]
+struct VersusRun {
+    /// 0: APITAP_BIN, 1: the `--vs` build.
+    build: usize,
+    wrk: Wrk,
+    classifier_ns: f64,
+    /// The empty program on the same hook and packets (None without TCX).
+    empty_ns: Option<f64>,
+    agent_us: f64,
+    lost: u64,
+}
+
+/// Two builds of the agent on the worst case, `rounds` rounds of four runs in ABBA order
+/// (A B B A, then B A A B, …), so that the machine's drift over a round, which on this VM
+/// moved the classifier by 30–50 ns between two consecutive runs and flipped the sign of a
+/// plain A/B, cancels in each round's sums.
+fn versus(h: &Host, a: &Args, first: &Path, other: &Path) -> Result<Vec<VersusRun>> {
+    bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, 1)?; // warm-up
+    let bins = [first, other];
+    let mut runs = Vec::new();
+    for round in 0..a.rounds {
+        let order = if round % 2 == 0 {
+            [0, 1, 1, 0]
+        } else {
+            [1, 0, 0, 1]
+        };
+        for build in order {
+            runs.push(versus_run(h, a, build, bins[build])?);
+        }
+    }
+    Ok(runs)
+}
+
+fn versus_run(h: &Host, a: &Args, build: usize, bin: &Path) -> Result<VersusRun> {
+    let agent = h.agent_bin(bin)?;
+    bench::settle(Duration::from_millis(500));
+    let empty = EmptyProgram::attach(&h.ns, "lo").ok();
+    let pid = agent.pid().context("agent pid")?;
+    let before = agent.scrape()?;
+    let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
+    let e0 = empty.as_ref().map(EmptyProgram::stats);
+    let wrk = bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, a.secs)?;
+    let want = api_requests(&before) + wrk.requests;
+    let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
+    let (r1, n1) = prog_totals(&agent);
+    let e1 = empty.as_ref().map(EmptyProgram::stats);
+    let cpu: u64 = bench::cpu_ns_by_thread(pid)
+        .iter()
+        .map(|(name, ns)| ns.saturating_sub(t0.get(name).copied().unwrap_or(0)))
+        .sum();
+    let transactions = api_requests(&after) - api_requests(&before);
+    let per_run = |runs: u64, ns: u64| ns as f64 / runs.max(1) as f64;
+    Ok(VersusRun {
+        build,
+        wrk,
+        classifier_ns: per_run(r1 - r0, n1 - n0),
+        empty_ns: e0
+            .zip(e1)
+            .map(|((c0, s0), (c1, s1))| per_run(c1 - c0, s1 - s0)),
+        agent_us: cpu as f64 / 1e3 / transactions.max(1) as f64,
+        lost: after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total"),
+    })
+}
+
+/// One figure of a [`VersusRun`].
+type Figure<'f> = &'f dyn Fn(&VersusRun) -> f64;
+
+fn print_versus(a: &Args, first: &Path, other: &Path, runs: &[VersusRun]) {
+    let names = [first.display().to_string(), other.display().to_string()];
+    println!();
+    println!(
+        "two builds on the worst case — {} round(s) of four runs in ABBA order, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, bpf_stats on",
+        a.rounds, a.secs
+    );
+    println!("A = {}, B = {}", names[0], names[1]);
+    println!();
+    println!(
+        "| run | build | req/s | p99 | classifier ns/packet | empty program ns | agent µs/request | lost |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (i, r) in runs.iter().enumerate() {
+        println!(
+            "| {} | {} | {:.0} | {:.0} µs | {:.0} | {} | {:.3} | {} |",
+            i + 1,
+            ["A", "B"][r.build],
+            r.wrk.rps,
+            r.wrk.p99_us,
+            r.classifier_ns,
+            r.empty_ns.map_or("-".into(), |e| format!("{e:.0}")),
+            r.agent_us,
+            r.lost
+        );
+    }
+    // Per round, B's two runs minus A's two, halved: the drift over the round cancels.
+    let diffs = |f: Figure| -> Vec<f64> {
+        runs.chunks(4)
+            .map(|round| {
+                let sum = |b: usize| round.iter().filter(|r| r.build == b).map(f).sum::<f64>();
+                (sum(1) - sum(0)) / 2.0
+            })
+            .collect()
+    };
+    let of = |b: usize, f: Figure| -> f64 { median(runs.iter().filter(|r| r.build == b).map(f)) };
+    println!();
+    println!("| figure | A median | B median | B − A per round (ABBA) |");
+    println!("| --- | --- | --- | --- |");
+    let rows: [(&str, Figure, usize); 3] = [
+        ("classifier ns/packet", &|r| r.classifier_ns, 0),
+        ("agent µs/request", &|r| r.agent_us, 3),
+        ("req/s", &|r| r.wrk.rps, 0),
+    ];
+    for (name, f, digits) in rows {
+        let d: Vec<String> = diffs(f).iter().map(|d| format!("{d:+.digits$}")).collect();
+        println!(
+            "| {name} | {:.digits$} | {:.digits$} | {} |",
+            of(0, f),
+            of(1, f),
+            d.join(", ")
+        );
+    }
+}
+
 /// Ring bytes per request for `path`, over `n` sequential keep-alive requests.
 fn ring_bytes_per_request(h: &Host, agent: &Agent, path: &str, n: u32) -> Result<(f64, u64)> {
     let before = agent.scrape()?;
@@ -585,6 +723,12 @@ fn run(a: &Args) -> Result<()> {
         bin.display(),
         bench::load_average()
     );
+    if let Some(other) = &a.vs {
+        let runs = versus(&h, a, &bin, other)?;
+        drop(stats);
+        print_versus(a, &bin, other, &runs);
+        return Ok(());
+    }
 
     let worst = if a.wants("worst") {
         measure(&h, "/", a)?

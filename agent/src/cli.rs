@@ -61,6 +61,11 @@ pub struct RunArgs {
     /// of two, at least 65536) [default: 8388608].
     #[arg(long, env = "APITAP_RING_BYTES")]
     pub ring_bytes: Option<u32>,
+    /// Time responses with the departure time their sender's TCP stack set (Linux 5.18+),
+    /// saving the classifier a clock read per response; false reads the clock for every
+    /// record [default: true].
+    #[arg(long, env = "APITAP_STACK_STAMPS", value_name = "true|false")]
+    pub stack_stamps: Option<bool>,
     /// Agent log format: text or json [default: text].
     #[arg(long, env = "APITAP_LOG_FORMAT")]
     pub log_format: Option<String>,

@@ -47,6 +47,9 @@ pub struct Config {
     pub snap_len: u32,
     /// Ring buffer bytes (power of two).
     pub ring_bytes: u32,
+    /// Time responses with the departure time their sender's TCP stack set, where the kernel
+    /// offers it (5.18+), instead of a clock read per record.
+    pub stack_stamps: bool,
     /// "text" or "json".
     pub log_format: String,
     /// The agent's log filter: error, warn, info, debug, trace, or tracing directives
@@ -84,6 +87,7 @@ impl Default for Config {
             api_token: None,
             snap_len: agent_common::DEFAULT_SNAP_LEN,
             ring_bytes: agent_common::DEFAULT_RING_BYTES,
+            stack_stamps: true,
             log_format: "text".into(),
             log_level: None,
             attach_mode: crate::capture::attach::AttachPolicy::Auto,
@@ -213,6 +217,9 @@ impl Config {
         }
         if let Some(v) = args.ring_bytes {
             self.ring_bytes = v;
+        }
+        if let Some(v) = args.stack_stamps {
+            self.stack_stamps = v;
         }
         if let Some(v) = &args.log_format {
             self.log_format = v.clone();

@@ -166,6 +166,33 @@ fn assert_responses_timed_by_the_stack(m: &apitap_e2e::metrics::Metrics) {
     assert!(stamped <= m.count("apitap_segments_total"));
 }
 
+#[test]
+fn with_stack_stamps_off_every_record_reads_the_clock() {
+    tools();
+    let ns = Netns::new(&apitap_e2e::unique("at-clk-")).expect("namespace");
+    let port = 18080;
+    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{port}")]).expect("nginx");
+    let agent = Agent::start(
+        Some(&ns),
+        &[
+            "-i",
+            "lo",
+            "-p",
+            &port.to_string(),
+            "--stack-stamps",
+            "false",
+        ],
+        "127.0.0.1:9464",
+    )
+    .expect("apitap run");
+    ns.sh(&format!(
+        "ab -q -n 500 -c 2 -k http://127.0.0.1:{port}/ >/dev/null"
+    ))
+    .expect("ab -k");
+    let m = assert_counts_match(&agent, &nginx);
+    assert_eq!(m.count("apitap_stack_stamps_total"), 0);
+}
+
 fn filters(ns: &Netns, ifname: &str, hook: &str) -> String {
     ns.sh(&format!("tc filter show dev {ifname} {hook}"))
         .expect("tc filter show")

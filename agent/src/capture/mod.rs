@@ -101,10 +101,20 @@ pub fn start(
     ports: watch::Receiver<BTreeSet<u16>>,
 ) -> Result<(CaptureHandle, SegmentSource)> {
     preflight(cfg)?;
+    let defaults = loader::LoadOptions::with_ring_bytes(cfg.ring_bytes);
     let loaded = loader::load(&loader::LoadOptions {
         snap_len: cfg.snap_len,
-        ..loader::LoadOptions::with_ring_bytes(cfg.ring_bytes)
+        stack_stamps: cfg.stack_stamps && defaults.stack_stamps,
+        ..defaults
     })?;
+    info!(
+        responses = if cfg.stack_stamps && defaults.stack_stamps {
+            "their sender's departure time"
+        } else {
+            "a clock read"
+        },
+        "record times"
+    );
     let capacity = u64::from(loaded.layout.rings) * u64::from(loaded.layout.ring_bytes);
     info!(
         rings = loaded.layout.rings,

@@ -177,6 +177,30 @@ fn flag_beats_file_and_file_beats_default() {
 }
 
 #[test]
+fn stack_stamps_are_on_by_default_and_switch_off_from_file_or_flag() {
+    assert!(Config::default().stack_stamps);
+    let file = file_with("stack_stamps = false\n");
+    let from_file = RunArgs {
+        config: Some(file.path().to_path_buf()),
+        ..RunArgs::default()
+    };
+    assert!(
+        !Config::from_run_args(&from_file)
+            .expect("valid")
+            .stack_stamps
+    );
+    let flag_wins = RunArgs {
+        stack_stamps: Some(true),
+        ..from_file
+    };
+    assert!(
+        Config::from_run_args(&flag_wins)
+            .expect("valid")
+            .stack_stamps
+    );
+}
+
+#[test]
 fn bad_flag_names_the_flag_not_the_file() {
     let file = file_with("snap_len = 512\n");
     let args = RunArgs {

@@ -39,6 +39,7 @@ pub fn flag_of(key: &str) -> String {
         "api_token" => ("--api-token", "APITAP_API_TOKEN"),
         "snap_len" => ("--snap-len", "APITAP_SNAP_LEN"),
         "ring_bytes" => ("--ring-bytes", "APITAP_RING_BYTES"),
+        "stack_stamps" => ("--stack-stamps", "APITAP_STACK_STAMPS"),
         "log_format" => ("--log-format", "APITAP_LOG_FORMAT"),
         "attach_mode" => ("--attach-mode", "APITAP_ATTACH_MODE"),
         "log_level" => ("--log-level", "APITAP_LOG_LEVEL"),

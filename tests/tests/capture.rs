@@ -103,19 +103,26 @@ fn veth_between_namespaces_counts_match_nginx_for_ipv4_and_ipv6() {
     assert_eq!(requests, 2 * 5 + 2000 + 300);
 }
 
+/// nginx's port in the lo tests.
+const LO_PORT: u16 = 18080;
+
+/// A fresh namespace with nginx on 127.0.0.1:[`LO_PORT`] and the agent on its lo, with
+/// `extra` arguments.
+fn nginx_and_agent_on_lo(prefix: &str, extra: &[&str]) -> (Netns, Nginx, Agent) {
+    tools();
+    let ns = Netns::new(&apitap_e2e::unique(prefix)).expect("namespace");
+    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{LO_PORT}")]).expect("nginx");
+    let port = LO_PORT.to_string();
+    let mut args = vec!["-i", "lo", "-p", &port];
+    args.extend_from_slice(extra);
+    let agent = Agent::start(Some(&ns), &args, "127.0.0.1:9464").expect("apitap run");
+    (ns, nginx, agent)
+}
+
 #[test]
 fn loopback_counts_each_segment_exactly_once() {
-    tools();
-    let ns = Netns::new(&apitap_e2e::unique("at-lo-")).expect("namespace");
-    let port = 18080;
-    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{port}")]).expect("nginx");
-    let agent = Agent::start(
-        Some(&ns),
-        &["-i", "lo", "-p", &port.to_string()],
-        "127.0.0.1:9464",
-    )
-    .expect("apitap run");
-    let base = format!("http://127.0.0.1:{port}");
+    let (ns, nginx, agent) = nginx_and_agent_on_lo("at-lo-", &[]);
+    let base = format!("http://127.0.0.1:{LO_PORT}");
     curl_load(&ns, &base);
     ns.sh(&format!("ab -q -n 2000 -c 4 -k {base}/ >/dev/null"))
         .expect("ab -k");
@@ -168,25 +175,9 @@ fn assert_responses_timed_by_the_stack(m: &apitap_e2e::metrics::Metrics) {
 
 #[test]
 fn with_stack_stamps_off_every_record_reads_the_clock() {
-    tools();
-    let ns = Netns::new(&apitap_e2e::unique("at-clk-")).expect("namespace");
-    let port = 18080;
-    let nginx = Nginx::start(Some(&ns), &[format!("127.0.0.1:{port}")]).expect("nginx");
-    let agent = Agent::start(
-        Some(&ns),
-        &[
-            "-i",
-            "lo",
-            "-p",
-            &port.to_string(),
-            "--stack-stamps",
-            "false",
-        ],
-        "127.0.0.1:9464",
-    )
-    .expect("apitap run");
+    let (ns, nginx, agent) = nginx_and_agent_on_lo("at-clk-", &["--stack-stamps", "false"]);
     ns.sh(&format!(
-        "ab -q -n 500 -c 2 -k http://127.0.0.1:{port}/ >/dev/null"
+        "ab -q -n 500 -c 2 -k http://127.0.0.1:{LO_PORT}/ >/dev/null"
     ))
     .expect("ab -k");
     let m = assert_counts_match(&agent, &nginx);

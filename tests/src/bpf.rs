@@ -216,17 +216,6 @@ fn test_run_ctx(prog_fd: i32, frame: &[u8], repeat: u32, ctx: &[u8]) -> Result<(
     Ok((attr.retval, attr.duration))
 }
 
-/// CLOCK_MONOTONIC in nanoseconds, the classifiers' clock.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// Pins the calling thread to `cpu` (test runs then execute there).
 pub fn pin_to_cpu(cpu: usize) -> Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it.

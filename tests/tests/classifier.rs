@@ -105,14 +105,14 @@ fn a_response_without_a_departure_time_is_timed_by_the_clock() {
     // time, whatever its value. (BPF_PROG_TEST_RUN accepts no other kind, so the departure
     // path is checked live, in capture's lo and veth tests.)
     let realtime = 1_700_000_000_000_000_000u64;
-    let before = apitap_e2e::bpf::monotonic_ns();
+    let before = apitap::capture::monotonic_ns();
     for prog in [programs::TC_INGRESS, programs::TC_EGRESS] {
         assert_eq!(
             c.run_stamped(prog, &frame, realtime).expect("run"),
             TC_ACT_UNSPEC
         );
     }
-    let after = apitap_e2e::bpf::monotonic_ns();
+    let after = apitap::capture::monotonic_ns();
     let evs = c.events();
     assert_eq!(evs.len(), 2);
     for (ev, _) in &evs {

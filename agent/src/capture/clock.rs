@@ -1,5 +1,10 @@
 //! Kernel monotonic time -> wall clock.
 
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns` and of the records.
+pub fn monotonic_ns() -> u64 {
+    read(libc::CLOCK_MONOTONIC).max(0) as u64
+}
+
 /// CLOCK_REALTIME - CLOCK_MONOTONIC in nanoseconds, sampled once at start.
 pub fn wall_offset_ns() -> i64 {
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)

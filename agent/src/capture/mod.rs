@@ -19,6 +19,7 @@ pub mod stale;
 mod stats;
 
 pub use attach::{AttachMode, AttachPolicy, Attacher};
+pub use clock::monotonic_ns;
 pub use port_map::{CopyHints, PortMap, needs_full_copy};
 pub use reader::{SegmentSource, StopSignal, Wake};
 pub use stats::{CaptureStats, StatsSnapshot, UserCounters};

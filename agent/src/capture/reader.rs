@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tracing::trace;
 
+use super::clock::monotonic_ns;
 use super::loader::Ring;
 use super::port_map::CopyHints;
 use super::record;
@@ -248,17 +249,4 @@ impl SegmentSource {
         let held = self.rings.iter().map(RingReader::held).sum();
         self.counters.ring_held_bytes.store(held, Relaxed);
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (the clock of `bpf_ktime_get_ns`).
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
 }

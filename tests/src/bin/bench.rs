@@ -299,33 +299,84 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
         p.without = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
         p.iwi_without = bench::irq_work_interrupts() - i0;
 
-        let mut agent = h.agent()?;
-        bench::settle(Duration::from_millis(500));
-        let pid = agent.pid().context("agent pid")?;
-        let before = agent.scrape()?;
-        let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
-        let i0 = bench::irq_work_interrupts();
-        p.with = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
-        p.iwi_with = bench::irq_work_interrupts() - i0;
-        let want = api_requests(&before) + p.with.requests;
-        let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
-        let (r1, n1) = prog_totals(&agent);
-        for (name, ns) in bench::cpu_ns_by_thread(pid) {
-            let spent = ns.saturating_sub(t0.get(&name).copied().unwrap_or(0));
-            *p.threads.entry(name).or_default() += spent;
-        }
-        p.agent_cpu_ns = p.threads.values().sum();
-        p.bpf_runs = r1 - r0;
-        p.bpf_ns = n1 - n0;
-        p.transactions = api_requests(&after) - api_requests(&before);
-        p.lost = after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total");
-        p.ring_peak = after.count("apitap_ring_peak_bytes");
-        p.ring_capacity = after.count("apitap_ring_capacity_bytes");
-        p.rings = after.count("apitap_rings");
-        agent.terminate()?;
+        let r = agent_run(h, &apitap_bin(), &url, a.secs, false)?;
+        p.with = r.wrk;
+        p.iwi_with = r.iwi;
+        p.agent_cpu_ns = r.threads.values().sum();
+        p.threads = r.threads;
+        p.bpf_runs = r.bpf_runs;
+        p.bpf_ns = r.bpf_ns;
+        p.transactions = r.transactions;
+        p.lost = r.lost;
+        p.ring_peak = r.after.count("apitap_ring_peak_bytes");
+        p.ring_capacity = r.after.count("apitap_ring_capacity_bytes");
+        p.rings = r.after.count("apitap_rings");
         pairs.push(p);
     }
     Ok(pairs)
+}
+
+/// One wrk run with an agent started from `bin`.
+struct AgentRun {
+    wrk: Wrk,
+    /// The agent's CPU ns per thread from just before wrk until it had recorded every request.
+    threads: BTreeMap<String, u64>,
+    /// The agent's classifiers over the same span (bpf_stats): runs and ns.
+    bpf_runs: u64,
+    bpf_ns: u64,
+    /// The empty program's runs and ns on the agent's hook, when it was asked for and attached
+    /// (TCX).
+    empty: Option<(u64, u64)>,
+    /// IRQ-work interrupts during wrk.
+    iwi: u64,
+    transactions: u64,
+    lost: u64,
+    /// The agent's metrics once every request was recorded.
+    after: Metrics,
+}
+
+/// Starts the agent from `bin` (and with `empty` the empty program on its hook), lets it
+/// settle, runs wrk on `url` for `secs`, waits until the agent has recorded every request,
+/// and stops it.
+fn agent_run(h: &Host, bin: &Path, url: &str, secs: u32, empty: bool) -> Result<AgentRun> {
+    let mut agent = h.agent_bin(bin)?;
+    bench::settle(Duration::from_millis(500));
+    let empty = if empty {
+        EmptyProgram::attach(&h.ns, "lo").ok()
+    } else {
+        None
+    };
+    let pid = agent.pid().context("agent pid")?;
+    let before = agent.scrape()?;
+    let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
+    let e0 = empty.as_ref().map(EmptyProgram::stats);
+    let i0 = bench::irq_work_interrupts();
+    let wrk = bench::wrk(&h.ns, url, WRK_CONNECTIONS, secs)?;
+    let iwi = bench::irq_work_interrupts() - i0;
+    let want = api_requests(&before) + wrk.requests;
+    let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
+    let (r1, n1) = prog_totals(&agent);
+    let e1 = empty.as_ref().map(EmptyProgram::stats);
+    let threads = bench::cpu_ns_by_thread(pid)
+        .into_iter()
+        .map(|(name, ns)| {
+            let spent = ns.saturating_sub(t0.get(&name).copied().unwrap_or(0));
+            (name, spent)
+        })
+        .collect();
+    drop(empty);
+    agent.terminate()?;
+    Ok(AgentRun {
+        wrk,
+        threads,
+        bpf_runs: r1 - r0,
+        bpf_ns: n1 - n0,
+        empty: e0.zip(e1).map(|((c0, s0), (c1, s1))| (c1 - c0, s1 - s0)),
+        iwi,
+        transactions: api_requests(&after) - api_requests(&before),
+        lost: after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total"),
+        after,
+    })
 }
 
 /// One round of the control: the worst case without anything, with the agent, and with a
@@ -492,33 +543,15 @@ fn versus(h: &Host, a: &Args, first: &Path, other: &Path) -> Result<Vec<VersusRu
 }
 
 fn versus_run(h: &Host, a: &Args, build: usize, bin: &Path) -> Result<VersusRun> {
-    let agent = h.agent_bin(bin)?;
-    bench::settle(Duration::from_millis(500));
-    let empty = EmptyProgram::attach(&h.ns, "lo").ok();
-    let pid = agent.pid().context("agent pid")?;
-    let before = agent.scrape()?;
-    let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
-    let e0 = empty.as_ref().map(EmptyProgram::stats);
-    let wrk = bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, a.secs)?;
-    let want = api_requests(&before) + wrk.requests;
-    let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
-    let (r1, n1) = prog_totals(&agent);
-    let e1 = empty.as_ref().map(EmptyProgram::stats);
-    let cpu: u64 = bench::cpu_ns_by_thread(pid)
-        .iter()
-        .map(|(name, ns)| ns.saturating_sub(t0.get(name).copied().unwrap_or(0)))
-        .sum();
-    let transactions = api_requests(&after) - api_requests(&before);
+    let r = agent_run(h, bin, &h.url("/"), a.secs, true)?;
     let per_run = |runs: u64, ns: u64| ns as f64 / runs.max(1) as f64;
     Ok(VersusRun {
         build,
-        wrk,
-        classifier_ns: per_run(r1 - r0, n1 - n0),
-        empty_ns: e0
-            .zip(e1)
-            .map(|((c0, s0), (c1, s1))| per_run(c1 - c0, s1 - s0)),
-        agent_us: cpu as f64 / 1e3 / transactions.max(1) as f64,
-        lost: after.count("apitap_events_lost_total") - before.count("apitap_events_lost_total"),
+        classifier_ns: per_run(r.bpf_runs, r.bpf_ns),
+        empty_ns: r.empty.map(|(runs, ns)| per_run(runs, ns)),
+        agent_us: r.threads.values().sum::<u64>() as f64 / 1e3 / r.transactions.max(1) as f64,
+        lost: r.lost,
+        wrk: r.wrk,
     })
 }
 

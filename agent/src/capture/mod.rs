@@ -103,13 +103,14 @@ pub fn start(
 ) -> Result<(CaptureHandle, SegmentSource)> {
     preflight(cfg)?;
     let defaults = loader::LoadOptions::with_ring_bytes(cfg.ring_bytes);
+    let stack_stamps = cfg.stack_stamps && defaults.stack_stamps;
     let loaded = loader::load(&loader::LoadOptions {
         snap_len: cfg.snap_len,
-        stack_stamps: cfg.stack_stamps && defaults.stack_stamps,
+        stack_stamps,
         ..defaults
     })?;
     info!(
-        responses = if cfg.stack_stamps && defaults.stack_stamps {
+        responses = if stack_stamps {
             "their sender's departure time"
         } else {
             "a clock read"

@@ -335,6 +335,23 @@ struct AgentRun {
     after: Metrics,
 }
 
+impl AgentRun {
+    /// Kernel ns per classifier run.
+    fn classifier_ns(&self) -> f64 {
+        self.bpf_ns as f64 / self.bpf_runs.max(1) as f64
+    }
+
+    /// Kernel ns per run of the empty program, when it was attached.
+    fn empty_ns(&self) -> Option<f64> {
+        self.empty.map(|(runs, ns)| ns as f64 / runs.max(1) as f64)
+    }
+
+    /// Agent user + sys µs per transaction.
+    fn agent_us(&self) -> f64 {
+        self.threads.values().sum::<u64>() as f64 / 1e3 / self.transactions.max(1) as f64
+    }
+}
+
 /// Starts the agent from `bin` (and with `empty` the empty program on its hook), lets it
 /// settle, runs wrk on `url` for `secs`, waits until the agent has recorded every request,
 /// and stops it.
@@ -509,16 +526,10 @@ fn floor(h: &Host, a: &Args) -> Result<(f64, f64)> {
 }
 
 /// One run of the worst case with one build of the agent (`--vs`).
-#[derive(Debug, Clone)]
 struct VersusRun {
     /// 0: APITAP_BIN, 1: the `--vs` build.
     build: usize,
-    wrk: Wrk,
-    classifier_ns: f64,
-    /// The empty program on the same hook and packets (None without TCX).
-    empty_ns: Option<f64>,
-    agent_us: f64,
-    lost: u64,
+    run: AgentRun,
 }
 
 /// Two builds of the agent on the worst case, `rounds` rounds of four runs in ABBA order
@@ -543,16 +554,8 @@ fn versus(h: &Host, a: &Args, first: &Path, other: &Path) -> Result<Vec<VersusRu
 }
 
 fn versus_run(h: &Host, a: &Args, build: usize, bin: &Path) -> Result<VersusRun> {
-    let r = agent_run(h, bin, &h.url("/"), a.secs, true)?;
-    let per_run = |runs: u64, ns: u64| ns as f64 / runs.max(1) as f64;
-    Ok(VersusRun {
-        build,
-        classifier_ns: per_run(r.bpf_runs, r.bpf_ns),
-        empty_ns: r.empty.map(|(runs, ns)| per_run(runs, ns)),
-        agent_us: r.threads.values().sum::<u64>() as f64 / 1e3 / r.transactions.max(1) as f64,
-        lost: r.lost,
-        wrk: r.wrk,
-    })
+    let run = agent_run(h, bin, &h.url("/"), a.secs, true)?;
+    Ok(VersusRun { build, run })
 }
 
 /// One figure of a [`VersusRun`].
@@ -571,16 +574,17 @@ fn print_versus(a: &Args, first: &Path, other: &Path, runs: &[VersusRun]) {
         "| run | build | req/s | p99 | classifier ns/packet | empty program ns | agent µs/request | lost |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (i, r) in runs.iter().enumerate() {
+    for (i, v) in runs.iter().enumerate() {
+        let r = &v.run;
         println!(
             "| {} | {} | {:.0} | {:.0} µs | {:.0} | {} | {:.3} | {} |",
             i + 1,
-            ["A", "B"][r.build],
+            ["A", "B"][v.build],
             r.wrk.rps,
             r.wrk.p99_us,
-            r.classifier_ns,
-            r.empty_ns.map_or("-".into(), |e| format!("{e:.0}")),
-            r.agent_us,
+            r.classifier_ns(),
+            r.empty_ns().map_or("-".into(), |e| format!("{e:.0}")),
+            r.agent_us(),
             r.lost
         );
     }
@@ -598,9 +602,9 @@ fn print_versus(a: &Args, first: &Path, other: &Path, runs: &[VersusRun]) {
     println!("| figure | A median | B median | B − A per round (ABBA) |");
     println!("| --- | --- | --- | --- |");
     let rows: [(&str, Figure, usize); 3] = [
-        ("classifier ns/packet", &|r| r.classifier_ns, 0),
-        ("agent µs/request", &|r| r.agent_us, 3),
-        ("req/s", &|r| r.wrk.rps, 0),
+        ("classifier ns/packet", &|v| v.run.classifier_ns(), 0),
+        ("agent µs/request", &|v| v.run.agent_us(), 3),
+        ("req/s", &|v| v.run.wrk.rps, 0),
     ];
     for (name, f, digits) in rows {
         let d: Vec<String> = diffs(f).iter().map(|d| format!("{d:+.digits$}")).collect();

@@ -270,7 +270,7 @@ pub fn bounded_header(value: &[u8], max: usize) -> Option<Cow<'_, str>> {
         if trimmed.is_empty() {
             return None;
         }
-        return std::str::from_utf8(trimmed).ok().map(Cow::Borrowed);
+        return crate::ascii::as_str(trimmed).map(Cow::Borrowed);
     }
     let text = String::from_utf8_lossy(value);
     let clean: String = text

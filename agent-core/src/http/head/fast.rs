@@ -122,7 +122,7 @@ fn request_line(line: &[u8]) -> Option<RequestLine<'_>> {
         return None;
     }
     // Printable ASCII, so UTF-8: one check for both fields.
-    let line = std::str::from_utf8(line).ok()?;
+    let line = ascii::as_str(line)?;
     Some(RequestLine {
         method: &line[..sp],
         target: &line[sp + 1..sp + 1 + target.len()],

@@ -21,15 +21,17 @@ fn main() {
     let (stage, shape, reps) = match args.as_slice() {
         [_, stage, shape, reps] => (stage.as_str(), shape.as_str(), reps.parse().unwrap_or(1)),
         _ => {
-            eprintln!("usage: per_tx engine|pipeline keep_alive|conn_per_request REPS");
+            eprintln!("usage: per_tx engine|pipeline keep_alive|one_path|conn_per_request REPS");
             std::process::exit(2);
         }
     };
-    let (conns, per_conn) = match shape {
-        "conn_per_request" => (2_000, 1),
-        _ => (8, 1_250),
+    // `one_path`: every request the same, as from wrk or a health check (the bench's worst
+    // case); the others spread requests over `common::PATHS` paths.
+    let segs = match shape {
+        "conn_per_request" => common::traffic(2_000, 1),
+        "one_path" => common::traffic_over(8, 1_250, 1),
+        _ => common::traffic(8, 1_250),
     };
-    let segs = common::traffic(conns, per_conn);
     let started = Instant::now();
     let mut txs = 0u64;
     for _ in 0..reps {

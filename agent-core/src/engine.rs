@@ -46,6 +46,7 @@ pub use crate::http::{HeadLimits, HttpStats, ParseErrorReason};
 pub use crate::http2::{H2Config, H2Stats};
 pub use crate::identity::IdentityConfig;
 use crate::server::{PortNames, ResolveServer, Skip};
+use crate::spares::Spares;
 use crate::transaction::ConnMeta;
 use crate::{ErrorType, Segment, Transaction};
 
@@ -161,6 +162,7 @@ fn flow_ctx<'a>(
     cfg: &'a EngineConfig,
     stats: &'a mut EngineStats,
     out: &'a mut Vec<Transaction>,
+    spares: &'a mut Spares,
 ) -> flow::Ctx<'a> {
     flow::Ctx {
         limits: cfg.flow_limits(),
@@ -172,6 +174,7 @@ fn flow_ctx<'a>(
             http: &mut stats.http,
             h2_stats: &mut stats.h2,
             out,
+            spares,
         },
     }
 }
@@ -188,6 +191,8 @@ pub struct Engine {
     /// Connections that just ended, so late copies of their segments open no flow.
     closed: RecentlyClosed,
     resolver: Box<dyn ResolveServer>,
+    /// Finished records handed back by the pipeline ([`Engine::recycle`]).
+    spares: Spares,
 }
 
 impl Engine {
@@ -202,6 +207,7 @@ impl Engine {
             names: Names::new(),
             closed: RecentlyClosed::default(),
             resolver: Box::new(PortNames::default()),
+            spares: Spares::default(),
         }
     }
 
@@ -214,6 +220,13 @@ impl Engine {
     /// The configuration in use.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Takes back finished records (emptying `done`) for later requests to start from: a
+    /// field they share with the request keeps its `Arc`, so no reference count is written
+    /// (see [`crate::spares`]). Only records nobody reads any more belong here.
+    pub fn recycle(&mut self, done: &mut Vec<Transaction>) {
+        self.spares.give_back(done);
     }
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
@@ -272,7 +285,10 @@ impl Engine {
         let Some(flow) = self.flows.get_mut(idx) else {
             return;
         };
-        flow.ingest(seg, &mut flow_ctx(&self.cfg, &mut self.stats, out));
+        flow.ingest(
+            seg,
+            &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares),
+        );
         let closed = flow.is_closed().then(|| flow.stream_ends());
         self.account(idx);
         if let Some(ends) = closed {
@@ -340,7 +356,10 @@ impl Engine {
 
     fn evict(&mut self, idx: u32, error: ErrorType, out: &mut Vec<Transaction>) {
         if let Some(flow) = self.flows.get_mut(idx) {
-            flow.terminate(error, &mut flow_ctx(&self.cfg, &mut self.stats, out));
+            flow.terminate(
+                error,
+                &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares),
+            );
         }
         self.drop_flow(idx);
     }
@@ -386,7 +405,7 @@ impl Engine {
                 flow.release();
             }
             heap += flow.heap_bytes();
-            let mut cx = flow_ctx(&self.cfg, &mut self.stats, out);
+            let mut cx = flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares);
             flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);

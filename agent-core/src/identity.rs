@@ -237,7 +237,7 @@ impl ForwardedFor {
 }
 
 /// W3C traceparent → (trace id, parent span id), lowercase hex, validated.
-pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
+pub fn parse_traceparent(value: &[u8]) -> Option<(&str, &str)> {
     let v = std::str::from_utf8(value).ok()?.trim();
     let b = v.as_bytes();
     if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
@@ -258,7 +258,7 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(String, String)> {
     if trace.bytes().all(|c| c == b'0') || parent.bytes().all(|c| c == b'0') {
         return None;
     }
-    Some((trace.to_owned(), parent.to_owned()))
+    Some((trace, parent))
 }
 
 /// Header text kept for a record: lossy UTF-8, control characters dropped, at most `max` chars.

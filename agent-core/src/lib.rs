@@ -25,6 +25,7 @@ pub mod route;
 pub mod segment;
 pub mod series;
 pub mod server;
+pub mod spares;
 pub mod stream;
 pub mod synthetic;
 pub mod time;

@@ -116,6 +116,21 @@ fn a_keep_alive_request_on_a_known_path_allocates_nothing() {
 }
 
 #[test]
+fn a_request_with_an_id_and_trace_context_allocates_nothing() {
+    // Request and trace ids are kept as strings: a finished record's are reused
+    // (`agent_core::spares`), so only the engine alone, whose records are never handed
+    // back, allocates them.
+    let traffic = common::traffic_of(KEEP_ALIVE_CONNS, 2_000, 1, common::traced_request);
+    let engine = engine_per_tx(&traffic);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!(
+        "allocations per request with X-Request-ID and traceparent: engine {engine:.2}, pipeline {pipeline:.2}"
+    );
+    assert_eq!(engine, 3.0);
+    assert_eq!(pipeline, 0.0);
+}
+
+#[test]
 fn a_request_on_a_new_path_allocates_only_the_path() {
     let traffic = common::traffic(KEEP_ALIVE_CONNS, 2_000);
     let engine = engine_per_tx(&traffic);

@@ -30,6 +30,7 @@ use crate::http::startline::{plausible_request_start, plausible_status_start};
 use crate::http::{self, HeadLimits, HttpConn, HttpStats};
 use crate::http2::{self, H2Config, H2Conn, H2Stats, frame, reader};
 use crate::identity::IdentityConfig;
+use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Transaction};
@@ -59,6 +60,8 @@ pub struct Ctx<'a> {
     pub http: &'a mut HttpStats,
     pub h2_stats: &'a mut H2Stats,
     pub out: &'a mut Vec<Transaction>,
+    /// Finished records for new requests to start from.
+    pub spares: &'a mut Spares,
 }
 
 /// Pieces of a joined flow that may show neither protocol before HTTP/1.x takes it.
@@ -193,6 +196,7 @@ impl Protocol {
                     identity: cx.identity,
                     meta,
                     out: cx.out,
+                    spares: cx.spares,
                 };
                 if let Some(offset) = peer_ack {
                     conn.peer_ack(dir, offset);
@@ -240,6 +244,7 @@ impl Protocol {
                 identity: cx.identity,
                 meta,
                 out: cx.out,
+                spares: cx.spares,
             };
             conn.expire(now, timeout_ns, &mut hx, cx.http);
         }
@@ -257,6 +262,7 @@ impl Protocol {
                 identity: cx.identity,
                 meta,
                 out: cx.out,
+                spares: cx.spares,
             };
             conn.close(error, ts, &mut hx, cx.http);
         }

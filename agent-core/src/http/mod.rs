@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::identity::IdentityConfig;
+use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Transaction};
@@ -32,6 +33,8 @@ pub struct Ctx<'a> {
     pub identity: &'a IdentityConfig,
     pub meta: &'a ConnMeta,
     pub out: &'a mut Vec<Transaction>,
+    /// Finished records for new requests to start from.
+    pub spares: &'a mut Spares,
 }
 
 /// A request waiting for its response. `emitted` entries are tombstones of requests already

@@ -6,6 +6,7 @@ use super::head::{self, BodyKind};
 use super::startline;
 use super::stats::{HttpStats, ParseErrorReason};
 use super::{Ctx, Mode, Pending, Shared};
+use crate::spares::Leftovers;
 use crate::{ErrorType, Transaction};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -143,8 +144,10 @@ impl ReqSide<'_, '_> {
         let (path, query) = head::split_target(info.target, &self.cx.identity.redact_keys);
         let head_method = info.method == "HEAD";
         let connect = info.method == "CONNECT";
-        // Queued first and completed where it lies: a 400-byte record is not moved twice.
-        let id = self.push(self.new_tx(meta.start_ts), head_method, connect, false);
+        // Started from a finished record (see `crate::spares`), queued, and completed where it
+        // lies: a 400-byte record is not moved twice.
+        let (tx, left) = self.cx.spares.take(self.cx.meta, meta.start_ts);
+        let id = self.push(tx, head_method, connect, false);
         self.s.cur_req = Some(id);
         let s = &mut *self.s;
         let Some(tx) = s.queue.back_mut().map(|p| &mut p.tx) else {
@@ -159,18 +162,22 @@ impl ReqSide<'_, '_> {
             tx.client_id = Some(Arc::from(ip.to_string()));
         }
         let recent = &mut s.recent;
-        tx.path = Some(recent.path.share(path));
-        tx.query = query.map(|q| recent.query.share(&q));
+        tx.path = Some(Leftovers::text(left.path, path, |p| recent.path.share(p)));
+        tx.query = query.map(|q| Leftovers::text(left.query, &q, |q| recent.query.share(q)));
         tx.version = Some(if info.minor_version == 0 {
             "1.0"
         } else {
             "1.1"
         });
-        tx.user_agent = info.user_agent.map(|ua| recent.user_agent.share(&ua));
-        tx.request_id = info.request_id.map(Cow::into_owned);
+        tx.user_agent = info
+            .user_agent
+            .map(|ua| Leftovers::text(left.user_agent, &ua, |ua| recent.user_agent.share(ua)));
+        tx.request_id = info
+            .request_id
+            .map(|id| Leftovers::string(left.request_id, &id));
         if let Some((trace, parent)) = info.trace {
-            tx.trace_id = Some(trace);
-            tx.parent_span_id = Some(parent);
+            tx.trace_id = Some(Leftovers::string(left.trace_id, trace));
+            tx.parent_span_id = Some(Leftovers::string(left.parent_span_id, parent));
         }
         tx.request_wire_bytes = meta.head_len;
         tx.request_body_size = Some(0);

@@ -56,7 +56,10 @@ impl Head {
                 self.request_id = identity::bounded_header(value, identity::MAX_REQUEST_ID_CHARS)
                     .map(Cow::into_owned);
             }
-            b"traceparent" => self.trace = identity::parse_traceparent(value),
+            b"traceparent" => {
+                self.trace =
+                    identity::parse_traceparent(value).map(|(t, p)| (t.to_owned(), p.to_owned()));
+            }
             b"authorization" => {
                 if self.sub_id.is_none() {
                     self.sub_id = identity::jwt_subject(value);

@@ -69,15 +69,18 @@ impl Pipeline {
     }
 
     /// Routes, aggregates and hands on every transaction where it lies (a transaction is a
-    /// few hundred bytes: moving each out of the vector was a copy per request), then empties
-    /// the vector, keeping its capacity.
+    /// few hundred bytes: moving each out of the vector was a copy per request), then gives
+    /// them back, routes to the router and records to the engine, for later requests to start
+    /// from (no reference count written for what they share; see [`crate::spares`]). The
+    /// vector is left empty with its capacity.
     fn drain(&mut self, sink: &mut impl FnMut(&Transaction)) {
         for tx in &mut self.scratch {
             self.router.route(tx);
             self.aggregator.record(tx);
             sink(tx);
+            self.router.give_back(tx.route.take());
         }
-        self.scratch.clear();
+        self.engine.recycle(&mut self.scratch);
     }
 
     /// An immutable view of everything aggregated so far, as of `now_ns` (wall clock when

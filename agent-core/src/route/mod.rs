@@ -22,6 +22,7 @@ pub mod recent;
 pub use method::{METHODS, method_index, normalize_method};
 
 use crate::export::{MetricKind, MetricRow, SelfMetric, table_samples};
+use crate::spares::SpareText;
 use crate::transaction::{ErrorType, Transaction};
 use learned::LearnedTree;
 use pattern::{PatternSet, segments};
@@ -83,6 +84,8 @@ pub struct Router {
     /// Recent paths' templates; a known path's template changes only at a collapse in the
     /// learned tree (the cache's generation) or when patterns or state are loaded (emptied).
     recent: RecentRoutes,
+    /// Templates handed back from finished records ([`Router::give_back`]).
+    spare: SpareText,
 }
 
 impl Router {
@@ -99,6 +102,7 @@ impl Router {
             unmatched: 0,
             unmatched_label: Arc::from(UNMATCHED),
             recent: RecentRoutes::default(),
+            spare: SpareText::default(),
         })
     }
 
@@ -149,8 +153,9 @@ impl Router {
         if !learn {
             return self.template(path, false);
         }
-        let miss = match self.recent.get(path, self.generation()) {
-            Ok(t) => return t,
+        let generation = self.generation();
+        let miss = match self.recent.get(path, generation) {
+            Ok(t) => return self.spare.share(t),
             Err(miss) => miss,
         };
         let limit_hits = self.learned.stats().node_limit_hits;
@@ -160,6 +165,12 @@ impl Router {
             self.recent.put(miss, path, &t, self.generation());
         }
         t
+    }
+
+    /// Takes back the route of a record nobody reads any more, for a later record with the
+    /// same template (see [`crate::spares`]).
+    pub fn give_back(&mut self, route: Option<Arc<str>>) {
+        self.spare.give_back(route);
     }
 
     fn generation(&self) -> u64 {

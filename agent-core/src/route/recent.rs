@@ -65,7 +65,7 @@ impl Default for RecentRoutes {
 impl RecentRoutes {
     /// The template kept for `path`, if its slot holds it and `generation` is the one the
     /// slots were filled in (otherwise the slots are emptied first).
-    pub fn get(&mut self, path: &str, generation: u64) -> Result<Arc<str>, Miss> {
+    pub fn get(&mut self, path: &str, generation: u64) -> Result<&Arc<str>, Miss> {
         if generation != self.generation {
             self.clear(generation);
         }
@@ -75,7 +75,7 @@ impl RecentRoutes {
         let hash = self.hasher.hash_one(path);
         match &self.slots[hash as usize & (SLOTS - 1)].kept {
             // The hash first: the kept path's bytes are read only when it is likely the one.
-            Some(k) if k.hash == hash && same(&k.path, path) => Ok(Arc::clone(&k.template)),
+            Some(k) if k.hash == hash && same(&k.path, path) => Ok(&k.template),
             _ => Err(Miss { hash: Some(hash) }),
         }
     }

@@ -55,6 +55,19 @@ pub fn request(i: usize, paths: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// [`request`] from a client that names each request and carries trace context: an
+/// `X-Request-ID` and a W3C `traceparent`, both different for every request.
+pub fn traced_request(i: usize, paths: usize) -> Vec<u8> {
+    format!(
+        "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: sdk/1\r\n\
+         X-Request-ID: req-{i:08}\r\ntraceparent: 00-{:032x}-{:016x}-01\r\n\r\n",
+        i % paths.max(1),
+        i + 1,
+        i + 1,
+    )
+    .into_bytes()
+}
+
 pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
 
 /// One connection's sequence numbers while generating.
@@ -108,6 +121,16 @@ pub fn traffic(connections: usize, per_conn: usize) -> Vec<Owned> {
 
 /// [`traffic`] over `paths` distinct paths.
 pub fn traffic_over(connections: usize, per_conn: usize, paths: usize) -> Vec<Owned> {
+    traffic_of(connections, per_conn, paths, request)
+}
+
+/// [`traffic_over`] with requests made by `request` (from the exchange's number and `paths`).
+pub fn traffic_of(
+    connections: usize,
+    per_conn: usize,
+    paths: usize,
+    request: fn(usize, usize) -> Vec<u8>,
+) -> Vec<Owned> {
     let mut segs = Vec::with_capacity(connections * (2 * per_conn + 5));
     let mut ts = T0;
     let mut conns: Vec<Conn> = (0..connections).map(Conn::new).collect();

@@ -77,7 +77,8 @@ pub struct RequestInfo<'h> {
     pub minor_version: u8,
     pub user_agent: Option<Cow<'h, str>>,
     pub request_id: Option<Cow<'h, str>>,
-    pub trace: Option<(String, String)>,
+    /// Trace and parent span ids of a valid W3C traceparent.
+    pub trace: Option<(&'h str, &'h str)>,
     /// `key:…` or `sub:…` (the IP fallback is applied by the caller).
     pub client_id: Option<String>,
     pub forwarded_for: identity::ForwardedFor,

@@ -1,0 +1,324 @@
+//! Finished records kept for the next requests to start from.
+//!
+//! A record holds shared text (`Arc<str>`: service, client, path, user agent, route) and an
+//! `Arc` of the server's attribution. Every clone and every drop of an `Arc` is an atomic
+//! read-modify-write on a count other threads may touch: about ten per request, and the five
+//! decrements of dropping a record alone were 4 % of the analysis thread (perf, worst case of
+//! `cargo xtask bench`). So the pipeline hands its records back once they were routed,
+//! aggregated and handed on ([`Spares::give_back`], through `Engine::recycle`), and a request
+//! starts from one of them ([`Spares::take`]):
+//! - a field that is the same as in the old record keeps the old `Arc` (no count written):
+//!   the connection's service, attribution and client, compared by pointer;
+//! - the old path, query and user agent come back as [`Leftovers`], and the request keeps one
+//!   only when its own value is the same text ([`Leftovers::text`]);
+//! - request and trace ids reuse the old strings' buffers ([`Leftovers::string`]): no
+//!   allocation per request that carries them.
+//!
+//! Everything else is written fresh, field by field (the record is taken apart by an
+//! exhaustive pattern, so a field added to [`Transaction`] does not compile until it is
+//! handled here): nothing of an old request can leak into a new one. At most [`MAX_SPARES`]
+//! records are kept; the rest are dropped as before.
+
+use std::sync::Arc;
+
+use crate::transaction::{ConnMeta, Transaction};
+
+/// Records kept for reuse. A handful suffices: records come back after every drain, and a
+/// drain finishes a few requests at a time.
+pub const MAX_SPARES: usize = 32;
+
+/// The kept records (see the module doc).
+#[derive(Debug, Default)]
+pub struct Spares {
+    kept: Vec<Transaction>,
+}
+
+impl Spares {
+    /// A record of `meta`'s connection whose first request byte came at `start_ns`, with
+    /// nothing else known yet (as [`ConnMeta::transaction`]), and what its old self held.
+    pub fn take(&mut self, meta: &ConnMeta, start_ns: u64) -> (Transaction, Leftovers) {
+        match self.kept.pop() {
+            Some(old) => renew(old, meta, start_ns),
+            None => (meta.transaction(start_ns), Leftovers::default()),
+        }
+    }
+
+    /// Keeps finished records (up to [`MAX_SPARES`]) and empties `done`.
+    pub fn give_back(&mut self, done: &mut Vec<Transaction>) {
+        let room = MAX_SPARES.saturating_sub(self.kept.len());
+        done.truncate(room);
+        self.kept.append(done);
+    }
+
+    /// Records kept now.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+}
+
+/// Shared text handed back from finished records, moved into a new record instead of cloned
+/// when it is the very `Arc` wanted (no count written). The route stage keeps its templates
+/// here: a handful of endpoints make up most traffic at any moment.
+#[derive(Debug, Default, Clone)]
+pub struct SpareText {
+    kept: Vec<Arc<str>>,
+}
+
+/// Shared texts kept by a [`SpareText`]; a full one drops its oldest.
+pub const MAX_SPARE_TEXTS: usize = 16;
+
+impl SpareText {
+    /// `wanted` itself: a kept one (latest first) when there is one, else a clone.
+    pub fn share(&mut self, wanted: &Arc<str>) -> Arc<str> {
+        match self.kept.iter().rposition(|k| Arc::ptr_eq(k, wanted)) {
+            Some(i) => self.kept.swap_remove(i),
+            None => Arc::clone(wanted),
+        }
+    }
+
+    /// Keeps `text` for a later [`share`](Self::share).
+    pub fn give_back(&mut self, text: Option<Arc<str>>) {
+        let Some(text) = text else { return };
+        if self.kept.len() == MAX_SPARE_TEXTS {
+            self.kept.remove(0);
+        }
+        self.kept.push(text);
+    }
+}
+
+/// Text an old record held that a new request may keep when its own is the same.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    pub path: Option<Arc<str>>,
+    pub query: Option<Arc<str>>,
+    pub user_agent: Option<Arc<str>>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    pub parent_span_id: Option<String>,
+}
+
+impl Leftovers {
+    /// `value` as shared text: the old `Arc` when it holds the same text, else `share`'s.
+    pub fn text(
+        old: Option<Arc<str>>,
+        value: &str,
+        share: impl FnOnce(&str) -> Arc<str>,
+    ) -> Arc<str> {
+        match old {
+            Some(old) if *old == *value => old,
+            _ => share(value),
+        }
+    }
+
+    /// `value` in the old string's buffer when there is one.
+    pub fn string(old: Option<String>, value: &str) -> String {
+        match old {
+            Some(mut s) => {
+                s.clear();
+                s.push_str(value);
+                s
+            }
+            None => value.to_owned(),
+        }
+    }
+}
+
+/// `Arc` `kept` when it is `wanted` itself, else a clone of `wanted`.
+fn same_or_clone<T: ?Sized>(kept: Arc<T>, wanted: &Arc<T>) -> Arc<T> {
+    if Arc::ptr_eq(&kept, wanted) {
+        kept
+    } else {
+        Arc::clone(wanted)
+    }
+}
+
+fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Leftovers) {
+    // Exhaustive on purpose: every field is either renewed from `meta` or handed back.
+    let Transaction {
+        start_ns: _,
+        method: _,
+        path,
+        query,
+        route: _,
+        status: _,
+        version: _,
+        duration_ns: _,
+        ttfb_ns: _,
+        request_body_size: _,
+        response_body_size: _,
+        request_wire_bytes: _,
+        response_wire_bytes: _,
+        client: _,
+        server: _,
+        service,
+        attribution,
+        user_agent,
+        client_id,
+        request_id,
+        trace_id,
+        parent_span_id,
+        error: _,
+        rpc: _,
+    } = old;
+    let attribution = match (attribution, &meta.attribution) {
+        (Some(kept), Some(wanted)) => Some(same_or_clone(kept, wanted)),
+        (_, wanted) => wanted.clone(),
+    };
+    let client_id = match client_id {
+        Some(kept) => same_or_clone(kept, &meta.client_ip),
+        None => Arc::clone(&meta.client_ip),
+    };
+    let tx = Transaction {
+        start_ns,
+        method: None,
+        path: None,
+        query: None,
+        route: None,
+        status: None,
+        version: None,
+        duration_ns: None,
+        ttfb_ns: None,
+        request_body_size: None,
+        response_body_size: None,
+        request_wire_bytes: 0,
+        response_wire_bytes: 0,
+        client: Some(meta.client),
+        server: Some(meta.server),
+        service: same_or_clone(service, &meta.service),
+        attribution,
+        user_agent: None,
+        client_id: Some(client_id),
+        request_id: None,
+        trace_id: None,
+        parent_span_id: None,
+        error: None,
+        rpc: None,
+    };
+    let left = Leftovers {
+        path,
+        query,
+        user_agent,
+        request_id,
+        trace_id,
+        parent_span_id,
+    };
+    (tx, left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ErrorType, Rpc};
+    use std::net::SocketAddr;
+
+    fn meta(client: &str, service: &str) -> ConnMeta {
+        let client: SocketAddr = client.parse().expect("address");
+        ConnMeta {
+            client,
+            server: "10.0.0.1:80".parse().expect("address"),
+            service: Arc::from(service),
+            attribution: None,
+            client_ip: Arc::from(client.ip().to_string()),
+        }
+    }
+
+    /// A finished record with every field set.
+    fn finished(m: &ConnMeta) -> Transaction {
+        Transaction {
+            method: Some("POST".into()),
+            path: Some(Arc::from("/a")),
+            query: Some(Arc::from("q=1")),
+            route: Some(Arc::from("/a")),
+            status: Some(500),
+            version: Some("1.1"),
+            duration_ns: Some(5),
+            ttfb_ns: Some(4),
+            request_body_size: Some(3),
+            response_body_size: Some(2),
+            request_wire_bytes: 10,
+            response_wire_bytes: 20,
+            user_agent: Some(Arc::from("curl")),
+            request_id: Some("r-1".into()),
+            trace_id: Some("t".into()),
+            parent_span_id: Some("p".into()),
+            error: Some(ErrorType::Timeout),
+            rpc: Some(Box::new(Rpc::default())),
+            ..m.transaction(1)
+        }
+    }
+
+    #[test]
+    fn a_renewed_record_is_a_fresh_one_of_its_connection() {
+        let (a, b) = (meta("10.0.0.2:1000", "api"), meta("10.0.0.3:2000", "web"));
+        let mut spares = Spares::default();
+        spares.give_back(&mut vec![finished(&a)]);
+        let (tx, left) = spares.take(&b, 7);
+        assert_eq!(tx, b.transaction(7));
+        assert_eq!(left.path.as_deref(), Some("/a"));
+        assert_eq!(left.request_id.as_deref(), Some("r-1"));
+        assert!(spares.is_empty());
+    }
+
+    #[test]
+    fn the_same_connection_fields_keep_their_arcs() {
+        let m = meta("10.0.0.2:1000", "api");
+        let mut spares = Spares::default();
+        spares.give_back(&mut vec![finished(&m)]);
+        let (tx, _) = spares.take(&m, 7);
+        assert!(Arc::ptr_eq(&tx.service, &m.service));
+        assert!(Arc::ptr_eq(
+            tx.client_id.as_ref().expect("client"),
+            &m.client_ip
+        ));
+        // The meta's own, the record's: nothing else holds the service.
+        assert_eq!(Arc::strong_count(&m.service), 2);
+    }
+
+    #[test]
+    fn leftovers_are_kept_only_for_the_same_text() {
+        let old: Arc<str> = Arc::from("/a");
+        let kept = Leftovers::text(Some(Arc::clone(&old)), "/a", |_| unreachable!());
+        assert!(Arc::ptr_eq(&kept, &old));
+        let other = Leftovers::text(Some(old), "/b", |t| Arc::from(t));
+        assert_eq!(&*other, "/b");
+        let mut s = String::with_capacity(64);
+        s.push_str("old id");
+        let ptr = s.as_ptr();
+        let reused = Leftovers::string(Some(s), "new");
+        assert_eq!((reused.as_str(), reused.as_ptr()), ("new", ptr));
+    }
+
+    #[test]
+    fn spare_text_hands_back_the_same_arc_and_stays_bounded() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("/a"), Arc::from("/b"));
+        let mut spare = SpareText::default();
+        spare.give_back(Some(Arc::clone(&a)));
+        assert_eq!(Arc::strong_count(&a), 2);
+        let got = spare.share(&a);
+        assert!(Arc::ptr_eq(&got, &a));
+        // Moved out, not cloned: still two owners.
+        assert_eq!(Arc::strong_count(&a), 2);
+        let other = spare.share(&b);
+        assert!(Arc::ptr_eq(&other, &b));
+        for _ in 0..MAX_SPARE_TEXTS + 3 {
+            spare.give_back(Some(Arc::clone(&b)));
+        }
+        assert_eq!(spare.kept.len(), MAX_SPARE_TEXTS);
+    }
+
+    #[test]
+    fn at_most_max_spares_are_kept() {
+        let m = meta("10.0.0.2:1000", "api");
+        let mut spares = Spares::default();
+        let mut done: Vec<Transaction> = (0..MAX_SPARES + 5).map(|_| m.transaction(0)).collect();
+        spares.give_back(&mut done);
+        assert!(done.is_empty());
+        assert_eq!(spares.len(), MAX_SPARES);
+        spares.give_back(&mut vec![m.transaction(0)]);
+        assert_eq!(spares.len(), MAX_SPARES);
+    }
+}

@@ -20,7 +20,7 @@ use crate::alert::AlertManager;
 use crate::capture::{CopyHints, SegmentSource, Wake};
 use crate::discovery::Retirement;
 use crate::reqlog::{RecentRequests, RequestLogHandle};
-use crate::store::UsageStore;
+use crate::store::{Recorder, UsageStore};
 
 /// How often snapshots are published and time-based work (timeouts, eviction) runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -60,8 +60,8 @@ pub struct Sinks {
 }
 
 impl Sinks {
-    fn accept(&self, t: &Transaction) {
-        self.store.record(t);
+    fn accept(&self, t: &Transaction, usage: &mut Recorder) {
+        usage.record(t);
         if let Some(log) = &self.log {
             log.record(t);
         }
@@ -105,6 +105,7 @@ pub fn spawn(
             let mut next_tick = Instant::now() + TICK;
             let mut last_save = Instant::now();
             let mut interval = DRAIN_MAX;
+            let mut usage = sinks.store.recorder();
             let mut retired = 0u64;
             let mut ticks = 0u64;
             // Every metric family is in the exposition from the first scrape on.
@@ -112,7 +113,9 @@ pub fn spawn(
             loop {
                 let until_tick = next_tick.saturating_duration_since(Instant::now());
                 let stop = source.wait(interval.min(until_tick)) == Wake::Stop;
-                let mut sink = |t: &Transaction| accept(t, &mut series, hints.as_mut(), &sinks);
+                let mut sink = |t: &Transaction| {
+                    accept(t, &mut series, hints.as_mut(), &sinks, &mut usage);
+                };
                 let mut records = 0;
                 loop {
                     let d = source.drain(SLICE, stop, |seg| pipeline.ingest(seg, &mut sink));
@@ -156,9 +159,14 @@ pub fn spawn(
                         });
                     }
                 }
+                // What this drain counted reaches the store's next flush.
+                usage.settle();
             }
             debug!("capture stopped: flushing pending requests");
-            pipeline.finish(&mut |t: &Transaction| accept(t, &mut series, hints.as_mut(), &sinks));
+            pipeline.finish(&mut |t: &Transaction| {
+                accept(t, &mut series, hints.as_mut(), &sinks, &mut usage);
+            });
+            usage.settle();
             publish(&mut pipeline, &series, retired, &out);
             pipeline.router().learned_state()
         })
@@ -196,12 +204,18 @@ fn trim_heap() {
 
 /// One transaction: the live series, the copy hints (servers whose messages heads alone do
 /// not frame get copied in full), then the sinks.
-fn accept(t: &Transaction, series: &mut SeriesRing, hints: Option<&mut CopyHints>, sinks: &Sinks) {
+fn accept(
+    t: &Transaction,
+    series: &mut SeriesRing,
+    hints: Option<&mut CopyHints>,
+    sinks: &Sinks,
+    usage: &mut Recorder,
+) {
     series.record_transaction(t);
     if let Some(h) = hints {
         h.observe(t);
     }
-    sinks.accept(t);
+    sinks.accept(t, usage);
 }
 
 /// The next drain interval: a drain that found more than a slice comes sooner, one that

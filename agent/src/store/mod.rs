@@ -24,11 +24,45 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pending::Pending;
+use pending::{Pending, Run};
 use remote::Remote;
 
 /// Counts by date (`YYYY-MM-DD`) then by field (`{endpoint}:{METHOD}` or client).
 pub type Usage = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// Counts one thread's transactions without taking the store's lock for each: consecutive
+/// transactions with the same increments (a keep-alive client on one endpoint) form a run
+/// kept here, and the lock is taken when a run ends or at [`Recorder::settle`]. The analysis
+/// thread settles after every drain (every 2–10 ms under load), so a flush or a query misses
+/// at most that last drain's transactions, and the next one has them. A lock taken and given
+/// back is two atomic writes, per transaction before this.
+pub struct Recorder {
+    store: UsageStore,
+    run: Run,
+}
+
+impl Recorder {
+    /// Counts one transaction.
+    pub fn record(&mut self, t: &Transaction) {
+        if !self.run.join(t) {
+            self.settle();
+            self.run.start(t);
+        }
+    }
+
+    /// Hands the current run to the store.
+    pub fn settle(&mut self) {
+        if !self.run.is_empty() {
+            self.store.pending().add_run(&mut self.run);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum StoreError {
@@ -171,6 +205,14 @@ impl UsageStore {
     /// Counts one transaction (three increments); never blocks on I/O.
     pub fn record(&self, t: &Transaction) {
         self.pending().record(t);
+    }
+
+    /// A recorder for one thread's transactions (see [`Recorder`]).
+    pub fn recorder(&self) -> Recorder {
+        Recorder {
+            store: self.clone(),
+            run: Run::empty(),
+        }
     }
 
     /// Writes everything pending; returns the number of keys written. On failure the batch is

@@ -37,7 +37,7 @@ pub struct Pending {
 /// client field. A transaction is compared with the run's fields where they lie, so joining a
 /// run writes nothing, and starting one writes the fields into the buffers of the last.
 #[derive(Debug)]
-struct Run {
+pub struct Run {
     hour: Group,
     /// `{endpoint}:{METHOD}`.
     endpoint_field: String,
@@ -48,7 +48,7 @@ struct Run {
 }
 
 impl Run {
-    fn empty() -> Run {
+    pub fn empty() -> Run {
         Run {
             hour: Group::hourly(0),
             endpoint_field: String::new(),
@@ -59,7 +59,7 @@ impl Run {
     }
 
     /// Starts a run at `t`.
-    fn start(&mut self, t: &Transaction) {
+    pub fn start(&mut self, t: &Transaction) {
         self.hour = Group::hourly(t.start_ns);
         endpoint_field(t, &mut self.endpoint_field);
         client_field(t, &mut self.client_field);
@@ -68,6 +68,18 @@ impl Run {
             ClientPart::Text(_) => None,
         };
         self.count = 1;
+    }
+
+    /// Counts `t` in the run when it makes the same three increments.
+    pub fn join(&mut self, t: &Transaction) -> bool {
+        let same = self.is_of(t);
+        self.count += u64::from(same);
+        same
+    }
+
+    /// No transaction counted since the run was last added to the maps.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
     }
 
     /// `t` makes the same three increments.
@@ -99,9 +111,7 @@ impl Pending {
 
     /// The three increments of one transaction.
     pub fn record(&mut self, t: &Transaction) {
-        if self.run.is_of(t) {
-            self.run.count += 1;
-        } else {
+        if !self.run.join(t) {
             self.settle();
             self.run.start(t);
         }
@@ -109,11 +119,19 @@ impl Pending {
 
     /// Adds the run's increments to the maps; the run is empty after.
     fn settle(&mut self) {
-        let n = std::mem::take(&mut self.run.count);
+        let mut run = std::mem::replace(&mut self.run, Run::empty());
+        self.add_run(&mut run);
+        // The buffers go back for the next run.
+        self.run = run;
+    }
+
+    /// Adds the increments of `run` (this map's own, or a thread's [`super::Recorder`]'s) to
+    /// the maps; `run` is empty after, its buffers kept.
+    pub fn add_run(&mut self, run: &mut Run) {
+        let n = std::mem::take(&mut run.count);
         if n == 0 {
             return;
         }
-        let run = std::mem::replace(&mut self.run, Run::empty());
         let day = |family| Group {
             family,
             hour: 0,
@@ -122,8 +140,6 @@ impl Pending {
         self.add(run.hour, &run.endpoint_field, n);
         self.add(day(Family::Daily), &run.endpoint_field, n);
         self.add(day(Family::DailyClient), &run.client_field, n);
-        // The buffers go back for the next run.
-        self.run = Run { count: 0, ..run };
     }
 
     /// Adds `n` to `field` of `group`; returns false (and counts `n` as dropped) when the field

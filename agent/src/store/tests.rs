@@ -71,6 +71,37 @@ fn usage_includes_increments_not_yet_flushed() {
 }
 
 #[test]
+fn a_recorder_counts_runs_once_settled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = now_ns();
+    let today = utc_date(now);
+    rt().block_on(async {
+        let store = UsageStore::embedded(dir.path(), StoreOptions::default()).expect("open");
+        let mut usage = store.recorder();
+        for _ in 0..3 {
+            usage.record(&tx("/a", "GET", "c", now));
+        }
+        // A run still open on the recording thread is not in the store yet.
+        assert_eq!(store.flush().await.expect("flush"), 0);
+        // A different transaction ends the run: the first three reach the store.
+        usage.record(&tx("/b", "GET", "d", now));
+        let seen = store.usage(UsageKind::Endpoints, 1).await.expect("usage");
+        assert_eq!(seen[&today]["/a:GET"], 3);
+        assert!(!seen[&today].contains_key("/b:GET"));
+        usage.record(&tx("/b", "GET", "d", now));
+        usage.settle();
+        // Settled twice in a row: counted once.
+        usage.settle();
+        let seen = store.usage(UsageKind::Endpoints, 1).await.expect("usage");
+        assert_eq!(seen[&today]["/b:GET"], 2);
+        usage.record(&tx("/b", "GET", "d", now));
+        drop(usage);
+        let clients = store.usage(UsageKind::Clients, 1).await.expect("clients");
+        assert_eq!((clients[&today]["c"], clients[&today]["d"]), (3, 3));
+    });
+}
+
+#[test]
 fn flush_prunes_beyond_retention() {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = now_ns();

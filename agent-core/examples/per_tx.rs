@@ -21,7 +21,9 @@ fn main() {
     let (stage, shape, reps) = match args.as_slice() {
         [_, stage, shape, reps] => (stage.as_str(), shape.as_str(), reps.parse().unwrap_or(1)),
         _ => {
-            eprintln!("usage: per_tx engine|pipeline keep_alive|one_path|conn_per_request REPS");
+            eprintln!(
+                "usage: per_tx engine|pipeline keep_alive|one_path|bearer|api_key|traced|conn_per_request REPS"
+            );
             std::process::exit(2);
         }
     };
@@ -30,6 +32,9 @@ fn main() {
     let segs = match shape {
         "conn_per_request" => common::traffic(2_000, 1),
         "one_path" => common::traffic_over(8, 1_250, 1),
+        "bearer" => common::traffic_of(8, 1_250, 1, common::bearer_request),
+        "api_key" => common::traffic_of(8, 1_250, 1, common::keyed_request),
+        "traced" => common::traffic_of(8, 1_250, 1, common::traced_request),
         _ => common::traffic(8, 1_250),
     };
     let started = Instant::now();

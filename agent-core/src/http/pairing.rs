@@ -153,8 +153,8 @@ impl ReqSide<'_, '_> {
         let Some(tx) = s.queue.back_mut().map(|p| &mut p.tx) else {
             return HeadVerdict::Body(parsed.body);
         };
-        if let Some(id) = info.client_id {
-            tx.client_id = Some(Arc::from(id));
+        if let Some(id) = info.credential.and_then(|c| s.recent.client.id(c)) {
+            tx.client_id = Some(id);
         } else if let Some(ip) = info
             .forwarded_for
             .client(tx.client.map(|a| a.ip()), self.cx.identity)

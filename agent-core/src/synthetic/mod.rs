@@ -68,6 +68,29 @@ pub fn traced_request(i: usize, paths: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A signed JWT (HS256) whose `sub` is `user-1234`, as an identity provider issues them.
+pub const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTEyMzQiLCJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZSIsImF1ZCI6ImFwaSIsImlhdCI6MTc2NDU0NzIwMCwiZXhwIjoxNzY0NTUwODAwLCJzY29wZSI6InJlYWQgd3JpdGUifQ.AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+/// [`request`] from a client that authenticates with a bearer token ([`JWT`]).
+pub fn bearer_request(i: usize, paths: usize) -> Vec<u8> {
+    format!(
+        "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: sdk/1\r\n\
+         Authorization: Bearer {JWT}\r\n\r\n",
+        i % paths.max(1),
+    )
+    .into_bytes()
+}
+
+/// [`request`] from a client that authenticates with an API key (`X-API-Key`).
+pub fn keyed_request(i: usize, paths: usize) -> Vec<u8> {
+    format!(
+        "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: sdk/1\r\n\
+         X-API-Key: sk_live_4eC39HqLyjWDarjtT1zdp7dc\r\n\r\n",
+        i % paths.max(1),
+    )
+    .into_bytes()
+}
+
 pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
 
 /// One connection's sequence numbers while generating.

@@ -79,10 +79,32 @@ pub struct RequestInfo<'h> {
     pub request_id: Option<Cow<'h, str>>,
     /// Trace and parent span ids of a valid W3C traceparent.
     pub trace: Option<(&'h str, &'h str)>,
-    /// `key:…` or `sub:…` (the IP fallback is applied by the caller).
-    pub client_id: Option<String>,
+    /// What names the API consumer, as sent (the caller derives `key:…` or `sub:…` from it,
+    /// and applies the IP fallback).
+    pub credential: Option<Credential<'h>>,
     pub forwarded_for: identity::ForwardedFor,
     pub upgrade: bool,
+}
+
+/// The credential a request names its API consumer by, as sent: the configured API-key
+/// header's value (trimmed, not empty), which wins, else the first `Authorization` header.
+/// Kept raw: deriving the id is a SHA-256 or a JWT decode, which a connection repeating its
+/// credential need not pay again (the HTTP layer remembers the last one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Credential<'h> {
+    ApiKey(&'h [u8]),
+    Authorization(&'h [u8]),
+}
+
+impl Credential<'_> {
+    /// `key:` and a hash prefix of an API key, `sub:` and the subject of a bearer JWT, or
+    /// `None` (an `Authorization` header without a bearer JWT that names a subject).
+    pub fn client_id(&self) -> Option<String> {
+        match self {
+            Credential::ApiKey(key) => Some(identity::api_key_id(key)),
+            Credential::Authorization(value) => identity::jwt_subject(value),
+        }
+    }
 }
 
 /// A parsed request head.
@@ -188,8 +210,8 @@ struct RequestFields<'h, 'c> {
     id: &'c IdentityConfig,
     framing: Framing,
     info: RequestInfo<'h>,
-    key_id: Option<String>,
-    sub_id: Option<String>,
+    api_key: Option<&'h [u8]>,
+    authorization: Option<&'h [u8]>,
     connection_upgrade: bool,
     upgrade: bool,
 }
@@ -200,8 +222,8 @@ impl<'h, 'c> RequestFields<'h, 'c> {
             id,
             framing: Framing::default(),
             info: RequestInfo::default(),
-            key_id: None,
-            sub_id: None,
+            api_key: None,
+            authorization: None,
             connection_upgrade: false,
             upgrade: false,
         }
@@ -213,8 +235,8 @@ impl<'h, 'c> RequestFields<'h, 'c> {
         if n.len() == id.client_id_header.len()
             && n.eq_ignore_ascii_case(id.client_id_header.as_bytes())
         {
-            if self.key_id.is_none() && !value.trim_ascii().is_empty() {
-                self.key_id = Some(identity::api_key_id(value.trim_ascii()));
+            if self.api_key.is_none() && !value.trim_ascii().is_empty() {
+                self.api_key = Some(value.trim_ascii());
             }
             return;
         }
@@ -224,8 +246,8 @@ impl<'h, 'c> RequestFields<'h, 'c> {
         let info = &mut self.info;
         // Dispatch on the length first: most headers are none of these.
         match n.len() {
-            13 if self.sub_id.is_none() && ascii::is_name(n, b"authorization") => {
-                self.sub_id = identity::jwt_subject(value);
+            13 if self.authorization.is_none() && ascii::is_name(n, b"authorization") => {
+                self.authorization = Some(value);
             }
             10 if ascii::is_name(n, b"user-agent") => {
                 info.user_agent = identity::bounded_header(value, identity::MAX_USER_AGENT_CHARS);
@@ -271,7 +293,10 @@ impl<'h, 'c> RequestFields<'h, 'c> {
             method,
             target,
             minor_version,
-            client_id: self.key_id.or(self.sub_id),
+            credential: self
+                .api_key
+                .map(Credential::ApiKey)
+                .or(self.authorization.map(Credential::Authorization)),
             upgrade: self.upgrade && self.connection_upgrade,
             ..self.info
         };

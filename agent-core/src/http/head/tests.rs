@@ -164,7 +164,8 @@ fn what_the_fast_path_reads() {
     assert_eq!((req.info.method, req.info.target), ("POST", "/a?b=c"));
     assert_eq!(req.info.minor_version, 1);
     assert_eq!(req.info.user_agent.as_deref(), Some("curl/8"));
-    assert_eq!(req.info.client_id.as_deref(), Some("sub:user-42"));
+    let credential = req.info.credential.expect("credential");
+    assert_eq!(credential.client_id().as_deref(), Some("sub:user-42"));
     assert!(req.info.upgrade);
     assert_eq!(req.body, BodyKind::Length(12));
 

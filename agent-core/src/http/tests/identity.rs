@@ -46,6 +46,63 @@ fn client_id_is_derived(#[case] header: &[u8], #[case] trust_xff: bool, #[case] 
 }
 
 #[rstest]
+fn a_connection_changing_credentials_gets_each_request_its_own_client() {
+    let jwt = |sub: &str| {
+        use base64::Engine as _;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{{\"sub\":\"{sub}\"}}"));
+        format!("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.{claims}.sig\r\n")
+    };
+    let (a, b) = (
+        "X-API-Key: key-a\r\n".to_owned(),
+        "X-API-Key: key-b\r\n".to_owned(),
+    );
+    // Each request alone, then in sequence on one connection (the last id is remembered).
+    let headers = [
+        a.clone(),
+        a.clone(),
+        b,
+        a.clone(),
+        jwt("u-1"),
+        jwt("u-1"),
+        jwt("u-2"),
+        "Authorization: Basic dTpw\r\n".to_owned(),
+        String::new(),
+        format!("{a}{}", jwt("u-1")),
+        jwt("u-2"),
+    ];
+    let alone: Vec<Option<String>> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut c = Conv::new(41000 + i as u16, 9).open();
+            c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+                .resp(OK);
+            let out = c.run(&mut engine());
+            one(&out).client_id.as_deref().map(str::to_owned)
+        })
+        .collect();
+    let mut c = Conv::new(41100, 9).open();
+    for h in &headers {
+        c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+            .resp(OK);
+    }
+    let out = c.run(&mut engine());
+    let together: Vec<Option<String>> = out
+        .iter()
+        .map(|t| t.client_id.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(together, alone);
+    let ids: Vec<&str> = alone.iter().map(|i| i.as_deref().unwrap_or("")).collect();
+    assert!(ids[0].starts_with("key:") && ids[0] == ids[1] && ids[1] != ids[2]);
+    assert_eq!(
+        (ids[4], ids[6], ids[7], ids[8]),
+        ("sub:u-1", "sub:u-2", "192.0.2.1", "192.0.2.1")
+    );
+    assert_eq!(ids[9], ids[0], "an API key wins over a token");
+}
+
+#[rstest]
 fn trace_context_and_request_id_are_kept() {
     let mut c = Conv::new(40035, 9).open();
     c.req(b"GET / HTTP/1.1\r\nX-Request-ID: req-1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n").resp(OK);

@@ -16,9 +16,30 @@ pub struct Wrk {
     pub p99_us: f64,
 }
 
+/// Headers every wrk run of this process adds to its requests (`bench --header`).
+static WRK_HEADERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes every later [`wrk`] run send `headers` (`Name: value` each), as real API clients
+/// send credentials and ids. Set once, before the first run.
+pub fn set_wrk_headers(headers: &[String]) -> Result<()> {
+    let mut args = String::new();
+    for h in headers {
+        if h.contains('\'') || !h.contains(':') {
+            anyhow::bail!("a header is `Name: value` without single quotes: {h}");
+        }
+        args.push_str(&format!(" -H '{h}'"));
+    }
+    WRK_HEADERS
+        .set(args)
+        .map_err(|_| anyhow::anyhow!("wrk headers are set once"))
+}
+
 /// `wrk -t1 -cCONNS -dSECS --latency URL` inside `ns`.
 pub fn wrk(ns: &Netns, url: &str, conns: u32, secs: u32) -> Result<Wrk> {
-    let out = ns.sh(&format!("wrk -t1 -c{conns} -d{secs}s --latency {url} 2>&1"))?;
+    let headers = WRK_HEADERS.get().map_or("", String::as_str);
+    let out = ns.sh(&format!(
+        "wrk -t1 -c{conns} -d{secs}s --latency{headers} {url} 2>&1"
+    ))?;
     parse_wrk(&out).with_context(|| format!("unexpected wrk output:\n{out}"))
 }
 

@@ -9,6 +9,8 @@
 //! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,control,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench --vs OTHER_BIN [--rounds N] [--secs S]
+//!        (either form: [--header 'Name: value']... adds headers to wrk's requests, e.g. the
+//!        bearer token real API clients send)
 //!        (two builds of the agent on the worst case, in ABBA order per round: see `versus`)
 //!        bench upstream PORT WORK_US                 (internal: the upstream server)
 //!        bench burn PERIOD_US SPIN_US SECS           (internal: the control's stand-in)
@@ -44,6 +46,8 @@ struct Args {
     parts: Vec<String>,
     /// Another agent build to compare with APITAP_BIN (`--vs`).
     vs: Option<PathBuf>,
+    /// Headers wrk adds to every request (`--header 'Name: value'`, repeatable).
+    headers: Vec<String>,
 }
 
 impl Args {
@@ -87,6 +91,7 @@ fn parse(argv: &[String]) -> Result<Args> {
         flows: 10_000,
         parts: Vec::new(),
         vs: None,
+        headers: Vec::new(),
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -102,6 +107,10 @@ fn parse(argv: &[String]) -> Result<Args> {
         }
         if flag == "--vs" {
             a.vs = Some(PathBuf::from(value));
+            continue;
+        }
+        if flag == "--header" {
+            a.headers.push(value.clone());
             continue;
         }
         let n: u32 = value.parse().with_context(|| format!("{flag} {value}"))?;
@@ -748,6 +757,10 @@ fn run(a: &Args) -> Result<()> {
         apitap_e2e::require_tool(tool, tool);
     }
     let bin = apitap_bin();
+    bench::set_wrk_headers(&a.headers)?;
+    for h in &a.headers {
+        eprintln!("wrk sends {h}");
+    }
     let isolated = if a.wants("isolated") {
         classifier_in_isolation()?
     } else {

@@ -14,9 +14,10 @@
 //! - request and trace ids reuse the old strings' buffers ([`Leftovers::string`]): no
 //!   allocation per request that carries them.
 //!
-//! Everything else is written fresh, field by field (the record is taken apart by an
-//! exhaustive pattern, so a field added to [`Transaction`] does not compile until it is
-//! handled here): nothing of an old request can leak into a new one. At most [`MAX_SPARES`]
+//! Everything else is written fresh, as for a new record (`ConnMeta::transaction_sharing`),
+//! and the old record is taken apart by an exhaustive pattern, so a field added to
+//! [`Transaction`] does not compile until it is handled here: nothing of an old request can
+//! leak into a new one. At most [`MAX_SPARES`]
 //! records are kept; the rest are dropped as before.
 
 use std::sync::Arc;
@@ -172,32 +173,8 @@ fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Left
         Some(kept) => same_or_clone(kept, &meta.client_ip),
         None => Arc::clone(&meta.client_ip),
     };
-    let tx = Transaction {
-        start_ns,
-        method: None,
-        path: None,
-        query: None,
-        route: None,
-        status: None,
-        version: None,
-        duration_ns: None,
-        ttfb_ns: None,
-        request_body_size: None,
-        response_body_size: None,
-        request_wire_bytes: 0,
-        response_wire_bytes: 0,
-        client: Some(meta.client),
-        server: Some(meta.server),
-        service: same_or_clone(service, &meta.service),
-        attribution,
-        user_agent: None,
-        client_id: Some(client_id),
-        request_id: None,
-        trace_id: None,
-        parent_span_id: None,
-        error: None,
-        rpc: None,
-    };
+    let service = same_or_clone(service, &meta.service);
+    let tx = meta.transaction_sharing(start_ns, service, attribution, client_id);
     let left = Leftovers {
         path,
         query,

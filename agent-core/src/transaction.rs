@@ -177,6 +177,23 @@ impl ConnMeta {
     /// Every field is written out: `..Transaction::default()` would clone the shared empty
     /// `Arc<str>` (a reference count all threads write) only to drop it again.
     pub fn transaction(&self, start_ns: u64) -> Transaction {
+        self.transaction_sharing(
+            start_ns,
+            Arc::clone(&self.service),
+            self.attribution.clone(),
+            Arc::clone(&self.client_ip),
+        )
+    }
+
+    /// [`transaction`](Self::transaction) with the connection's shared fields given: clones
+    /// of its own, or the same `Arc`s a reused record already holds (`crate::spares`).
+    pub(crate) fn transaction_sharing(
+        &self,
+        start_ns: u64,
+        service: Arc<str>,
+        attribution: Option<Arc<Attribution>>,
+        client_id: Arc<str>,
+    ) -> Transaction {
         Transaction {
             start_ns,
             method: None,
@@ -193,10 +210,10 @@ impl ConnMeta {
             response_wire_bytes: 0,
             client: Some(self.client),
             server: Some(self.server),
-            service: Arc::clone(&self.service),
-            attribution: self.attribution.clone(),
+            service,
+            attribution,
             user_agent: None,
-            client_id: Some(Arc::clone(&self.client_ip)),
+            client_id: Some(client_id),
             request_id: None,
             trace_id: None,
             parent_span_id: None,

@@ -14,10 +14,9 @@ pub mod startline;
 pub mod stats;
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use crate::identity::IdentityConfig;
+use crate::identity::{IdentityConfig, KnownCredentials};
 use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
@@ -105,33 +104,8 @@ struct RecentFields {
     path: Recent,
     query: Recent,
     user_agent: Recent,
-    client: RecentClient,
-}
-
-/// The client id last derived on a connection, with a hash of the credential it came from.
-/// A connection sends the same API key or token with every request, and deriving the id is
-/// a SHA-256 (~4,300 instructions per request) or a JWT decode (~12,000: base64 and JSON), in
-/// a path of ~6,800 without them (`per_tx pipeline api_key|bearer`).
-///
-/// The hash is foldhash seeded at random per process, over the credential's kind and bytes:
-/// another credential taken for the last one would need a 64-bit collision found without the
-/// seed, and even then would only give that connection's requests the previous request's id.
-#[derive(Debug, Default)]
-struct RecentClient(Option<(u64, Option<Arc<str>>)>);
-
-impl RecentClient {
-    fn id(&mut self, credential: head::Credential<'_>) -> Option<Arc<str>> {
-        static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
-        let hash = SEED.get_or_init(Default::default).hash_one(credential);
-        if let Some((kept, id)) = &self.0
-            && *kept == hash
-        {
-            return id.clone();
-        }
-        let id: Option<Arc<str>> = credential.client_id().map(Arc::from);
-        self.0 = Some((hash, id.clone()));
-        id
-    }
+    /// The connection's last API key and token, and the ids derived from them.
+    client: KnownCredentials,
 }
 
 /// State both directions share.

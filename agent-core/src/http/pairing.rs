@@ -153,7 +153,7 @@ impl ReqSide<'_, '_> {
         let Some(tx) = s.queue.back_mut().map(|p| &mut p.tx) else {
             return HeadVerdict::Body(parsed.body);
         };
-        if let Some(id) = info.credential.and_then(|c| s.recent.client.id(c)) {
+        if let Some(id) = info.credential.and_then(|c| s.recent.client.client_id(c)) {
             tx.client_id = Some(id);
         } else if let Some(ip) = info
             .forwarded_for

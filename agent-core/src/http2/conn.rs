@@ -9,7 +9,7 @@ use super::hpack::Decoder;
 use super::reader::{Frame, FrameSink, Reader};
 use super::stats::{H2Stats, Malformed};
 use super::stream::{Head, Stream};
-use crate::identity::IdentityConfig;
+use crate::identity::{IdentityConfig, KnownCredentials};
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Transaction};
@@ -68,6 +68,8 @@ struct Shared {
     /// Frames may have been missed (joined late, or a frame header lost): a block without
     /// `:status` may be the trailers of a response whose head we did not see.
     missed_frames: bool,
+    /// The connection's last API key and token, and the ids derived from them.
+    known: KnownCredentials,
 }
 
 /// HTTP/2 state of one connection.
@@ -101,6 +103,7 @@ impl H2Conn {
                 max_frame: [None, None],
                 goaway_error: false,
                 missed_frames: !fresh,
+                known: KnownCredentials::default(),
             },
         }
     }
@@ -403,8 +406,11 @@ impl Side<'_, '_> {
             let mut head = Head::default();
             let identity = self.cx.identity;
             let max = self.cx.cfg.max_header_block_bytes;
+            let known = &mut self.s.known;
             let sum = self.s.decoders[i]
-                .decode(&bytes, max, &mut |field| head.field(field, identity))
+                .decode(&bytes, max, &mut |field| {
+                    head.field_known(field, identity, known);
+                })
                 .map_err(|_| Malformed::Hpack)?;
             stats.unknown_fields += u64::from(sum.unknown);
             stats.table_size_capped += u64::from(sum.capped);

@@ -3,7 +3,7 @@
 
 use super::grpc;
 use super::hpack::Field;
-use crate::identity::{self, IdentityConfig};
+use crate::identity::{self, Credential, IdentityConfig, KnownCredentials};
 use crate::{ErrorType, Rpc, Transaction};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -21,8 +21,8 @@ pub struct Head {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub trace: Option<(String, String)>,
-    pub key_id: Option<String>,
-    pub sub_id: Option<String>,
+    pub key_id: Option<Arc<str>>,
+    pub sub_id: Option<Arc<str>>,
     pub forwarded_for: identity::ForwardedFor,
     pub unknown: u32,
 }
@@ -32,8 +32,14 @@ const MAX_METHOD: usize = 32;
 const MAX_PATH: usize = 8 * 1024;
 
 impl Head {
-    /// Takes one decoded field.
+    /// Takes one decoded field, deriving client ids afresh.
     pub fn field(&mut self, f: Field<'_>, id: &IdentityConfig) {
+        self.field_known(f, id, &mut KnownCredentials::default());
+    }
+
+    /// Takes one decoded field; a client id is derived only when its credential is not the
+    /// connection's last one of its kind (`known`).
+    pub fn field_known(&mut self, f: Field<'_>, id: &IdentityConfig, known: &mut KnownCredentials) {
         let (Some(name), Some(value)) = (f.name, f.value) else {
             self.unknown += 1;
             return;
@@ -62,7 +68,7 @@ impl Head {
             }
             b"authorization" => {
                 if self.sub_id.is_none() {
-                    self.sub_id = identity::jwt_subject(value);
+                    self.sub_id = known.client_id(Credential::Authorization(value));
                 }
             }
             b"x-forwarded-for" => {
@@ -77,7 +83,7 @@ impl Head {
                     && name.eq_ignore_ascii_case(id.client_id_header.as_bytes())
                     && !value.trim_ascii().is_empty()
                 {
-                    self.key_id = Some(identity::api_key_id(value.trim_ascii()));
+                    self.key_id = known.client_id(Credential::ApiKey(value.trim_ascii()));
                 }
             }
         }
@@ -141,7 +147,7 @@ impl Stream {
                 tx.parent_span_id = Some(parent);
             }
             if let Some(id) = h.key_id.or(h.sub_id) {
-                tx.client_id = Some(Arc::from(id));
+                tx.client_id = Some(id);
             } else if let Some(ip) = h.forwarded_for.client(tx.client.map(|a| a.ip()), identity) {
                 tx.client_id = Some(Arc::from(ip.to_string()));
             }

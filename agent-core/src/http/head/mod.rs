@@ -11,6 +11,7 @@ mod tests;
 
 use super::stats::ParseErrorReason;
 use crate::ascii;
+pub use crate::identity::Credential;
 use crate::identity::{self, IdentityConfig};
 
 /// How big a message head may be; past either limit it is malformed. `Default` gives the
@@ -84,27 +85,6 @@ pub struct RequestInfo<'h> {
     pub credential: Option<Credential<'h>>,
     pub forwarded_for: identity::ForwardedFor,
     pub upgrade: bool,
-}
-
-/// The credential a request names its API consumer by, as sent: the configured API-key
-/// header's value (trimmed, not empty), which wins, else the first `Authorization` header.
-/// Kept raw: deriving the id is a SHA-256 or a JWT decode, which a connection repeating its
-/// credential need not pay again (the HTTP layer remembers the last one).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Credential<'h> {
-    ApiKey(&'h [u8]),
-    Authorization(&'h [u8]),
-}
-
-impl Credential<'_> {
-    /// `key:` and a hash prefix of an API key, `sub:` and the subject of a bearer JWT, or
-    /// `None` (an `Authorization` header without a bearer JWT that names a subject).
-    pub fn client_id(&self) -> Option<String> {
-        match self {
-            Credential::ApiKey(key) => Some(identity::api_key_id(key)),
-            Credential::Authorization(value) => identity::jwt_subject(value),
-        }
-    }
 }
 
 /// A parsed request head.

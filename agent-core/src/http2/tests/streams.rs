@@ -37,6 +37,57 @@ fn one_get_is_one_record() {
 }
 
 #[test]
+fn streams_changing_credentials_each_get_their_own_client() {
+    const ALICE: &str = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.x";
+    const BOB: &str = "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ.x";
+    let streams: [&[(&str, &str)]; 8] = [
+        &[("authorization", ALICE)],
+        &[("authorization", ALICE)],
+        &[("authorization", BOB)],
+        &[("x-api-key", "k1")],
+        &[("authorization", ALICE), ("x-api-key", "k1")],
+        &[("x-api-key", "k2")],
+        &[],
+        &[("authorization", BOB)],
+    ];
+    let request = |stream: u32, fields: &[(&str, &str)]| {
+        let mut c = Vec::new();
+        build::headers(
+            &mut c,
+            stream,
+            &build::request_block("GET", "/", fields),
+            true,
+        );
+        c
+    };
+    let alone: Vec<Option<String>> = streams
+        .iter()
+        .map(|fields| {
+            let mut h = Harness::opened();
+            h.send(C, &request(1, fields));
+            h.send(S, &ok(1, b"x"));
+            h.out[0].client_id.as_deref().map(str::to_owned)
+        })
+        .collect();
+    let mut h = Harness::opened();
+    for (i, fields) in streams.iter().enumerate() {
+        let id = 2 * i as u32 + 1;
+        h.send(C, &request(id, fields));
+        h.send(S, &ok(id, b"x"));
+    }
+    let together: Vec<Option<String>> = h
+        .out
+        .iter()
+        .map(|t| t.client_id.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(together, alone);
+    assert_eq!(alone[0].as_deref(), Some("sub:alice"));
+    assert_eq!(alone[2].as_deref(), Some("sub:bob"));
+    assert_eq!(alone[4], alone[3], "an API key wins over a token");
+    assert_eq!(alone[6].as_deref(), Some("192.0.2.1"));
+}
+
+#[test]
 fn interleaved_streams_pair_by_id_not_order() {
     let mut h = Harness::opened();
     let mut c = Vec::new();

@@ -117,6 +117,65 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// Makes this record a copy of `src`, reusing what it holds: its strings' buffers, and its
+    /// `Arc`s where they are `src`'s own (no reference count written). A keeper of copies
+    /// (the recent-requests ring) overwrites its oldest instead of dropping it and cloning.
+    pub fn assign_from(&mut self, src: &Transaction) {
+        // Exhaustive on purpose: a new field does not compile until it is copied here.
+        let Transaction {
+            start_ns,
+            method,
+            path,
+            query,
+            route,
+            status,
+            version,
+            duration_ns,
+            ttfb_ns,
+            request_body_size,
+            response_body_size,
+            request_wire_bytes,
+            response_wire_bytes,
+            client,
+            server,
+            service,
+            attribution,
+            user_agent,
+            client_id,
+            request_id,
+            trace_id,
+            parent_span_id,
+            error,
+            rpc,
+        } = src;
+        self.start_ns = *start_ns;
+        self.method.clone_from(method);
+        assign_shared(&mut self.path, path);
+        assign_shared(&mut self.query, query);
+        assign_shared(&mut self.route, route);
+        self.status = *status;
+        self.version = *version;
+        self.duration_ns = *duration_ns;
+        self.ttfb_ns = *ttfb_ns;
+        self.request_body_size = *request_body_size;
+        self.response_body_size = *response_body_size;
+        self.request_wire_bytes = *request_wire_bytes;
+        self.response_wire_bytes = *response_wire_bytes;
+        self.client = *client;
+        self.server = *server;
+        if !Arc::ptr_eq(&self.service, service) {
+            self.service = Arc::clone(service);
+        }
+        assign_shared(&mut self.attribution, attribution);
+        assign_shared(&mut self.user_agent, user_agent);
+        assign_shared(&mut self.client_id, client_id);
+        self.request_id.clone_from(request_id);
+        self.trace_id.clone_from(trace_id);
+        self.parent_span_id.clone_from(parent_span_id);
+        self.error = *error;
+        self.rpc.clone_from(rpc);
+    }
+
     /// Duration in seconds, as logged.
     pub fn duration_s(&self) -> Option<f64> {
         self.duration_ns.map(|ns| ns as f64 / 1e9)
@@ -137,6 +196,14 @@ impl Transaction {
                 .as_ref()
                 .and_then(|r| r.status)
                 .is_some_and(crate::http2::grpc::is_server_failure)
+    }
+}
+
+/// `src` into `dst`, keeping `dst`'s `Arc` when it is `src`'s own.
+fn assign_shared<T: ?Sized>(dst: &mut Option<Arc<T>>, src: &Option<Arc<T>>) {
+    match (&*dst, src) {
+        (Some(d), Some(s)) if Arc::ptr_eq(d, s) => {}
+        _ => dst.clone_from(src),
     }
 }
 
@@ -289,6 +356,50 @@ fn serialize_attribution<M: SerializeMap>(m: &mut M, a: &Attribution) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assign_from_copies_every_field_and_keeps_buffers() {
+        let service: Arc<str> = Arc::from("api");
+        let src = Transaction {
+            start_ns: 9,
+            method: Some("PATCH".into()),
+            path: Some(Arc::from("/a")),
+            query: Some(Arc::from("q=1")),
+            route: Some(Arc::from("/a")),
+            status: Some(201),
+            version: Some("1.1"),
+            duration_ns: Some(5),
+            ttfb_ns: Some(4),
+            request_body_size: Some(3),
+            response_body_size: Some(2),
+            request_wire_bytes: 10,
+            response_wire_bytes: 20,
+            client: Some("10.0.0.2:1000".parse().expect("addr")),
+            server: Some("10.0.0.1:80".parse().expect("addr")),
+            service: Arc::clone(&service),
+            user_agent: Some(Arc::from("curl")),
+            client_id: Some(Arc::from("key:ab")),
+            request_id: Some("r-2".into()),
+            trace_id: Some("t".into()),
+            error: Some(ErrorType::CaptureGap),
+            rpc: Some(Box::new(Rpc::default())),
+            ..Transaction::default()
+        };
+        let mut dst = Transaction {
+            request_id: Some(String::with_capacity(64)),
+            parent_span_id: Some("p".into()),
+            ..Transaction::default()
+        };
+        let buffer = dst.request_id.as_deref().map(str::as_ptr);
+        dst.assign_from(&src);
+        assert_eq!(dst, src);
+        assert_eq!(dst.request_id.as_deref().map(str::as_ptr), buffer);
+        assert!(Arc::ptr_eq(&dst.service, &service));
+        // Assigning the same record again writes no reference count.
+        let count = Arc::strong_count(&service);
+        dst.assign_from(&src);
+        assert_eq!(Arc::strong_count(&service), count);
+    }
 
     #[test]
     fn serializes_with_otel_names_in_spec_order() {

@@ -5,6 +5,7 @@
 //!   covered by `[[alerts.endpoints]]` rules (log notifier off);
 //! - **request log**: the hot-path cost of `record` and the writer's sustained rate to a file in
 //!   the temp file system (a queue holding every record, so nothing drops);
+//! - **recent requests**: `RecentRequests::insert` with the ring full, unique ids and one id;
 //! - **usage store**: `record` per transaction (rotating over 1,000 clients, and one client
 //!   repeating one endpoint) and one flush of 1,000 distinct keys, embedded and against a real
 //!   `redis-server` on loopback, and a Redis round trip.
@@ -40,6 +41,34 @@ fn main() {
     }
     if wanted("store") {
         rt.block_on(store());
+    }
+    if wanted("recent") {
+        recent_requests();
+    }
+}
+
+/// `RecentRequests::insert` per transaction with a request id, the ring at its default
+/// capacity (10,000) and full: every id different, then every request sending the same id.
+fn recent_requests() {
+    let n = 100_000u64;
+    let unique: Vec<Transaction> = (0..n).map(log_txn).collect();
+    let same: Vec<Transaction> = (0..n)
+        .map(|i| Transaction {
+            request_id: Some("fixed-id".into()),
+            ..log_txn(i)
+        })
+        .collect();
+    for (name, records) in [("unique ids", &unique), ("one id", &same)] {
+        let r = apitap::reqlog::RecentRequests::new(10_000);
+        for t in &records[..20_000] {
+            r.insert(t);
+        }
+        let start = Instant::now();
+        for t in &records[20_000..] {
+            r.insert(t);
+        }
+        let per = start.elapsed().as_nanos() as f64 / (n - 20_000) as f64;
+        println!("recent requests: insert {per:.0} ns/call ({name}, ring full)");
     }
 }
 

@@ -189,7 +189,6 @@ fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Left
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ErrorType, Rpc};
     use std::net::SocketAddr;
 
     fn meta(client: &str, service: &str) -> ConnMeta {
@@ -203,36 +202,11 @@ mod tests {
         }
     }
 
-    /// A finished record with every field set.
-    fn finished(m: &ConnMeta) -> Transaction {
-        Transaction {
-            method: Some("POST".into()),
-            path: Some(Arc::from("/a")),
-            query: Some(Arc::from("q=1")),
-            route: Some(Arc::from("/a")),
-            status: Some(500),
-            version: Some("1.1"),
-            duration_ns: Some(5),
-            ttfb_ns: Some(4),
-            request_body_size: Some(3),
-            response_body_size: Some(2),
-            request_wire_bytes: 10,
-            response_wire_bytes: 20,
-            user_agent: Some(Arc::from("curl")),
-            request_id: Some("r-1".into()),
-            trace_id: Some("t".into()),
-            parent_span_id: Some("p".into()),
-            error: Some(ErrorType::Timeout),
-            rpc: Some(Box::new(Rpc::default())),
-            ..m.transaction(1)
-        }
-    }
-
     #[test]
     fn a_renewed_record_is_a_fresh_one_of_its_connection() {
         let (a, b) = (meta("10.0.0.2:1000", "api"), meta("10.0.0.3:2000", "web"));
         let mut spares = Spares::default();
-        spares.give_back(&mut vec![finished(&a)]);
+        spares.give_back(&mut vec![a.finished_sample()]);
         let (tx, left) = spares.take(&b, 7);
         assert_eq!(tx, b.transaction(7));
         assert_eq!(left.path.as_deref(), Some("/a"));
@@ -244,7 +218,7 @@ mod tests {
     fn the_same_connection_fields_keep_their_arcs() {
         let m = meta("10.0.0.2:1000", "api");
         let mut spares = Spares::default();
-        spares.give_back(&mut vec![finished(&m)]);
+        spares.give_back(&mut vec![m.finished_sample()]);
         let (tx, _) = spares.take(&m, 7);
         assert!(Arc::ptr_eq(&tx.service, &m.service));
         assert!(Arc::ptr_eq(

@@ -290,6 +290,35 @@ impl ConnMeta {
     }
 }
 
+#[cfg(test)]
+impl ConnMeta {
+    /// A finished record of this connection with every field set, for tests of code that
+    /// copies or renews records.
+    pub(crate) fn finished_sample(&self) -> Transaction {
+        Transaction {
+            method: Some("POST".into()),
+            path: Some(Arc::from("/a")),
+            query: Some(Arc::from("q=1")),
+            route: Some(Arc::from("/a")),
+            status: Some(500),
+            version: Some("1.1"),
+            duration_ns: Some(5),
+            ttfb_ns: Some(4),
+            request_body_size: Some(3),
+            response_body_size: Some(2),
+            request_wire_bytes: 10,
+            response_wire_bytes: 20,
+            user_agent: Some(Arc::from("curl")),
+            request_id: Some("r-1".into()),
+            trace_id: Some("t".into()),
+            parent_span_id: Some("p".into()),
+            error: Some(ErrorType::Timeout),
+            rpc: Some(Box::new(Rpc::default())),
+            ..self.transaction(1)
+        }
+    }
+}
+
 impl Serialize for Transaction {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
@@ -359,31 +388,18 @@ mod tests {
 
     #[test]
     fn assign_from_copies_every_field_and_keeps_buffers() {
-        let service: Arc<str> = Arc::from("api");
+        let meta = ConnMeta {
+            client: "10.0.0.2:1000".parse().expect("addr"),
+            server: "10.0.0.1:80".parse().expect("addr"),
+            service: Arc::from("api"),
+            attribution: None,
+            client_ip: Arc::from("10.0.0.2"),
+        };
+        let service = Arc::clone(&meta.service);
+        // Every field set but one the destination holds: it must be cleared.
         let src = Transaction {
-            start_ns: 9,
-            method: Some("PATCH".into()),
-            path: Some(Arc::from("/a")),
-            query: Some(Arc::from("q=1")),
-            route: Some(Arc::from("/a")),
-            status: Some(201),
-            version: Some("1.1"),
-            duration_ns: Some(5),
-            ttfb_ns: Some(4),
-            request_body_size: Some(3),
-            response_body_size: Some(2),
-            request_wire_bytes: 10,
-            response_wire_bytes: 20,
-            client: Some("10.0.0.2:1000".parse().expect("addr")),
-            server: Some("10.0.0.1:80".parse().expect("addr")),
-            service: Arc::clone(&service),
-            user_agent: Some(Arc::from("curl")),
-            client_id: Some(Arc::from("key:ab")),
-            request_id: Some("r-2".into()),
-            trace_id: Some("t".into()),
-            error: Some(ErrorType::CaptureGap),
-            rpc: Some(Box::new(Rpc::default())),
-            ..Transaction::default()
+            parent_span_id: None,
+            ..meta.finished_sample()
         };
         let mut dst = Transaction {
             request_id: Some(String::with_capacity(64)),

@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use crate::transaction::{ConnMeta, Transaction};
+use crate::transaction::{ConnMeta, Transaction, assign_arc, assign_shared};
 
 /// Records kept for reuse. A handful suffices: records come back after every drain, and a
 /// drain finishes a few requests at a time.
@@ -128,15 +128,6 @@ impl Leftovers {
     }
 }
 
-/// `Arc` `kept` when it is `wanted` itself, else a clone of `wanted`.
-fn same_or_clone<T: ?Sized>(kept: Arc<T>, wanted: &Arc<T>) -> Arc<T> {
-    if Arc::ptr_eq(&kept, wanted) {
-        kept
-    } else {
-        Arc::clone(wanted)
-    }
-}
-
 fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Leftovers) {
     // Exhaustive on purpose: every field is either renewed from `meta` or handed back.
     let Transaction {
@@ -155,8 +146,8 @@ fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Left
         response_wire_bytes: _,
         client: _,
         server: _,
-        service,
-        attribution,
+        mut service,
+        mut attribution,
         user_agent,
         client_id,
         request_id,
@@ -165,15 +156,10 @@ fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Left
         error: _,
         rpc: _,
     } = old;
-    let attribution = match (attribution, &meta.attribution) {
-        (Some(kept), Some(wanted)) => Some(same_or_clone(kept, wanted)),
-        (_, wanted) => wanted.clone(),
-    };
-    let client_id = match client_id {
-        Some(kept) => same_or_clone(kept, &meta.client_ip),
-        None => Arc::clone(&meta.client_ip),
-    };
-    let service = same_or_clone(service, &meta.service);
+    assign_shared(&mut attribution, &meta.attribution);
+    assign_arc(&mut service, &meta.service);
+    let mut client_id = client_id.unwrap_or_else(|| Arc::clone(&meta.client_ip));
+    assign_arc(&mut client_id, &meta.client_ip);
     let tx = meta.transaction_sharing(start_ns, service, attribution, client_id);
     let left = Leftovers {
         path,

@@ -163,9 +163,7 @@ impl Transaction {
         self.response_wire_bytes = *response_wire_bytes;
         self.client = *client;
         self.server = *server;
-        if !Arc::ptr_eq(&self.service, service) {
-            self.service = Arc::clone(service);
-        }
+        assign_arc(&mut self.service, service);
         assign_shared(&mut self.attribution, attribution);
         assign_shared(&mut self.user_agent, user_agent);
         assign_shared(&mut self.client_id, client_id);
@@ -199,10 +197,17 @@ impl Transaction {
     }
 }
 
-/// `src` into `dst`, keeping `dst`'s `Arc` when it is `src`'s own.
-fn assign_shared<T: ?Sized>(dst: &mut Option<Arc<T>>, src: &Option<Arc<T>>) {
-    match (&*dst, src) {
-        (Some(d), Some(s)) if Arc::ptr_eq(d, s) => {}
+/// `src` into `dst`, keeping `dst`'s `Arc` when it is `src`'s own (no count written).
+pub(crate) fn assign_arc<T: ?Sized>(dst: &mut Arc<T>, src: &Arc<T>) {
+    if !Arc::ptr_eq(dst, src) {
+        *dst = Arc::clone(src);
+    }
+}
+
+/// [`assign_arc`] for optional fields.
+pub(crate) fn assign_shared<T: ?Sized>(dst: &mut Option<Arc<T>>, src: &Option<Arc<T>>) {
+    match (dst.as_mut(), src) {
+        (Some(d), Some(s)) => assign_arc(d, s),
         _ => dst.clone_from(src),
     }
 }

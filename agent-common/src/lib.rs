@@ -2,7 +2,8 @@
 //!
 //! Wire types use fixed-width integers and arrays only, carry no hidden padding and are
 //! checked for size at compile time. A ring record is a [`SegmentEvent`] header immediately
-//! followed by `copied_len` payload bytes.
+//! followed by `copied_len` payload bytes, padded to 8 bytes; each CPU writes its own ring
+//! (see [`ring`]).
 //!
 //! What the kernel copies (the head-only policy, see agent-ebpf's `copy` module): the payload
 //! prefix of a segment that starts a *burst* (the first data of a flow direction, or data after
@@ -16,13 +17,15 @@ mod counters;
 mod event;
 mod flow;
 mod ports;
+pub mod ring;
 
 pub use counters::{COUNTER_SLOTS, Counter, CpuState};
 pub use event::{EVENT_VERSION, KIND_SEGMENT, SEGMENT_EVENT_BYTES, SegmentEvent, copy_reason};
 pub use flow::{FlowKey, FlowState, H2_PREFACE_HEAD};
 pub use ports::{PortBitmap, Ports};
+pub use ring::{RingChunk, RingPos};
 
-/// Largest payload prefix the kernel copies per segment (the per-CPU scratch size).
+/// Largest payload prefix the kernel copies per segment.
 pub const MAX_SNAP_LEN: u32 = 8192;
 /// Default payload prefix copied at the start of a burst.
 pub const DEFAULT_SNAP_LEN: u32 = 4096;
@@ -31,8 +34,8 @@ pub const DEFAULT_SNAP_LEN: u32 = 4096;
 pub const DEFAULT_SMALL_COPY_LEN: u32 = 512;
 /// Default ring budget in bytes, split into one ring per CPU (each a power of two).
 pub const DEFAULT_RING_BYTES: u32 = 8 * 1024 * 1024;
-/// Smallest ring per CPU.
-pub const MIN_RING_BYTES_PER_CPU: u32 = 64 * 1024;
+/// Smallest ring per CPU: one chunk.
+pub const MIN_RING_BYTES_PER_CPU: u32 = ring::RING_CHUNK_BYTES;
 /// Flow directions whose burst state the kernel remembers (least recently used evicted; an
 /// evicted direction's next segment is treated as a burst start and copied).
 pub const FLOW_STATE_ENTRIES: u32 = 65_536;
@@ -43,16 +46,18 @@ pub const STACK_STAMP_SLACK_NS: u64 = 1_000_000;
 
 /// Map names, shared so the loader never spells them twice.
 pub mod maps {
-    /// `ArrayOfMaps` indexed by CPU id: the ring buffer each CPU writes to.
-    pub const RINGS: &str = "RINGS";
+    /// Mmap-able `Array<RingChunk>`: every CPU's ring, `RING_CHUNKS` elements each.
+    pub const RING_DATA: &str = "RING_DATA";
+    /// Mmap-able `Array<RingPos>` indexed by CPU id: each ring's positions.
+    pub const RING_POS: &str = "RING_POS";
+    /// A small `BPF_MAP_TYPE_RINGBUF` that only wakes the reader when a ring is filling up.
+    pub const WAKE: &str = "WAKE";
     /// `Array<Ports>` with one entry: the watched server ports, and those copied in full.
     pub const PORTS: &str = "PORTS";
     /// `PerCpuArray<CpuState>` with one entry: counters and wake-up accounting.
     pub const CPU_STATE: &str = "CPU_STATE";
     /// `LruHashMap<FlowKey, FlowState>`: burst state per flow direction.
     pub const FLOWS: &str = "FLOWS";
-    /// `PerCpuArray<[u8; SCRATCH_BYTES]>` with one slot: the record being assembled.
-    pub const SCRATCH: &str = "SCRATCH";
 }
 
 /// Loader globals (patched with `EbpfLoader::override_global`).
@@ -69,6 +74,8 @@ pub mod globals {
     /// `u32`: non-zero when the kernel gives TC programs `__sk_buff.tstamp_type` (5.18+):
     /// responses may then be timed with their departure time (see the classifier's `stamp`).
     pub const STACK_STAMPS: &str = "STACK_STAMPS";
+    /// `u32`: chunks per CPU ring (a power of two; see [`crate::ring`]).
+    pub const RING_CHUNKS: &str = "RING_CHUNKS";
 }
 
 /// Program names in the object.
@@ -99,6 +106,3 @@ pub mod hook {
     pub const INGRESS: u8 = 0;
     pub const EGRESS: u8 = 1;
 }
-
-/// Bytes of the per-CPU scratch slot: header plus the largest prefix.
-pub const SCRATCH_BYTES: usize = SEGMENT_EVENT_BYTES + MAX_SNAP_LEN as usize;

@@ -1,34 +1,36 @@
 //! One segment -> one ring record: match the watched port, skip pure ACKs, decide whether to
-//! copy (see `copy`), and write header (+ prefix) to this CPU's ring without waking the reader
-//! unless the ring is filling up.
+//! copy (see `copy`), and write header (+ prefix) straight into this CPU's own ring (see
+//! `agent_common::ring`): no lock, no helper call, no wake-up unless the ring is filling up.
 //!
 //! Each record carries a time (CLOCK_MONOTONIC). Reading the clock (`bpf_ktime_get_ns`) is
-//! the largest single cost after the ring itself on a mitigated VM (~60–90 ns). A response
+//! one of the largest single costs on a mitigated VM (~60–90 ns). A response
 //! segment usually carries its time already: the sender's TCP stack stamps every segment with
 //! its departure time, on the same clock, refreshed when the send begins (`skb->tstamp` with
 //! `tstamp_type` MONOTONIC, kept across lo and veth). `stamp` uses it for segments to the
 //! client when it lies at most `STACK_STAMP_SLACK_NS` past this CPU's latest clock reading.
 //! That is safe for the reader's causal cut (see the agent's capture reader): a response is
 //! sent after its request was received, so its departure time is later than the request's
-//! record was committed, just as a clock read would be; a departure time in the future (paced
+//! record was published, just as a clock read would be; a departure time in the future (paced
 //! traffic) only delays the record, by at most the slack, so a ring never waits longer.
 //! Requests always read the clock: a request stamped ahead by a pacer could be ordered after
 //! its own response.
 
 use agent_common::{
     Counter, CpuState, EVENT_VERSION, KIND_SEGMENT, MAX_SNAP_LEN, SEGMENT_EVENT_BYTES,
-    STACK_STAMP_SLACK_NS, SegmentEvent, copy_reason, direction, tcp_flags,
+    STACK_STAMP_SLACK_NS, SegmentEvent, copy_reason, direction,
+    ring::{RING_CHUNK_SHIFT, locate, record_footprint},
+    tcp_flags,
 };
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_ringbuf_query, bpf_skb_load_bytes},
+    bindings::BPF_RB_FORCE_WAKEUP,
+    helpers::{bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_skb_load_bytes},
     programs::TcContext,
 };
 
 use crate::headers::{Segment, Skip, read_segment};
 use crate::{
-    PORTS, RINGS, RingMap, SCRATCH, SMALL_COPY_LEN, SNAP_LEN, STACK_STAMPS, WAKE_AT_BYTES,
-    WAKE_CHECK_BYTES, copy,
+    PORTS, RING_CHUNKS, RING_DATA, RING_POS, SMALL_COPY_LEN, SNAP_LEN, STACK_STAMPS, WAKE,
+    WAKE_AT_BYTES, WAKE_CHECK_BYTES, copy,
 };
 
 /// `__sk_buff.tstamp_type` of a departure time on CLOCK_MONOTONIC (`BPF_SKB_CLOCK_MONOTONIC`,
@@ -71,10 +73,6 @@ pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip
     };
     // SAFETY: helper without preconditions.
     let cpu = unsafe { bpf_get_smp_processor_id() };
-    let Some(ring) = RINGS.get(cpu) else {
-        st.add(Counter::EventsLost, 1);
-        return Ok(());
-    };
     let ts_ns = stamp(ctx, dir, st);
     let ev = header(ctx, &seg, dir, hook, why, ts_ns);
     match why {
@@ -82,8 +80,6 @@ pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip
             if seg.payload_len > 0 {
                 st.add(Counter::LengthOnly, 1);
             }
-            length_only(ring, ev, st);
-            return Ok(());
         }
         copy_reason::NEW_FLOW => st.add(Counter::CopiedNewFlow, 1),
         copy_reason::BURST => st.add(Counter::CopiedBurst, 1),
@@ -91,7 +87,7 @@ pub fn classify(ctx: &TcContext, hook: u8, st: &mut CpuState) -> Result<(), Skip
         copy_reason::H2 => st.add(Counter::CopiedH2, 1),
         _ => st.add(Counter::CopiedPort, 1),
     }
-    with_prefix(ctx, ring, ev, &seg, st)
+    write(ctx, cpu, ev, &seg, why != copy_reason::NONE, st)
 }
 
 #[inline(always)]
@@ -138,58 +134,50 @@ fn stamp(ctx: &TcContext, dir: u8, st: &mut CpuState) -> u64 {
     now
 }
 
-/// Reserve flags after writing `len` bytes: no wake-up, except when this CPU's ring holds
-/// more than `WAKE_AT_BYTES` (checked once per `WAKE_CHECK_BYTES` written).
+/// Writes the record (header, plus the payload prefix when `copy`) at this CPU's producer
+/// position and publishes it. A record that does not fit in the ring's free space is counted
+/// lost.
 #[inline(always)]
-fn wake_flags(ring: &RingMap, len: u64, st: &mut CpuState) -> u64 {
-    st.since_check += len;
-    st.add(Counter::RecordBytes, len);
-    if st.since_check < global!(WAKE_CHECK_BYTES) as u64 {
-        return BPF_RB_NO_WAKEUP as u64;
-    }
-    st.since_check = 0;
-    let ptr = (ring as *const RingMap).cast_mut().cast();
-    // SAFETY: `ptr` is the inner ring map returned by the RINGS lookup.
-    let pending = unsafe { bpf_ringbuf_query(ptr, BPF_RB_AVAIL_DATA as u64) };
-    if pending >= global!(WAKE_AT_BYTES) as u64 {
-        st.add(Counter::Wakeups, 1);
-        BPF_RB_FORCE_WAKEUP as u64
-    } else {
-        BPF_RB_NO_WAKEUP as u64
-    }
-}
-
-/// Header only, reserved and written in place.
-#[inline(always)]
-fn length_only(ring: &RingMap, ev: SegmentEvent, st: &mut CpuState) {
-    match ring.reserve_untyped::<SegmentEvent>(0) {
-        Some(mut entry) => {
-            entry.write(ev);
-            let flags = wake_flags(ring, SEGMENT_EVENT_BYTES as u64, st);
-            entry.submit(flags);
-        }
-        None => st.add(Counter::EventsLost, 1),
-    }
-}
-
-/// Header + copied prefix, assembled in the per-CPU scratch slot and output.
-#[inline(always)]
-fn with_prefix(
+fn write(
     ctx: &TcContext,
-    ring: &RingMap,
+    cpu: u32,
     mut ev: SegmentEvent,
     seg: &Segment,
+    copy: bool,
     st: &mut CpuState,
 ) -> Result<(), Skip> {
-    let snap = global!(SNAP_LEN).min(MAX_SNAP_LEN);
-    let in_skb = ctx.len().saturating_sub(seg.payload_off);
-    let want = seg.payload_len.min(snap).min(in_skb);
-    let Some(slot) = SCRATCH.get_ptr_mut(0) else {
-        return Err(Skip::Malformed);
+    let Some(pos) = RING_POS.get_ptr_mut(cpu) else {
+        st.add(Counter::EventsLost, 1);
+        return Ok(());
     };
-    let base = slot.cast::<u8>();
-    // SAFETY: offset 72 is inside the SCRATCH_BYTES slot.
-    let dst = unsafe { base.add(SEGMENT_EVENT_BYTES) };
+    // SAFETY: this CPU's entry from a successful lookup; only this CPU's classifiers write
+    // `produced`, and they never run at the same time (module docs of agent_common::ring).
+    let pos = unsafe { &mut *pos };
+    let chunks = global!(RING_CHUNKS);
+    let produced = pos.produced;
+    // SAFETY: a plain read of a field user space advances; a stale value only under-counts
+    // the free space.
+    let consumed = unsafe { core::ptr::read_volatile(&pos.consumed) };
+    let want = if copy {
+        let snap = global!(SNAP_LEN).min(MAX_SNAP_LEN);
+        let in_skb = ctx.len().saturating_sub(seg.payload_off);
+        seg.payload_len.min(snap).min(in_skb)
+    } else {
+        0
+    };
+    let capacity = u64::from(chunks) << RING_CHUNK_SHIFT;
+    if produced.wrapping_sub(consumed) + record_footprint(want) > capacity {
+        st.add(Counter::EventsLost, 1);
+        return Ok(());
+    }
+    let (element, off) = locate(produced, cpu, chunks);
+    let Some(chunk) = RING_DATA.get_ptr_mut(element) else {
+        st.add(Counter::EventsLost, 1);
+        return Ok(());
+    };
+    // SAFETY: `off` is below RING_CHUNK_BYTES, and the element has RING_SLACK_BYTES more
+    // after it: room for the largest record.
+    let base = unsafe { chunk.cast::<u8>().add(off) };
     let mut copied = 0u32;
     if want > 0 {
         // Bound the length for the verifier on one register it can follow: a volatile reload
@@ -199,15 +187,23 @@ fn with_prefix(
         if n == 0 || n > MAX_SNAP_LEN as u64 {
             return Err(Skip::Malformed);
         }
-        // SAFETY: dst has MAX_SNAP_LEN bytes of room; the helper checks the skb bounds.
+        // SAFETY: MAX_SNAP_LEN bytes of room follow the header (above); the helper checks the
+        // skb bounds.
         let ret = unsafe {
-            bpf_skb_load_bytes(ctx.skb.skb.cast(), seg.payload_off, dst.cast(), n as u32)
+            bpf_skb_load_bytes(
+                ctx.skb.skb.cast(),
+                seg.payload_off,
+                base.add(SEGMENT_EVENT_BYTES).cast(),
+                n as u32,
+            )
         };
         if ret == 0 {
             copied = n as u32;
             if ev.direction == direction::TO_SERVER && copied >= 8 {
-                // SAFETY: at least 8 bytes were just written at `dst`.
-                let head = unsafe { core::ptr::read_unaligned(dst.cast::<u64>()) };
+                // SAFETY: at least 8 bytes were just written after the header.
+                let head = unsafe {
+                    core::ptr::read_unaligned(base.add(SEGMENT_EVENT_BYTES).cast::<u64>())
+                };
                 if copy::is_h2_preface(head) {
                     copy::mark_h2(seg);
                 }
@@ -217,20 +213,34 @@ fn with_prefix(
         }
     }
     ev.copied_len = copied;
-    // SAFETY: the slot is 8-byte aligned map memory of SCRATCH_BYTES >= header bytes.
-    unsafe { core::ptr::write(slot.cast::<SegmentEvent>(), ev) };
-    // SAFETY: reads a local (same verifier-friendly bound as above).
-    let len: u64 =
-        unsafe { core::ptr::read_volatile(&(copied as u64)) } + SEGMENT_EVENT_BYTES as u64;
-    if len > (SEGMENT_EVENT_BYTES + MAX_SNAP_LEN as usize) as u64 {
-        return Err(Skip::Malformed);
-    }
-    let flags = wake_flags(ring, len, st);
-    // SAFETY: `len` bytes of the slot were written above (header + copied prefix).
-    let record = unsafe { core::slice::from_raw_parts(base.cast_const(), len as usize) };
-    match ring.output_untyped::<[u8]>(record, flags) {
-        Ok(()) => st.add(Counter::CopiedBytes, copied as u64),
-        Err(_) => st.add(Counter::EventsLost, 1),
-    }
+    // SAFETY: `base` is 8-byte aligned (positions advance by multiples of 8 from an aligned
+    // element) with room for the header. Volatile: see the publication below.
+    unsafe { core::ptr::write_volatile(base.cast::<SegmentEvent>(), ev) };
+    let len = record_footprint(copied);
+    // Publish: the record's bytes must be visible before the new position. The payload was
+    // written by a helper call before, and the header and the position are volatile stores,
+    // which the compiler keeps in program order; the JIT emits plain stores, which x86 keeps
+    // in order (TSO). This build's BPF target (cpu v1) has no fence or store-release
+    // instruction to ask for more on weakly ordered CPUs.
+    // SAFETY: `produced` is an 8-byte aligned u64 of map memory that outlives this call.
+    unsafe { core::ptr::write_volatile(&mut pos.produced, produced + len) };
+    st.add(Counter::CopiedBytes, u64::from(copied));
+    st.add(Counter::RecordBytes, len);
+    wake_if_filling(produced + len - consumed, len, st);
     Ok(())
+}
+
+/// Wakes the reader when this CPU's ring holds more than `WAKE_AT_BYTES` (looked at once per
+/// `WAKE_CHECK_BYTES` written); otherwise the reader drains on its own timer.
+#[inline(always)]
+fn wake_if_filling(pending: u64, len: u64, st: &mut CpuState) {
+    st.since_check += len;
+    if st.since_check < u64::from(global!(WAKE_CHECK_BYTES)) {
+        return;
+    }
+    st.since_check = 0;
+    if pending >= u64::from(global!(WAKE_AT_BYTES)) {
+        st.add(Counter::Wakeups, 1);
+        let _ = WAKE.output::<u64>(pending, BPF_RB_FORCE_WAKEUP as u64);
+    }
 }

@@ -1,5 +1,5 @@
 //! apitap kernel programs: two TC classifiers (ingress and egress) that turn every TCP segment
-//! to or from a watched server port into a record in this CPU's ring buffer: a
+//! to or from a watched server port into a record in this CPU's ring (`agent_common::ring`): a
 //! `SegmentEvent` header, followed by a bounded payload prefix when the segment starts a
 //! burst (see `copy`). They never drop or alter traffic: every path returns `TC_ACT_UNSPEC` (-1,
 //! which TCX calls `TCX_NEXT`), and every failure is counted.
@@ -17,13 +17,12 @@ mod headers;
 
 use agent_common::{
     Counter, CpuState, DEFAULT_SMALL_COPY_LEN, DEFAULT_SNAP_LEN, FLOW_STATE_ENTRIES, FlowKey,
-    FlowState, Ports, SCRATCH_BYTES, hook,
+    FlowState, Ports, RingChunk, RingPos, hook,
 };
 use aya_ebpf::{
-    bindings::TC_ACT_UNSPEC,
-    btf_maps::{ArrayOfMaps, RingBuf},
-    macros::{btf_map, classifier, map},
-    maps::{Array, LruHashMap, PerCpuArray},
+    bindings::{BPF_F_MMAPABLE, TC_ACT_UNSPEC},
+    macros::{classifier, map},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::TcContext,
 };
 
@@ -50,13 +49,21 @@ static WAKE_AT_BYTES: u32 = 512 * 1024;
 #[unsafe(no_mangle)]
 static STACK_STAMPS: u32 = 0;
 
-/// The inner ring type: the template's size is replaced by each ring user space creates.
-pub type RingMap = RingBuf<u8, 4096>;
+/// Chunks per CPU ring, a power of two (loader global; `agent_common::ring`).
+#[unsafe(no_mangle)]
+static RING_CHUNKS: u32 = 1;
 
-/// CPU id -> that CPU's ring (user space creates the rings and fills the slots; several CPUs
-/// may share a ring).
-#[btf_map(name = "RINGS")]
-static RINGS: ArrayOfMaps<RingMap, 1> = ArrayOfMaps::new();
+/// Every CPU's ring: `RING_CHUNKS` elements per CPU (the loader sizes the array).
+#[map(name = "RING_DATA")]
+static RING_DATA: Array<RingChunk> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// Each CPU's producer and consumer positions.
+#[map(name = "RING_POS")]
+static RING_POS: Array<RingPos> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+/// Only wakes the reader (a record per wake-up) when a ring is filling up.
+#[map(name = "WAKE")]
+static WAKE: RingBuf = RingBuf::with_byte_size(4096, 0);
 
 /// Watched server ports, and those copied in full.
 #[map(name = "PORTS")]
@@ -69,10 +76,6 @@ static CPU_STATE: PerCpuArray<CpuState> = PerCpuArray::with_max_entries(1, 0);
 /// Burst state per flow direction.
 #[map(name = "FLOWS")]
 static FLOWS: LruHashMap<FlowKey, FlowState> = LruHashMap::with_max_entries(FLOW_STATE_ENTRIES, 0);
-
-/// One per-CPU slot where a record with a prefix is assembled before output.
-#[map(name = "SCRATCH")]
-static SCRATCH: PerCpuArray<[u8; SCRATCH_BYTES]> = PerCpuArray::with_max_entries(1, 0);
 
 #[classifier]
 pub fn tc_ingress(ctx: TcContext) -> i32 {

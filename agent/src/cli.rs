@@ -57,8 +57,8 @@ pub struct RunArgs {
     /// Payload bytes the kernel copies at the start of a message burst [default: 4096, max 8192].
     #[arg(long, env = "APITAP_SNAP_LEN")]
     pub snap_len: Option<u32>,
-    /// Ring buffer bytes in total, split into one ring per CPU (each rounded down to a power
-    /// of two, at least 65536) [default: 8388608].
+    /// Ring bytes in total, split into one ring per CPU (each rounded down to a power of two,
+    /// at least 131072) [default: 8388608].
     #[arg(long, env = "APITAP_RING_BYTES")]
     pub ring_bytes: Option<u32>,
     /// Time responses with the departure time their sender's TCP stack set (Linux 5.18+),

@@ -2,8 +2,9 @@
 
 use agent_common::{Counter, CpuState, Ports, SegmentEvent};
 use anyhow::{Context, Result, bail};
-use apitap::capture::loader::{self, LoadOptions, Ring, RingLayout};
-use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
+use apitap::capture::cpu_ring::{CpuRing, CpuRings};
+use apitap::capture::loader::{self, LoadOptions, RingLayout, RingMaps};
+use aya::maps::{MapData, PerCpuArray};
 use aya::programs::SchedClassifier;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -24,9 +25,12 @@ pub fn options(snap_len: u32) -> LoadOptions {
 /// The agent's embedded kernel object, loaded on its own (own maps), both programs through
 /// the verifier, not attached.
 pub struct Classifier {
-    loaded: loader::Loaded,
-    /// The ring, unless its reading was handed elsewhere ([`Classifier::load_rings`]).
-    ring: Option<RingBuf<MapData>>,
+    ebpf: aya::Ebpf,
+    ports: aya::maps::Array<MapData, Ports>,
+    state: PerCpuArray<MapData, CpuState>,
+    /// The rings and a reader per CPU, unless their reading was handed elsewhere
+    /// ([`Classifier::load_rings`]).
+    rings: Option<(RingMaps, Vec<CpuRing>)>,
 }
 
 impl Classifier {
@@ -34,8 +38,8 @@ impl Classifier {
         Self::load_with(options(snap_len), ports)
     }
 
-    /// As [`Classifier::load`] with a ring of `ring_bytes` (a power-of-two multiple of the
-    /// page size).
+    /// As [`Classifier::load`] with rings of `ring_bytes` each (a power-of-two multiple of
+    /// `agent_common::ring::RING_CHUNK_BYTES`).
     pub fn load_with_ring(snap_len: u32, ports: &[u16], ring_bytes: u32) -> Result<Self> {
         Self::load_with(
             LoadOptions {
@@ -46,36 +50,53 @@ impl Classifier {
         )
     }
 
-    /// Loads with `opts` and one ring of `opts.ring_bytes` shared by every CPU, so records
-    /// come out in the order the frames were run.
+    /// Loads with `opts` and a ring of `opts.ring_bytes` per CPU, and pins the calling thread
+    /// to the CPU it is on, so that records come out in the order the frames were run.
     pub fn load_with(opts: LoadOptions, ports: &[u16]) -> Result<Self> {
-        let (mut c, mut rings) = Self::load_rings(opts, ports, 1)?;
-        let ring_map = rings.pop().context("one ring")?.map;
-        c.ring = Some(RingBuf::try_from(Map::RingBuf(ring_map))?);
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        pin_to_cpu(usize::try_from(cpu).context("sched_getcpu")?)?;
+        let (mut c, rings) = Self::load_rings(opts, ports)?;
+        let readers = CpuRings::map(
+            rings.data.fd().as_fd(),
+            rings.pos.fd().as_fd(),
+            rings.layout.rings,
+            rings.layout.chunks(),
+        )?
+        .readers();
+        c.rings = Some((rings, readers));
         Ok(c)
     }
 
-    /// Loads with `rings` rings of `opts.ring_bytes` (CPU `c` writes to ring `c % rings`) and
-    /// hands them out, for the agent's own reader.
-    pub fn load_rings(opts: LoadOptions, ports: &[u16], rings: u32) -> Result<(Self, Vec<Ring>)> {
-        let layout = RingLayout {
+    /// Loads with a ring of `opts.ring_bytes` per possible CPU and hands the rings out, for
+    /// the agent's own reader.
+    pub fn load_rings(opts: LoadOptions, want_ports: &[u16]) -> Result<(Self, RingMaps)> {
+        let cpus = RingLayout::for_this_host(opts.ring_bytes)?.rings;
+        let layout = RingLayout::new(opts.ring_bytes * cpus, cpus);
+        let loader::Loaded {
+            ebpf,
             rings,
-            ring_bytes: opts.ring_bytes,
-        };
-        let mut loaded = loader::load_object(loader::embedded_object(), &opts, layout)
+            mut ports,
+            state,
+            ..
+        } = loader::load_object(loader::embedded_object(), &opts, layout)
             .context("loading the agent's BPF object")?;
         let mut v = Ports::default();
-        for p in ports {
+        for p in want_ports {
             v.watched.insert(*p);
         }
-        loaded.ports.set(0, v, 0)?;
-        let rings = std::mem::take(&mut loaded.rings);
-        Ok((Classifier { loaded, ring: None }, rings))
+        ports.set(0, v, 0)?;
+        let c = Classifier {
+            ebpf,
+            ports,
+            state,
+            rings: None,
+        };
+        Ok((c, rings))
     }
 
     fn fd(&self, prog: &str) -> Result<i32> {
         let p: &SchedClassifier = self
-            .loaded
             .ebpf
             .program(prog)
             .context("program missing")?
@@ -102,36 +123,39 @@ impl Classifier {
         Ok(test_run(self.fd(prog)?, frame, repeat)?.1)
     }
 
-    /// Every record in the ring so far, decoded.
+    /// Every record in the rings so far, decoded.
     pub fn events(&mut self) -> Vec<(SegmentEvent, Vec<u8>)> {
-        let ring = self
-            .ring
-            .as_mut()
-            .expect("this classifier reads its own ring");
-        let mut out = Vec::new();
-        while let Some(item) = ring.next() {
-            let (ev, payload) = SegmentEvent::from_bytes(&item).expect("a well-formed record");
-            out.push((ev, payload.to_vec()));
-        }
-        out
+        self.records()
+            .iter()
+            .map(|r| {
+                let (ev, payload) = SegmentEvent::from_bytes(r).expect("a well-formed record");
+                (ev, payload.to_vec())
+            })
+            .collect()
     }
 
-    /// Every raw record in the ring so far.
+    /// Every raw record in the rings so far (header and copied payload), CPU by CPU.
     pub fn records(&mut self) -> Vec<Vec<u8>> {
-        let ring = self
-            .ring
+        let (_, readers) = self
+            .rings
             .as_mut()
-            .expect("this classifier reads its own ring");
+            .expect("this classifier reads its own rings");
         let mut out = Vec::new();
-        while let Some(item) = ring.next() {
-            out.push(item.to_vec());
+        for r in readers {
+            r.snapshot();
+            while let Some(rec) = r.peek() {
+                let footprint = rec.footprint;
+                out.push(rec.bytes.to_vec());
+                r.advance(footprint);
+            }
+            r.release();
         }
         out
     }
 
     /// Sum over CPUs of a kernel counter.
     pub fn counter(&self, c: Counter) -> u64 {
-        let state: &PerCpuArray<MapData, CpuState> = &self.loaded.state;
+        let state: &PerCpuArray<MapData, CpuState> = &self.state;
         state
             .get(&0, 0)
             .map(|v| v.iter().map(|s| s.get(c)).sum())
@@ -141,9 +165,9 @@ impl Classifier {
     /// Has every segment of server port `port` copied, as the agent does for servers whose
     /// messages heads alone do not frame.
     pub fn copy_in_full(&mut self, port: u16) -> Result<()> {
-        let mut v = self.loaded.ports.get(&0, 0)?;
+        let mut v = self.ports.get(&0, 0)?;
         v.copy_all.insert(port);
-        self.loaded.ports.set(0, v, 0)?;
+        self.ports.set(0, v, 0)?;
         Ok(())
     }
 }

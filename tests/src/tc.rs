@@ -41,9 +41,9 @@ pub fn netlink_filters(ns: &Netns, ifname: &str, hook: &str) -> Result<String> {
     ns.sh(&format!("tc filter show dev {ifname} {hook}"))
 }
 
-/// The rings (the map ids of the per-CPU ring arrays, which hold the rings) of every loaded
+/// The rings (the map ids of the ring arrays, which hold every CPU's ring) of every loaded
 /// apitap classifier in the kernel, whoever holds them: a program named tc_ingress or
-/// tc_egress using maps named RINGS (an array of maps), PORTS and CPU_STATE. A killed apitap's
+/// tc_egress using maps named RING_DATA (an array), PORTS and CPU_STATE. A killed apitap's
 /// netlink filters keep theirs alive.
 pub fn apitap_rings() -> Result<BTreeSet<u32>> {
     use agent_common::{maps, programs};
@@ -64,7 +64,7 @@ pub fn apitap_rings() -> Result<BTreeSet<u32>> {
                 continue;
             };
             let n = m.name_as_str().unwrap_or("").to_string();
-            if n == maps::RINGS && matches!(m.map_type(), Ok(MapType::ArrayOfMaps)) {
+            if n == maps::RING_DATA && matches!(m.map_type(), Ok(MapType::Array)) {
                 ring = Some(id);
             }
             names.insert(n);

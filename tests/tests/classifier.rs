@@ -222,11 +222,11 @@ fn pure_ack_is_skipped_but_syn_and_fin_are_kept() {
 #[test]
 fn full_ring_counts_lost_events_and_still_passes_packets() {
     require_root();
-    // One page of ring: 1,000-byte records (the first data of ten connections, all copied)
-    // stop fitting after a few.
-    let mut c = Classifier::load_with_ring(4096, &[80], 4096).expect("load");
+    // One chunk of ring (128 KiB): 1,072-byte records (the first data of 200 connections, all
+    // copied) stop fitting after 122.
+    let mut c = Classifier::load_with_ring(4096, &[80], 128 << 10).expect("load");
     let body = vec![b'c'; 1000];
-    for i in 0..10 {
+    for i in 0..200 {
         let t = Tcp {
             sport: 40000 + i,
             ..req(&body)
@@ -238,12 +238,10 @@ fn full_ring_counts_lost_events_and_still_passes_packets() {
         );
     }
     let delivered = c.events().len() as u64;
-    assert!(
-        delivered > 0 && delivered < 10,
-        "{delivered} of 10 delivered"
-    );
-    assert_eq!(c.counter(Counter::EventsLost), 10 - delivered);
-    assert_eq!(c.counter(Counter::SegmentsMatched), 10);
+    let fits = (128 << 10) / agent_common::ring::record_footprint(1000);
+    assert_eq!(delivered, fits, "{delivered} of 200 delivered");
+    assert_eq!(c.counter(Counter::EventsLost), 200 - delivered);
+    assert_eq!(c.counter(Counter::SegmentsMatched), 200);
     assert_eq!(c.counter(Counter::CopiedBytes), delivered * 1000);
 }
 
@@ -440,10 +438,10 @@ fn ipv6_extension_headers_are_walked_up_to_a_bound() {
 #[test]
 fn a_ring_past_half_full_wakes_the_reader_and_an_emptier_one_does_not() {
     require_root();
-    // 64 KiB ring: fill level checked every 8 KiB written, wake-up past 32 KiB pending.
+    // 128 KiB ring: fill level checked every 16 KiB written, wake-up past 64 KiB pending.
     let mut c = Classifier::load_with(
         apitap::capture::loader::LoadOptions {
-            ring_bytes: 64 << 10,
+            ring_bytes: 128 << 10,
             ..options(4096)
         },
         &[80],
@@ -451,21 +449,22 @@ fn a_ring_past_half_full_wakes_the_reader_and_an_emptier_one_does_not() {
     .expect("load");
     let body = vec![b'w'; 500];
     let frame = frames::ipv4_tcp(CLI, SRV, &req(&body), None);
-    // 500 payload bytes are below the small-copy length: every record is 72 + 500 bytes.
-    for _ in 0..48 {
+    // 500 payload bytes are below the small-copy length: every record is 72 + 500 bytes,
+    // 576 with its padding.
+    for _ in 0..96 {
         c.run(programs::TC_INGRESS, &frame).expect("run");
     }
-    assert_eq!(c.counter(Counter::Wakeups), 0, "27 KiB pending: no wake-up");
-    for _ in 0..24 {
+    assert_eq!(c.counter(Counter::Wakeups), 0, "54 KiB pending: no wake-up");
+    for _ in 0..48 {
         c.run(programs::TC_INGRESS, &frame).expect("run");
     }
     let wakeups = c.counter(Counter::Wakeups);
     assert!(
         (1..=3).contains(&wakeups),
-        "41 KiB pending: woken once per 8 KiB check past half, got {wakeups}"
+        "81 KiB pending: woken once per 16 KiB check past half, got {wakeups}"
     );
-    assert_eq!(c.events().len(), 72);
-    assert_eq!(c.counter(Counter::RecordBytes), 72 * (72 + 500));
+    assert_eq!(c.events().len(), 144);
+    assert_eq!(c.counter(Counter::RecordBytes), 144 * 576);
 }
 
 #[test]
@@ -478,20 +477,19 @@ fn per_cpu_rings_are_read_in_place_and_merged_in_time_order() {
     assert!(online >= 2, "this test needs two CPUs, found {online}");
     let (c, rings) = Classifier::load_rings(
         apitap::capture::loader::LoadOptions {
-            ring_bytes: 64 << 10,
+            ring_bytes: 128 << 10,
             ..options(4096)
         },
         &[80],
-        2,
     )
     .expect("load");
     let counters = Arc::new(UserCounters::default());
     let mut source = SegmentSource::new(rings, None, counters.clone(), 0).expect("map rings");
-    // Alternate CPUs (so rings) segment by segment; 300 records of ~600 bytes wrap each 64 KiB
+    // Alternate CPUs (so rings) segment by segment; 600 records of 576 bytes wrap each 128 KiB
     // ring more than once, drained every 40 records.
     let mut want = Vec::new();
     let mut got = Vec::new();
-    for i in 0..300u32 {
+    for i in 0..600u32 {
         pin_to_cpu((i % 2) as usize).expect("pin");
         let body = vec![b'a' + (i % 26) as u8; 500];
         let t = Tcp {
@@ -520,7 +518,7 @@ fn per_cpu_rings_are_read_in_place_and_merged_in_time_order() {
         counters
             .events_read
             .load(std::sync::atomic::Ordering::Relaxed),
-        300
+        600
     );
     assert_eq!(c.counter(Counter::EventsLost), 0);
 }

@@ -1,20 +1,17 @@
-//! Loading the embedded kernel object: globals, one ring buffer per CPU (or per group of CPUs
-//! when the ring budget is small), and both classifiers through the verifier.
+//! Loading the embedded kernel object: globals, one ring per CPU (`agent_common::ring`), and
+//! both classifiers through the verifier.
 
 use agent_common::{
     CpuState, DEFAULT_SMALL_COPY_LEN, DEFAULT_SNAP_LEN, MIN_RING_BYTES_PER_CPU, Ports, globals,
-    maps, programs,
+    maps, programs, ring::RING_CHUNK_BYTES,
 };
-use anyhow::{Context, Result, anyhow, bail};
-use aya::maps::{Array, ArrayOfMaps, MapData, PerCpuArray};
+use anyhow::{Context, Result, anyhow};
+use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, EbpfLoader};
 
 /// The BPF object built by agent/build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/apitap-ebpf.o"));
-
-/// `BPF_MAP_TYPE_RINGBUF`.
-const MAP_TYPE_RINGBUF: u32 = 27;
 
 /// What the classifiers are loaded with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +58,7 @@ fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
     }
 }
 
-/// How CPUs map to rings: `rings` rings of `ring_bytes` each; CPU `c` writes to ring
-/// `c % rings`.
+/// The rings: one per possible CPU, `ring_bytes` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingLayout {
     pub rings: u32,
@@ -70,25 +66,26 @@ pub struct RingLayout {
 }
 
 impl RingLayout {
-    /// The layout for this host's online CPUs.
+    /// The layout for this host's possible CPUs (each has its own ring: a CPU that comes
+    /// online later writes to the ring made for it now).
     pub fn for_this_host(total: u32) -> Result<RingLayout> {
-        let online = aya::util::online_cpus()
-            .map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?
-            .len() as u32;
-        Ok(RingLayout::new(total, online))
+        Ok(RingLayout::new(total, possible_cpus()?))
     }
 
-    /// One ring per online CPU, each the largest power of two within `total / online` and at
-    /// least [`MIN_RING_BYTES_PER_CPU`]; fewer, shared rings when the budget is too small for
-    /// one each.
-    pub fn new(total: u32, online: u32) -> RingLayout {
-        let online = online.max(1);
-        let most = (total / MIN_RING_BYTES_PER_CPU).max(1);
-        let rings = online.min(most);
+    /// One ring per CPU, each the largest power of two within `total / cpus` and at least
+    /// [`MIN_RING_BYTES_PER_CPU`] (one chunk), so the rings may take more than `total` on a
+    /// host with very many CPUs.
+    pub fn new(total: u32, cpus: u32) -> RingLayout {
+        let rings = cpus.max(1);
         let share = (total / rings).max(MIN_RING_BYTES_PER_CPU);
         // Largest power of two <= share.
         let ring_bytes = 1u32 << (31 - share.leading_zeros());
         RingLayout { rings, ring_bytes }
+    }
+
+    /// Chunks per ring (`agent_common::ring`).
+    pub fn chunks(&self) -> u32 {
+        self.ring_bytes / RING_CHUNK_BYTES
     }
 
     /// A CPU checks its ring's fill level after writing this many bytes.
@@ -102,16 +99,25 @@ impl RingLayout {
     }
 }
 
-/// One ring buffer map and the CPUs writing to it.
-pub struct Ring {
-    pub map: MapData,
-    pub bytes: u32,
+fn possible_cpus() -> Result<u32> {
+    Ok(aya::util::nr_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))? as u32)
+}
+
+/// The maps the rings live in, for the reader to map.
+pub struct RingMaps {
+    /// `RING_DATA`: every CPU's chunks.
+    pub data: MapData,
+    /// `RING_POS`: every CPU's positions.
+    pub pos: MapData,
+    /// `WAKE`: the ring buffer whose records only wake the reader.
+    pub wake: MapData,
+    pub layout: RingLayout,
 }
 
 /// A loaded (not yet attached) object with its maps taken out.
 pub struct Loaded {
     pub ebpf: Ebpf,
-    pub rings: Vec<Ring>,
+    pub rings: RingMaps,
     pub layout: RingLayout,
     pub ports: Array<MapData, Ports>,
     pub state: PerCpuArray<MapData, CpuState>,
@@ -122,26 +128,36 @@ pub fn embedded_object() -> &'static [u8] {
     OBJECT
 }
 
-/// Loads the embedded object with one ring per online CPU.
+/// Loads the embedded object with one ring per CPU.
 pub fn load(opts: &LoadOptions) -> Result<Loaded> {
     load_object(OBJECT, opts, RingLayout::for_this_host(opts.ring_bytes)?)
 }
 
 /// Loads `object` with `opts` and `layout` (`opts.ring_bytes` is not used): patches the
-/// globals, creates the rings, and loads both classifiers into the kernel (the verifier runs
-/// here).
+/// globals, sizes the rings, and loads both classifiers into the kernel (the verifier runs
+/// here). `layout.rings` must be at least the number of possible CPUs.
 pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Result<Loaded> {
-    let possible =
-        aya::util::nr_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))? as u32;
+    let possible = possible_cpus()?;
+    anyhow::ensure!(
+        layout.rings >= possible,
+        "{} rings for {possible} possible CPUs",
+        layout.rings
+    );
     let wake_check = layout.wake_check_bytes();
     let wake_at = layout.wake_at_bytes();
+    let chunks = layout.chunks();
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
     let mut ebpf = EbpfLoader::new()
         .override_global(globals::SNAP_LEN, &opts.snap_len, true)
         .override_global(globals::SMALL_COPY_LEN, &opts.small_copy_len, true)
         .override_global(globals::WAKE_CHECK_BYTES, &wake_check, true)
         .override_global(globals::WAKE_AT_BYTES, &wake_at, true)
         .override_global(globals::STACK_STAMPS, &u32::from(opts.stack_stamps), true)
-        .map_max_entries(maps::RINGS, possible)
+        .override_global(globals::RING_CHUNKS, &chunks, true)
+        .map_max_entries(maps::RING_DATA, layout.rings * chunks)
+        .map_max_entries(maps::RING_POS, layout.rings)
+        .map_max_entries(maps::WAKE, page)
         .load(object)
         .map_err(|e| privilege_hint(anyhow!(e)))
         .context("cannot load the BPF object")?;
@@ -155,7 +171,12 @@ pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Res
             .map_err(|e| privilege_hint(anyhow!(short_verifier_log(&e.to_string()))))
             .with_context(|| format!("the kernel rejected program {name}"))?;
     }
-    let rings = create_rings(&mut ebpf, layout, possible)?;
+    let rings = RingMaps {
+        data: map_data(take(&mut ebpf, maps::RING_DATA)?)?,
+        pos: map_data(take(&mut ebpf, maps::RING_POS)?)?,
+        wake: map_data(take(&mut ebpf, maps::WAKE)?)?,
+        layout,
+    };
     let ports = Array::try_from(take(&mut ebpf, maps::PORTS)?)?;
     let state = PerCpuArray::try_from(take(&mut ebpf, maps::CPU_STATE)?)?;
     Ok(Loaded {
@@ -167,36 +188,12 @@ pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Res
     })
 }
 
-/// Creates `layout.rings` ring buffers and points every possible CPU's slot at one.
-fn create_rings(ebpf: &mut Ebpf, layout: RingLayout, possible: u32) -> Result<Vec<Ring>> {
-    let mut outer: ArrayOfMaps<MapData, MapData> = ArrayOfMaps::try_from(take(ebpf, maps::RINGS)?)?;
-    let mut rings = Vec::with_capacity(layout.rings as usize);
-    for i in 0..layout.rings {
-        let def = aya_obj::Map::new_from_params(MAP_TYPE_RINGBUF, 0, 0, layout.ring_bytes, 0);
-        let map = MapData::create(def, "apitap_ring", None)
-            .map_err(|e| privilege_hint(anyhow!(e)))
-            .with_context(|| {
-                format!(
-                    "cannot create ring buffer {i} ({} bytes)",
-                    layout.ring_bytes
-                )
-            })?;
-        rings.push(Ring {
-            map,
-            bytes: layout.ring_bytes,
-        });
+/// The map behind an array or ring buffer handle.
+fn map_data(map: aya::maps::Map) -> Result<MapData> {
+    match map {
+        aya::maps::Map::Array(m) | aya::maps::Map::RingBuf(m) => Ok(m),
+        other => Err(anyhow!("unexpected map type {other:?}")),
     }
-    for cpu in 0..possible {
-        let ring = &rings[(cpu % layout.rings) as usize];
-        outer
-            .set(cpu, &ring.map, 0)
-            .with_context(|| format!("cannot install the ring of CPU {cpu}"))?;
-    }
-    // The outer map stays referenced by the loaded programs after this handle is dropped.
-    if rings.is_empty() {
-        bail!("no ring buffer created");
-    }
-    Ok(rings)
 }
 
 fn take(ebpf: &mut Ebpf, name: &str) -> Result<aya::maps::Map> {
@@ -275,18 +272,20 @@ mod tests {
     #[rstest]
     #[case::one_ring_per_cpu(8 << 20, 2, 2, 4 << 20)]
     #[case::rounded_down_to_a_power_of_two(6 << 20, 2, 2, 2 << 20)]
-    #[case::shared_when_the_budget_is_small(128 << 10, 8, 2, 64 << 10)]
-    #[case::at_least_the_minimum(4096, 4, 1, 64 << 10)]
-    #[case::no_online_cpu_reported(1 << 20, 0, 1, 1 << 20)]
+    #[case::one_chunk_each_when_the_budget_is_small(512 << 10, 8, 8, 128 << 10)]
+    #[case::at_least_the_minimum(4096, 4, 4, 128 << 10)]
+    #[case::no_cpu_reported(1 << 20, 0, 1, 1 << 20)]
     fn ring_layout_splits_the_budget(
         #[case] total: u32,
-        #[case] online: u32,
+        #[case] cpus: u32,
         #[case] rings: u32,
         #[case] bytes: u32,
     ) {
-        let l = RingLayout::new(total, online);
+        let l = RingLayout::new(total, cpus);
         assert_eq!((l.rings, l.ring_bytes), (rings, bytes));
         assert!(l.ring_bytes.is_power_of_two());
+        assert!(l.chunks().is_power_of_two());
+        assert_eq!(l.chunks() * RING_CHUNK_BYTES, bytes);
         assert_eq!(l.wake_at_bytes(), bytes / 2);
     }
 }

@@ -8,13 +8,14 @@
 pub mod attach;
 pub mod caps;
 mod clock;
+pub mod cpu_ring;
 pub mod ifaces;
 pub mod loader;
 mod netlink;
 mod port_map;
 mod reader;
 pub mod record;
-mod ring;
+pub mod ring;
 pub mod stale;
 mod stats;
 

@@ -2,7 +2,7 @@
 //!
 //! The classifiers never wake the reader on their own (no wake-up per record, no IPI): the
 //! analysis thread drains on its own short timer, and a CPU whose ring passes half full wakes
-//! it early. Each drain first reads the clock, then every ring's producer position, and hands
+//! it early (a record in the small `WAKE` ring buffer). Each drain first reads the clock, then every ring's producer position, and hands
 //! on only records stamped before that clock reading, merged across rings by timestamp. That
 //! keeps the two directions of a connection in causal order even when they are captured on
 //! different CPUs: a response is caused by its request, whose record was committed before the
@@ -18,7 +18,8 @@ use std::time::Duration;
 use tracing::trace;
 
 use super::clock::monotonic_ns;
-use super::loader::Ring;
+use super::cpu_ring::{CpuRing, CpuRings};
+use super::loader::RingMaps;
 use super::port_map::CopyHints;
 use super::record;
 use super::ring::RingReader;
@@ -59,9 +60,11 @@ pub struct Drained {
 }
 
 pub struct SegmentSource {
-    rings: Vec<RingReader>,
-    /// Keeps the ring maps (and their fds, registered with epoll) alive.
-    _maps: Vec<Ring>,
+    rings: Vec<CpuRing>,
+    /// The wake-up ring: its records only end `wait` early.
+    wake: RingReader,
+    /// Keeps the ring maps (and the wake ring's fd, registered with epoll) alive.
+    _maps: RingMaps,
     epoll: OwnedFd,
     stop: Arc<StopSignal>,
     stopped: bool,
@@ -80,15 +83,21 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 impl SegmentSource {
     pub fn new(
-        maps: Vec<Ring>,
+        maps: RingMaps,
         hints: Option<CopyHints>,
         counters: Arc<UserCounters>,
         wall_offset_ns: i64,
     ) -> io::Result<SegmentSource> {
-        let mut rings = Vec::with_capacity(maps.len());
-        for r in &maps {
-            rings.push(RingReader::new(r.map.fd().as_fd(), r.bytes)?);
-        }
+        let rings = CpuRings::map(
+            maps.data.fd().as_fd(),
+            maps.pos.fd().as_fd(),
+            maps.layout.rings,
+            maps.layout.chunks(),
+        )?
+        .readers();
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
+        let wake = RingReader::new(maps.wake.fd().as_fd(), page)?;
         // SAFETY: plain syscalls; the returned fds are owned below.
         let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
         // SAFETY: as above.
@@ -107,18 +116,16 @@ impl SegmentSource {
             cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })
                 .map(|_| ())
         };
-        // Edge-triggered: a ring with data pending must not make every wait return at once;
-        // only the kernel's explicit wake-up (ring half full) should.
-        for (i, r) in maps.iter().enumerate() {
-            add(
-                r.map.fd().as_fd().as_raw_fd(),
-                i as u64,
-                (libc::EPOLLIN | libc::EPOLLET) as u32,
-            )?;
-        }
+        // Edge-triggered: only the kernel's explicit wake-up (a ring half full) ends a wait.
+        add(
+            maps.wake.fd().as_fd().as_raw_fd(),
+            0,
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
+        )?;
         add(efd.as_raw_fd(), u64::MAX, libc::EPOLLIN as u32)?;
         Ok(SegmentSource {
             rings,
+            wake,
             _maps: maps,
             epoll,
             stop: Arc::new(StopSignal(efd)),
@@ -175,6 +182,7 @@ impl SegmentSource {
         mut f: impl FnMut(&Segment<'_>),
     ) -> Drained {
         let cut = if everything { u64::MAX } else { monotonic_ns() };
+        self.wake.discard_all();
         let mut heads: Vec<Option<u64>> = Vec::with_capacity(self.rings.len());
         let mut fullest = 0;
         for i in 0..self.rings.len() {
@@ -246,7 +254,7 @@ impl SegmentSource {
 
     /// Records the bytes the kernel holds across the rings (read or not) for the self-metric.
     pub fn publish_held_bytes(&self) {
-        let held = self.rings.iter().map(RingReader::held).sum();
+        let held = self.rings.iter().map(CpuRing::held).sum();
         self.counters.ring_held_bytes.store(held, Relaxed);
     }
 }

@@ -1,4 +1,5 @@
-//! A BPF ring buffer read in place: records are borrowed straight from the shared mapping and
+//! A BPF ring buffer (`BPF_MAP_TYPE_RINGBUF`; the agent's is `WAKE`, whose records only wake
+//! the reader) read in place: records are borrowed straight from the shared mapping and
 //! their space is given back only after they have been processed, so nothing is copied on the
 //! way to the pipeline.
 //!
@@ -38,7 +39,7 @@ pub struct RingReader {
 // the atomic positions and record headers.
 unsafe impl Send for RingReader {}
 
-/// One record as it lies in the ring.
+/// One record as it lies in a ring (a BPF ring buffer's or a CPU's).
 pub struct Record<'a> {
     /// The record's bytes (without the ring's 8-byte header).
     pub bytes: &'a [u8],
@@ -172,6 +173,13 @@ impl RingReader {
     /// Gives the space of every record read so far back to the kernel.
     pub fn release(&self) {
         self.consumer_pos().store(self.next, Ordering::Release);
+    }
+
+    /// Gives every record published so far back unread.
+    pub fn discard_all(&mut self) {
+        self.snapshot();
+        self.next = self.end;
+        self.release();
     }
 
     /// Bytes the kernel still holds for this reader (read or not).

@@ -22,7 +22,10 @@ use super::netlink::{self, Filter, PARENT_EGRESS, PARENT_INGRESS};
 
 /// Names every apitap classifier program has, and maps each of them uses.
 const PROGRAM_NAMES: &[&str] = &[programs::TC_INGRESS, programs::TC_EGRESS];
-const MAP_NAMES: &[&str] = &[maps::RINGS, maps::PORTS, maps::CPU_STATE];
+const MAP_NAMES: &[&str] = &[maps::PORTS, maps::CPU_STATE];
+/// The map holding the rings, one of these: `RINGS` (an array of ring buffers) in apitap
+/// before the per-CPU rings of `agent_common::ring`, whose filters an upgrade may find.
+const RING_MAP_NAMES: &[&str] = &[maps::RING_DATA, "RINGS"];
 
 /// Which loaded BPF programs are apitap's classifiers (by id), computed once per scan.
 pub struct Census {
@@ -59,7 +62,9 @@ impl Census {
                     Some(n)
                 })
                 .collect();
-            if MAP_NAMES.iter().all(|m| names.contains(*m)) {
+            if MAP_NAMES.iter().all(|m| names.contains(*m))
+                && RING_MAP_NAMES.iter().any(|m| names.contains(*m))
+            {
                 apitap.insert(p.id());
             }
         }

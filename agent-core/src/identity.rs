@@ -98,10 +98,15 @@ impl Credential<'_> {
 /// The hash is foldhash seeded at random per process, over the credential's kind and bytes:
 /// another credential taken for the last one would need a 64-bit collision found without the
 /// seed, and even then would only give that connection's request the previous one's id.
+///
+/// It also keeps the last client a trusted proxy forwarded a request for (X-Forwarded-For),
+/// with its id: a proxy's connection often carries one client's requests in a row, and the id
+/// is the address formatted into a new string.
 #[derive(Debug, Default)]
 pub struct KnownCredentials {
     api_key: Option<(u64, Option<Arc<str>>)>,
     authorization: Option<(u64, Option<Arc<str>>)>,
+    forwarded: Option<(IpAddr, Arc<str>)>,
 }
 
 impl KnownCredentials {
@@ -121,6 +126,19 @@ impl KnownCredentials {
         }
         let id: Option<Arc<str>> = credential.client_id().map(Arc::from);
         *slot = Some((hash, id.clone()));
+        id
+    }
+
+    /// The client id of a request forwarded for `ip` (the address as text), formatted only
+    /// when `ip` is not the connection's last forwarded client.
+    pub fn forwarded_id(&mut self, ip: IpAddr) -> Arc<str> {
+        if let Some((kept, id)) = &self.forwarded
+            && *kept == ip
+        {
+            return id.clone();
+        }
+        let id: Arc<str> = Arc::from(ip.to_string());
+        self.forwarded = Some((ip, id.clone()));
         id
     }
 }

@@ -94,7 +94,11 @@ fn engine_per_tx(segs: &[common::Owned]) -> f64 {
 }
 
 fn pipeline_per_tx(segs: &[common::Owned]) -> f64 {
-    let mut p = Pipeline::new(PipelineConfig::default()).expect("default config");
+    pipeline_with(segs, PipelineConfig::default())
+}
+
+fn pipeline_with(segs: &[common::Owned], cfg: PipelineConfig) -> f64 {
+    let mut p = Pipeline::new(cfg).expect("valid config");
     per_tx(segs, |o| {
         let mut n = 0;
         p.ingest(&o.segment(), &mut |_| n += 1);
@@ -127,6 +131,18 @@ fn a_request_with_an_id_and_trace_context_allocates_nothing() {
         "allocations per request with X-Request-ID and traceparent: engine {engine:.2}, pipeline {pipeline:.2}"
     );
     assert_eq!(engine, 3.0);
+    assert_eq!(pipeline, 0.0);
+}
+
+#[test]
+fn a_request_a_trusted_proxy_forwards_for_its_last_client_allocates_nothing() {
+    // The client id is the forwarded address as text: formatted once per connection and
+    // client, not per request.
+    let traffic = common::traffic_of(KEEP_ALIVE_CONNS, 2_000, 1, common::forwarded_request);
+    let mut cfg = PipelineConfig::default();
+    cfg.engine.identity.trusted_proxies = vec!["192.0.2.1".parse().expect("cidr")];
+    let pipeline = pipeline_with(&traffic, cfg);
+    println!("allocations per request forwarded by a trusted proxy: pipeline {pipeline:.2}");
     assert_eq!(pipeline, 0.0);
 }
 

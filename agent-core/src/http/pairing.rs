@@ -9,7 +9,6 @@ use super::{Ctx, Mode, Pending, Shared};
 use crate::spares::Leftovers;
 use crate::{ErrorType, Transaction};
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// `network.protocol.version` of an HTTP/0.9 exchange (a simple request, a response without a
 /// status line: the record has no status).
@@ -159,7 +158,7 @@ impl ReqSide<'_, '_> {
             .forwarded_for
             .client(tx.client.map(|a| a.ip()), self.cx.identity)
         {
-            tx.client_id = Some(Arc::from(ip.to_string()));
+            tx.client_id = Some(s.recent.client.forwarded_id(ip));
         }
         let recent = &mut s.recent;
         tx.path = Some(Leftovers::text(left.path, path, |p| recent.path.share(p)));

@@ -501,7 +501,12 @@ impl Side<'_, '_> {
                 }
             }
         }
-        let st = Stream::open(head, self.cx.meta.transaction(start_ts), self.cx.identity);
+        let st = Stream::open(
+            head,
+            self.cx.meta.transaction(start_ts),
+            self.cx.identity,
+            &mut self.s.known,
+        );
         Some(self.s.streams.entry(id).or_insert(st))
     }
 

@@ -123,8 +123,14 @@ pub struct Stream {
 
 impl Stream {
     /// A stream opened by a request head (or a lost one: `head` is `None`).
-    /// `tx` is the connection's record for this stream's start (client IP as `client.id`).
-    pub fn open(head: Option<Head>, mut tx: Transaction, identity: &IdentityConfig) -> Stream {
+    /// `tx` is the connection's record for this stream's start (client IP as `client.id`);
+    /// `ids` is the connection's memo of client ids.
+    pub fn open(
+        head: Option<Head>,
+        mut tx: Transaction,
+        identity: &IdentityConfig,
+        ids: &mut KnownCredentials,
+    ) -> Stream {
         tx.version = Some("2");
         let known = head.is_some();
         let mut grpc = false;
@@ -149,7 +155,7 @@ impl Stream {
             if let Some(id) = h.key_id.or(h.sub_id) {
                 tx.client_id = Some(id);
             } else if let Some(ip) = h.forwarded_for.client(tx.client.map(|a| a.ip()), identity) {
-                tx.client_id = Some(Arc::from(ip.to_string()));
+                tx.client_id = Some(ids.forwarded_id(ip));
             }
         }
         Stream {

@@ -91,6 +91,17 @@ pub fn keyed_request(i: usize, paths: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// [`request`] passed on by a proxy for one client (`X-Forwarded-For`), as an ingress
+/// controller sends them to a pod; the connection comes from the proxy at 192.0.2.1.
+pub fn forwarded_request(i: usize, paths: usize) -> Vec<u8> {
+    format!(
+        "GET /api/users/{}?fields=name HTTP/1.1\r\nHost: api.example\r\nUser-Agent: sdk/1\r\n\
+         X-Forwarded-For: 203.0.113.9\r\n\r\n",
+        i % paths.max(1),
+    )
+    .into_bytes()
+}
+
 pub const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n{\"name\":\"alice\"}\n";
 
 /// One connection's sequence numbers while generating.

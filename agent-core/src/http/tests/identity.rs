@@ -103,6 +103,65 @@ fn a_connection_changing_credentials_gets_each_request_its_own_client() {
 }
 
 #[rstest]
+fn a_proxy_connection_forwarding_for_several_clients_gets_each_request_its_own_client() {
+    let trusting = || {
+        let mut cfg = EngineConfig::default();
+        cfg.identity.trusted_proxies = vec!["192.0.2.1".parse().expect("cidr")];
+        Engine::new(cfg)
+    };
+    let xff = |ip: &str| format!("X-Forwarded-For: {ip}\r\n");
+    // Each request alone, then in sequence on one connection (the last client is remembered).
+    let headers = [
+        xff("203.0.113.9"),
+        xff("203.0.113.9"),
+        xff("2001:db8::7"),
+        String::new(),
+        xff("203.0.113.9"),
+        xff("not-an-address"),
+        xff("203.0.113.9"),
+        format!("X-API-Key: key-a\r\n{}", xff("203.0.113.9")),
+        xff("198.51.100.4"),
+    ];
+    let alone: Vec<Option<String>> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut c = Conv::new(42000 + i as u16, 9).open();
+            c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+                .resp(OK);
+            let out = c.run(&mut trusting());
+            one(&out).client_id.as_deref().map(str::to_owned)
+        })
+        .collect();
+    let mut c = Conv::new(42100, 9).open();
+    for h in &headers {
+        c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+            .resp(OK);
+    }
+    let out = c.run(&mut trusting());
+    let together: Vec<Option<String>> = out
+        .iter()
+        .map(|t| t.client_id.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(together, alone);
+    let ids: Vec<&str> = alone.iter().map(|i| i.as_deref().unwrap_or("")).collect();
+    assert_eq!(
+        (ids[0], ids[2], ids[3], ids[5], ids[8]),
+        (
+            "203.0.113.9",
+            "2001:db8::7",
+            "192.0.2.1",
+            "192.0.2.1",
+            "198.51.100.4"
+        )
+    );
+    assert!(
+        ids[7].starts_with("key:"),
+        "an API key wins over the forwarded address"
+    );
+}
+
+#[rstest]
 fn trace_context_and_request_id_are_kept() {
     let mut c = Conv::new(40035, 9).open();
     c.req(b"GET / HTTP/1.1\r\nX-Request-ID: req-1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n").resp(OK);

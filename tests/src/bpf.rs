@@ -68,7 +68,7 @@ impl Classifier {
         Ok(c)
     }
 
-    /// Loads with a ring of `opts.ring_bytes` per possible CPU and hands the rings out, for
+    /// Loads with a ring of `opts.ring_bytes` per online CPU and hands the rings out, for
     /// the agent's own reader.
     pub fn load_rings(opts: LoadOptions, want_ports: &[u16]) -> Result<(Self, RingMaps)> {
         let cpus = RingLayout::for_this_host(opts.ring_bytes)?.rings;

@@ -58,7 +58,7 @@ fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
     }
 }
 
-/// The rings: one per possible CPU, `ring_bytes` each.
+/// The rings: one per CPU id up to the highest online one, `ring_bytes` each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingLayout {
     pub rings: u32,
@@ -66,10 +66,16 @@ pub struct RingLayout {
 }
 
 impl RingLayout {
-    /// The layout for this host's possible CPUs (each has its own ring: a CPU that comes
-    /// online later writes to the ring made for it now).
+    /// The layout for this host's online CPUs: a ring for every id up to the highest online
+    /// one. Not one per possible CPU: hypervisors often declare far more possible CPUs than
+    /// they bring online, and each ring is at least 128 KiB of kernel memory. A CPU brought
+    /// online later, above that id, finds no ring: its records are counted lost
+    /// (`apitap_events_lost_total`) until the agent restarts.
     pub fn for_this_host(total: u32) -> Result<RingLayout> {
-        Ok(RingLayout::new(total, possible_cpus()?))
+        let online =
+            aya::util::online_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))?;
+        let highest = online.iter().copied().max().unwrap_or(0);
+        Ok(RingLayout::new(total, highest + 1))
     }
 
     /// One ring per CPU, each the largest power of two within `total / cpus` and at least
@@ -97,10 +103,6 @@ impl RingLayout {
     pub fn wake_at_bytes(&self) -> u32 {
         self.ring_bytes / 2
     }
-}
-
-fn possible_cpus() -> Result<u32> {
-    Ok(aya::util::nr_cpus().map_err(|(path, e)| anyhow!("cannot read {path}: {e}"))? as u32)
 }
 
 /// The maps the rings live in, for the reader to map.
@@ -135,14 +137,8 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
 
 /// Loads `object` with `opts` and `layout` (`opts.ring_bytes` is not used): patches the
 /// globals, sizes the rings, and loads both classifiers into the kernel (the verifier runs
-/// here). `layout.rings` must be at least the number of possible CPUs.
+/// here).
 pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Result<Loaded> {
-    let possible = possible_cpus()?;
-    anyhow::ensure!(
-        layout.rings >= possible,
-        "{} rings for {possible} possible CPUs",
-        layout.rings
-    );
     let wake_check = layout.wake_check_bytes();
     let wake_at = layout.wake_at_bytes();
     let chunks = layout.chunks();

@@ -22,7 +22,7 @@ fn main() {
         [_, stage, shape, reps] => (stage.as_str(), shape.as_str(), reps.parse().unwrap_or(1)),
         _ => {
             eprintln!(
-                "usage: per_tx engine|pipeline keep_alive|one_path|bearer|api_key|traced|conn_per_request REPS"
+                "usage: per_tx engine|pipeline keep_alive|one_path|bearer|api_key|traced|h2|h2_mux10|conn_per_request REPS"
             );
             std::process::exit(2);
         }
@@ -35,6 +35,8 @@ fn main() {
         "bearer" => common::traffic_of(8, 1_250, 1, common::bearer_request),
         "api_key" => common::traffic_of(8, 1_250, 1, common::keyed_request),
         "traced" => common::traffic_of(8, 1_250, 1, common::traced_request),
+        "h2" => common::h2::traffic(8, 1_250, 1),
+        "h2_mux10" => common::h2::traffic(8, 1_250, 10),
         _ => common::traffic(8, 1_250),
     };
     let started = Instant::now();

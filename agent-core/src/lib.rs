@@ -21,6 +21,7 @@ pub mod http2;
 pub mod identity;
 pub mod pcap;
 pub mod pipeline;
+pub mod recent;
 pub mod route;
 pub mod segment;
 pub mod series;

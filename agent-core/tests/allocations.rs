@@ -147,6 +147,16 @@ fn a_request_a_trusted_proxy_forwards_for_its_last_client_allocates_nothing() {
 }
 
 #[test]
+fn an_http2_stream_allocates_only_its_path() {
+    // h2load's exchanges over HTTP/2, one stream at a time, each on one of 1,000 paths, with
+    // the connection's user agent on every request.
+    let traffic = common::h2::traffic(KEEP_ALIVE_CONNS, 2_000, 1);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!("allocations per HTTP/2 stream: pipeline {pipeline:.2}");
+    assert_eq!(pipeline, 1.0);
+}
+
+#[test]
 fn a_request_on_a_new_path_allocates_only_the_path() {
     let traffic = common::traffic(KEEP_ALIVE_CONNS, 2_000);
     let engine = engine_per_tx(&traffic);

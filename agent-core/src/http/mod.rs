@@ -14,9 +14,9 @@ pub mod startline;
 pub mod stats;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use crate::identity::{IdentityConfig, KnownCredentials};
+use crate::identity::IdentityConfig;
+use crate::recent::RecentFields;
 use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
@@ -78,34 +78,6 @@ struct Response {
     /// Responses were lost whole before it and the ACKs cannot tell which request it answers
     /// (pipelined requests): it pairs first in, first out, marked `capture_gap`.
     uncertain: bool,
-}
-
-/// The last value of one request field on this connection: a request repeating it (the usual
-/// case on a keep-alive connection) shares it instead of copying it.
-#[derive(Debug, Default)]
-struct Recent(Option<Arc<str>>);
-
-impl Recent {
-    fn share(&mut self, value: &str) -> Arc<str> {
-        match &self.0 {
-            Some(last) if **last == *value => Arc::clone(last),
-            _ => {
-                let fresh: Arc<str> = Arc::from(value);
-                self.0 = Some(Arc::clone(&fresh));
-                fresh
-            }
-        }
-    }
-}
-
-/// Per-connection caches of request fields.
-#[derive(Debug, Default)]
-struct RecentFields {
-    path: Recent,
-    query: Recent,
-    user_agent: Recent,
-    /// The connection's last API key and token, and the ids derived from them.
-    client: KnownCredentials,
 }
 
 /// State both directions share.

@@ -9,7 +9,8 @@ use super::hpack::Decoder;
 use super::reader::{Frame, FrameSink, Reader};
 use super::stats::{H2Stats, Malformed};
 use super::stream::{Head, Stream};
-use crate::identity::{IdentityConfig, KnownCredentials};
+use crate::identity::IdentityConfig;
+use crate::recent::RecentFields;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
 use crate::{Direction, ErrorType, Transaction};
@@ -68,8 +69,8 @@ struct Shared {
     /// Frames may have been missed (joined late, or a frame header lost): a block without
     /// `:status` may be the trailers of a response whose head we did not see.
     missed_frames: bool,
-    /// The connection's last API key and token, and the ids derived from them.
-    known: KnownCredentials,
+    /// The connection's last path, query, user agent and credentials (see `crate::recent`).
+    recent: RecentFields,
 }
 
 /// HTTP/2 state of one connection.
@@ -103,7 +104,7 @@ impl H2Conn {
                 max_frame: [None, None],
                 goaway_error: false,
                 missed_frames: !fresh,
-                known: KnownCredentials::default(),
+                recent: RecentFields::default(),
             },
         }
     }
@@ -406,10 +407,10 @@ impl Side<'_, '_> {
             let mut head = Head::default();
             let identity = self.cx.identity;
             let max = self.cx.cfg.max_header_block_bytes;
-            let known = &mut self.s.known;
+            let recent = &mut self.s.recent;
             let sum = self.s.decoders[i]
                 .decode(&bytes, max, &mut |field| {
-                    head.field_known(field, identity, known);
+                    head.field_known(field, identity, recent);
                 })
                 .map_err(|_| Malformed::Hpack)?;
             stats.unknown_fields += u64::from(sum.unknown);
@@ -505,7 +506,7 @@ impl Side<'_, '_> {
             head,
             self.cx.meta.transaction(start_ts),
             self.cx.identity,
-            &mut self.s.known,
+            &mut self.s.recent,
         );
         Some(self.s.streams.entry(id).or_insert(st))
     }

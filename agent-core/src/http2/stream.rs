@@ -3,7 +3,8 @@
 
 use super::grpc;
 use super::hpack::Field;
-use crate::identity::{self, Credential, IdentityConfig, KnownCredentials};
+use crate::identity::{self, Credential, IdentityConfig};
+use crate::recent::RecentFields;
 use crate::{ErrorType, Rpc, Transaction};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,12 +14,16 @@ use std::sync::Arc;
 /// reported as unknown (`None`), never guessed.
 #[derive(Debug, Default)]
 pub struct Head {
-    pub method: Option<String>,
-    pub path: Option<String>,
+    /// The standard methods are static; others are copied.
+    pub method: Option<Cow<'static, str>>,
+    /// `:path` without its query, and the query redacted, shared with the connection's last
+    /// ones when they repeat.
+    pub path: Option<Arc<str>>,
+    pub query: Option<Arc<str>>,
     pub status: Option<u16>,
     pub grpc_content_type: bool,
     pub grpc_status: Option<u8>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     pub request_id: Option<String>,
     pub trace: Option<(String, String)>,
     pub key_id: Option<Arc<str>>,
@@ -32,31 +37,38 @@ const MAX_METHOD: usize = 32;
 const MAX_PATH: usize = 8 * 1024;
 
 impl Head {
-    /// Takes one decoded field, deriving client ids afresh.
+    /// Takes one decoded field, deriving client ids and sharing nothing.
     pub fn field(&mut self, f: Field<'_>, id: &IdentityConfig) {
-        self.field_known(f, id, &mut KnownCredentials::default());
+        self.field_known(f, id, &mut RecentFields::default());
     }
 
-    /// Takes one decoded field; a client id is derived only when its credential is not the
-    /// connection's last one of its kind (`known`).
-    pub fn field_known(&mut self, f: Field<'_>, id: &IdentityConfig, known: &mut KnownCredentials) {
+    /// Takes one decoded field; path, query and user agent are shared with the connection's
+    /// last ones, and a client id is derived only when its credential is not the connection's
+    /// last one of its kind (`recent`).
+    pub fn field_known(&mut self, f: Field<'_>, id: &IdentityConfig, recent: &mut RecentFields) {
         let (Some(name), Some(value)) = (f.name, f.value) else {
             self.unknown += 1;
             return;
         };
         match name {
             b":method" if value.len() <= MAX_METHOD => {
-                self.method = std::str::from_utf8(value).ok().map(str::to_owned);
+                self.method = std::str::from_utf8(value)
+                    .ok()
+                    .map(crate::http::head::method_name);
             }
             b":path" if value.len() <= MAX_PATH => {
-                self.path = std::str::from_utf8(value).ok().map(str::to_owned);
+                if let Ok(target) = std::str::from_utf8(value) {
+                    let (path, query) = crate::http::head::split_target(target, &id.redact_keys);
+                    self.path = Some(recent.path.share(path));
+                    self.query = query.map(|q| recent.query.share(&q));
+                }
             }
             b":status" => self.status = parse_status(value),
             b"content-type" => self.grpc_content_type = grpc::is_grpc_content_type(value),
             b"grpc-status" => self.grpc_status = grpc::parse_status(value),
             b"user-agent" => {
                 self.user_agent = identity::bounded_header(value, identity::MAX_USER_AGENT_CHARS)
-                    .map(Cow::into_owned);
+                    .map(|ua| recent.user_agent.share(&ua));
             }
             b"x-request-id" => {
                 self.request_id = identity::bounded_header(value, identity::MAX_REQUEST_ID_CHARS)
@@ -68,7 +80,7 @@ impl Head {
             }
             b"authorization" => {
                 if self.sub_id.is_none() {
-                    self.sub_id = known.client_id(Credential::Authorization(value));
+                    self.sub_id = recent.client.client_id(Credential::Authorization(value));
                 }
             }
             b"x-forwarded-for" => {
@@ -83,7 +95,9 @@ impl Head {
                     && name.eq_ignore_ascii_case(id.client_id_header.as_bytes())
                     && !value.trim_ascii().is_empty()
                 {
-                    self.key_id = known.client_id(Credential::ApiKey(value.trim_ascii()));
+                    self.key_id = recent
+                        .client
+                        .client_id(Credential::ApiKey(value.trim_ascii()));
                 }
             }
         }
@@ -124,12 +138,12 @@ pub struct Stream {
 impl Stream {
     /// A stream opened by a request head (or a lost one: `head` is `None`).
     /// `tx` is the connection's record for this stream's start (client IP as `client.id`);
-    /// `ids` is the connection's memo of client ids.
+    /// `recent` is the connection's memo of request fields.
     pub fn open(
         head: Option<Head>,
         mut tx: Transaction,
         identity: &IdentityConfig,
-        ids: &mut KnownCredentials,
+        recent: &mut RecentFields,
     ) -> Stream {
         tx.version = Some("2");
         let known = head.is_some();
@@ -140,13 +154,10 @@ impl Stream {
                 malformed = Some(ErrorType::MalformedRequest);
             }
             grpc = h.grpc_content_type;
-            tx.method = h.method.as_deref().map(crate::http::head::method_name);
-            if let Some(target) = h.path {
-                let (path, query) = crate::http::head::split_target(&target, &identity.redact_keys);
-                tx.path = Some(Arc::from(path));
-                tx.query = query.map(|q| Arc::from(&*q));
-            }
-            tx.user_agent = h.user_agent.map(Arc::from);
+            tx.method = h.method;
+            tx.path = h.path;
+            tx.query = h.query;
+            tx.user_agent = h.user_agent;
             tx.request_id = h.request_id;
             if let Some((trace, parent)) = h.trace {
                 tx.trace_id = Some(trace);
@@ -155,7 +166,7 @@ impl Stream {
             if let Some(id) = h.key_id.or(h.sub_id) {
                 tx.client_id = Some(id);
             } else if let Some(ip) = h.forwarded_for.client(tx.client.map(|a| a.ip()), identity) {
-                tx.client_id = Some(ids.forwarded_id(ip));
+                tx.client_id = Some(recent.client.forwarded_id(ip));
             }
         }
         Stream {

@@ -45,6 +45,38 @@ fn client_id_is_derived(#[case] header: &[u8], #[case] trust_xff: bool, #[case] 
     assert!(!json.contains("secret-key-1") && !json.contains("eyJ") && !json.contains("s=1"));
 }
 
+/// The client id of each request with `headers`, sent alone on its own connection; asserts
+/// that sending them in sequence on one connection gives every request the same id.
+fn ids_alone_and_together(
+    headers: &[String],
+    port: u16,
+    engine: impl Fn() -> Engine,
+) -> Vec<Option<String>> {
+    let alone: Vec<Option<String>> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mut c = Conv::new(port + i as u16, 9).open();
+            c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+                .resp(OK);
+            let out = c.run(&mut engine());
+            one(&out).client_id.as_deref().map(str::to_owned)
+        })
+        .collect();
+    let mut c = Conv::new(port + 100, 9).open();
+    for h in headers {
+        c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
+            .resp(OK);
+    }
+    let out = c.run(&mut engine());
+    let together: Vec<Option<String>> = out
+        .iter()
+        .map(|t| t.client_id.as_deref().map(str::to_owned))
+        .collect();
+    assert_eq!(together, alone);
+    alone
+}
+
 #[rstest]
 fn a_connection_changing_credentials_gets_each_request_its_own_client() {
     let jwt = |sub: &str| {
@@ -71,28 +103,7 @@ fn a_connection_changing_credentials_gets_each_request_its_own_client() {
         format!("{a}{}", jwt("u-1")),
         jwt("u-2"),
     ];
-    let alone: Vec<Option<String>> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let mut c = Conv::new(41000 + i as u16, 9).open();
-            c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
-                .resp(OK);
-            let out = c.run(&mut engine());
-            one(&out).client_id.as_deref().map(str::to_owned)
-        })
-        .collect();
-    let mut c = Conv::new(41100, 9).open();
-    for h in &headers {
-        c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
-            .resp(OK);
-    }
-    let out = c.run(&mut engine());
-    let together: Vec<Option<String>> = out
-        .iter()
-        .map(|t| t.client_id.as_deref().map(str::to_owned))
-        .collect();
-    assert_eq!(together, alone);
+    let alone = ids_alone_and_together(&headers, 41000, engine);
     let ids: Vec<&str> = alone.iter().map(|i| i.as_deref().unwrap_or("")).collect();
     assert!(ids[0].starts_with("key:") && ids[0] == ids[1] && ids[1] != ids[2]);
     assert_eq!(
@@ -122,28 +133,7 @@ fn a_proxy_connection_forwarding_for_several_clients_gets_each_request_its_own_c
         format!("X-API-Key: key-a\r\n{}", xff("203.0.113.9")),
         xff("198.51.100.4"),
     ];
-    let alone: Vec<Option<String>> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let mut c = Conv::new(42000 + i as u16, 9).open();
-            c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
-                .resp(OK);
-            let out = c.run(&mut trusting());
-            one(&out).client_id.as_deref().map(str::to_owned)
-        })
-        .collect();
-    let mut c = Conv::new(42100, 9).open();
-    for h in &headers {
-        c.req(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes())
-            .resp(OK);
-    }
-    let out = c.run(&mut trusting());
-    let together: Vec<Option<String>> = out
-        .iter()
-        .map(|t| t.client_id.as_deref().map(str::to_owned))
-        .collect();
-    assert_eq!(together, alone);
+    let alone = ids_alone_and_together(&headers, 42000, trusting);
     let ids: Vec<&str> = alone.iter().map(|i| i.as_deref().unwrap_or("")).collect();
     assert_eq!(
         (ids[0], ids[2], ids[3], ids[5], ids[8]),

@@ -57,13 +57,7 @@ impl Classifier {
         let cpu = unsafe { libc::sched_getcpu() };
         pin_to_cpu(usize::try_from(cpu).context("sched_getcpu")?)?;
         let (mut c, rings) = Self::load_rings(opts, ports)?;
-        let readers = CpuRings::map(
-            rings.data.fd().as_fd(),
-            rings.pos.fd().as_fd(),
-            rings.layout.rings,
-            rings.layout.chunks(),
-        )?
-        .readers();
+        let readers = CpuRings::map(&rings)?.readers();
         c.rings = Some((rings, readers));
         Ok(c)
     }

@@ -6,11 +6,12 @@
 use agent_common::ring::{MAX_RECORD_BYTES, RING_ELEMENT_BYTES, locate, record_footprint};
 use agent_common::{RingPos, SEGMENT_EVENT_BYTES, SegmentEvent};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::loader::RingMaps;
 use super::ring::Record;
 
 /// Byte offset of `copied_len` in a [`SegmentEvent`].
@@ -74,18 +75,19 @@ pub struct CpuRings {
 }
 
 impl CpuRings {
-    /// Maps `RING_DATA` (`rings * chunks` elements) and `RING_POS` (`rings` entries).
-    pub fn map(
-        data: BorrowedFd<'_>,
-        pos: BorrowedFd<'_>,
-        rings: u32,
-        chunks: u32,
-    ) -> io::Result<CpuRings> {
+    /// Maps the rings the loader sized: `RING_DATA` (`rings * chunks` elements) and
+    /// `RING_POS` (`rings` entries).
+    pub fn map(maps: &RingMaps) -> io::Result<CpuRings> {
+        let (rings, chunks) = (maps.layout.rings, maps.layout.chunks());
         let elements = rings as usize * chunks as usize;
         Ok(CpuRings {
-            data: Arc::new(Mapping::new(data, elements * RING_ELEMENT_BYTES, false)?),
+            data: Arc::new(Mapping::new(
+                maps.data.fd().as_fd(),
+                elements * RING_ELEMENT_BYTES,
+                false,
+            )?),
             pos: Arc::new(Mapping::new(
-                pos,
+                maps.pos.fd().as_fd(),
                 rings as usize * std::mem::size_of::<RingPos>(),
                 true,
             )?),

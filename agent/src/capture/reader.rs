@@ -92,13 +92,7 @@ impl SegmentSource {
         counters: Arc<UserCounters>,
         wall_offset_ns: i64,
     ) -> io::Result<SegmentSource> {
-        let rings = CpuRings::map(
-            maps.data.fd().as_fd(),
-            maps.pos.fd().as_fd(),
-            maps.layout.rings,
-            maps.layout.chunks(),
-        )?
-        .readers();
+        let rings = CpuRings::map(&maps)?.readers();
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
         let wake = RingReader::new(maps.wake.fd().as_fd(), page)?;

@@ -120,7 +120,6 @@ pub struct RingMaps {
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub rings: RingMaps,
-    pub layout: RingLayout,
     pub ports: Array<MapData, Ports>,
     pub state: PerCpuArray<MapData, CpuState>,
 }
@@ -178,7 +177,6 @@ pub fn load_object(object: &[u8], opts: &LoadOptions, layout: RingLayout) -> Res
     Ok(Loaded {
         ebpf,
         rings,
-        layout,
         ports,
         state,
     })

@@ -118,13 +118,13 @@ pub fn start(
         },
         "record times"
     );
-    let capacity = u64::from(loaded.layout.rings) * u64::from(loaded.layout.ring_bytes);
+    let capacity = u64::from(loaded.rings.layout.rings) * u64::from(loaded.rings.layout.ring_bytes);
     info!(
-        rings = loaded.layout.rings,
-        ring_bytes = loaded.layout.ring_bytes,
+        rings = loaded.rings.layout.rings,
+        ring_bytes = loaded.rings.layout.ring_bytes,
         "ring buffers created"
     );
-    let stats = CaptureStats::new(loaded.state, capacity, u64::from(loaded.layout.rings));
+    let stats = CaptureStats::new(loaded.state, capacity, u64::from(loaded.rings.layout.rings));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
 

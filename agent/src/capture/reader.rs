@@ -2,12 +2,13 @@
 //!
 //! The classifiers never wake the reader on their own (no wake-up per record, no IPI): the
 //! analysis thread drains on its own short timer, and a CPU whose ring passes half full wakes
-//! it early (a record in the small `WAKE` ring buffer). Each drain first reads the clock, then every ring's producer position, and hands
-//! on only records stamped before that clock reading, merged across rings by timestamp. That
-//! keeps the two directions of a connection in causal order even when they are captured on
-//! different CPUs: a response is caused by its request, whose record was committed before the
-//! response was stamped, so by the time the response is older than the cut, the request is in
-//! its ring. Later records stay in their ring for the next drain.
+//! it early (a record in the small `WAKE` ring buffer). Each drain first reads the clock, then
+//! every ring's producer position, and hands on only records stamped before that clock
+//! reading, merged across rings by timestamp. That keeps the two directions of a connection in
+//! causal order even when they are captured on different CPUs: a response is caused by its
+//! request, whose record was published before the response was stamped, so by the time the
+//! response is older than the cut, the request is in its ring. Later records stay in their
+//! ring for the next drain.
 
 use agent_core::segment::Segment;
 use std::cmp::Reverse;

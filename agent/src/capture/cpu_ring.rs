@@ -12,10 +12,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::loader::RingMaps;
-use super::ring::Record;
 
 /// Byte offset of `copied_len` in a [`SegmentEvent`].
 const COPIED_LEN_AT: usize = std::mem::offset_of!(SegmentEvent, copied_len);
+
+/// One record as it lies in its ring.
+pub struct Record<'a> {
+    /// The record's bytes: header and copied payload.
+    pub bytes: &'a [u8],
+    /// Ring bytes the record occupies (its padding included).
+    pub footprint: u64,
+}
 
 /// A shared mapping of an mmap-able array map, unmapped on drop.
 struct Mapping {
@@ -164,7 +171,7 @@ impl CpuRing {
     /// record whose header is inconsistent comes back empty (it fails to decode and is
     /// counted) and covers the rest of what was published, since the next record's position
     /// cannot be known.
-    pub fn peek(&mut self) -> Option<Record<'_>> {
+    pub fn peek(&self) -> Option<Record<'_>> {
         if self.next >= self.end {
             return None;
         }
@@ -185,7 +192,6 @@ impl CpuRing {
         if footprint > MAX_RECORD_BYTES || self.next + footprint > self.end {
             return Some(Record {
                 bytes: &[],
-                discarded: false,
                 footprint: self.end - self.next,
             });
         }
@@ -193,11 +199,7 @@ impl CpuRing {
         // mapping; the kernel writes it again only after `consumed` passes it.
         let bytes =
             unsafe { std::slice::from_raw_parts(base, SEGMENT_EVENT_BYTES + copied as usize) };
-        Some(Record {
-            bytes,
-            discarded: false,
-            footprint,
-        })
+        Some(Record { bytes, footprint })
     }
 
     /// Moves the read position past the record `peek` returned.

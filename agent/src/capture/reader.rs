@@ -25,7 +25,7 @@ use super::cpu_ring::{CpuRing, CpuRings};
 use super::loader::RingMaps;
 use super::port_map::CopyHints;
 use super::record;
-use super::ring::RingReader;
+use super::ring::WakeRing;
 use super::stats::UserCounters;
 
 /// Records processed between two releases of ring space to the kernel.
@@ -67,7 +67,7 @@ pub struct SegmentSource {
     /// Rings with a record before the current drain's cut, by its stamp (kept for its room).
     next: BinaryHeap<Reverse<(u64, usize)>>,
     /// The wake-up ring: its records only end `wait` early.
-    wake: RingReader,
+    wake: WakeRing,
     /// Keeps the ring maps (and the wake ring's fd, registered with epoll) alive.
     _maps: RingMaps,
     epoll: OwnedFd,
@@ -94,9 +94,7 @@ impl SegmentSource {
         wall_offset_ns: i64,
     ) -> io::Result<SegmentSource> {
         let rings = CpuRings::map(&maps)?.readers();
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u32;
-        let wake = RingReader::new(maps.wake.fd().as_fd(), page)?;
+        let wake = WakeRing::new(maps.wake.fd().as_fd())?;
         // SAFETY: plain syscalls; the returned fds are owned below.
         let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
         // SAFETY: as above.
@@ -237,7 +235,7 @@ impl SegmentSource {
 
     /// Puts ring `i` in `next` when its next record is stamped at or before `cut`; returns
     /// whether it has one stamped after (left for a later drain).
-    fn queue(&mut self, i: usize, cut: u64, next: &mut BinaryHeap<Reverse<(u64, usize)>>) -> bool {
+    fn queue(&self, i: usize, cut: u64, next: &mut BinaryHeap<Reverse<(u64, usize)>>) -> bool {
         match self.head(i) {
             Some(ts) if ts <= cut => {
                 next.push(Reverse((ts, i)));
@@ -248,20 +246,11 @@ impl SegmentSource {
         }
     }
 
-    /// Timestamp of ring `i`'s next complete record, skipping discarded ones.
-    fn head(&mut self, i: usize) -> Option<u64> {
-        let ring = &mut self.rings[i];
-        loop {
-            let (discarded, footprint, ts) = {
-                let rec = ring.peek()?;
-                (rec.discarded, rec.footprint, record::timestamp(rec.bytes))
-            };
-            if !discarded {
-                // A record too short to carry a timestamp is decoded (and counted) first.
-                return Some(ts.unwrap_or(0));
-            }
-            ring.advance(footprint);
-        }
+    /// Timestamp of ring `i`'s next complete record (0 for one too short to carry one: it is
+    /// decoded, and counted, first).
+    fn head(&self, i: usize) -> Option<u64> {
+        let rec = self.rings[i].peek()?;
+        Some(record::timestamp(rec.bytes).unwrap_or(0))
     }
 
     /// Records the bytes the kernel holds across the rings (read or not) for the self-metric.

@@ -22,7 +22,7 @@ fn main() {
         [_, stage, shape, reps] => (stage.as_str(), shape.as_str(), reps.parse().unwrap_or(1)),
         _ => {
             eprintln!(
-                "usage: per_tx engine|pipeline keep_alive|one_path|bearer|api_key|traced|h2|h2_mux10|conn_per_request REPS"
+                "usage: per_tx engine|pipeline keep_alive|one_path|bearer|api_key|traced|h2|h2_mux10|conn_per_request|churn REPS"
             );
             std::process::exit(2);
         }
@@ -31,6 +31,9 @@ fn main() {
     // case); the others spread requests over `common::PATHS` paths.
     let segs = match shape {
         "conn_per_request" => common::traffic(2_000, 1),
+        // One exchange per connection, 16 connections open at a time, as from wrk with
+        // `Connection: close` (the bench's worst case with that header).
+        "churn" => common::churn(2_000, 16, 1),
         "one_path" => common::traffic_over(8, 1_250, 1),
         "bearer" => common::traffic_of(8, 1_250, 1, common::bearer_request),
         "api_key" => common::traffic_of(8, 1_250, 1, common::keyed_request),

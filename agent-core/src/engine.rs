@@ -38,10 +38,12 @@ use std::collections::HashMap;
 use crate::flow::closed::RecentlyClosed;
 use crate::flow::names::Names;
 use crate::flow::order::ReorderWindow;
+use crate::flow::protocol::{self, Protocol};
 use crate::flow::reassembly::ReassemblyStats;
 pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
-use crate::flow::{self, Flow, FlowLimits, protocol};
+use crate::flow::{self, Flow, FlowLimits};
+use crate::http::SpareConns;
 pub use crate::http::{HeadLimits, HttpStats, ParseErrorReason};
 pub use crate::http2::{H2Config, H2Stats};
 pub use crate::identity::IdentityConfig;
@@ -163,6 +165,7 @@ fn flow_ctx<'a>(
     stats: &'a mut EngineStats,
     out: &'a mut Vec<Transaction>,
     spares: &'a mut Spares,
+    conns: &'a mut SpareConns,
 ) -> flow::Ctx<'a> {
     flow::Ctx {
         limits: cfg.flow_limits(),
@@ -175,6 +178,7 @@ fn flow_ctx<'a>(
             h2_stats: &mut stats.h2,
             out,
             spares,
+            conns,
         },
     }
 }
@@ -193,6 +197,8 @@ pub struct Engine {
     resolver: Box<dyn ResolveServer>,
     /// Finished records handed back by the pipeline ([`Engine::recycle`]).
     spares: Spares,
+    /// HTTP/1.x states of flows that ended, for new flows.
+    conns: SpareConns,
 }
 
 impl Engine {
@@ -208,6 +214,7 @@ impl Engine {
             closed: RecentlyClosed::default(),
             resolver: Box::new(PortNames::default()),
             spares: Spares::default(),
+            conns: SpareConns::default(),
         }
     }
 
@@ -287,7 +294,13 @@ impl Engine {
         };
         flow.ingest(
             seg,
-            &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares),
+            &mut flow_ctx(
+                &self.cfg,
+                &mut self.stats,
+                out,
+                &mut self.spares,
+                &mut self.conns,
+            ),
         );
         let closed = flow.is_closed().then(|| flow.stream_ends());
         self.account(idx);
@@ -350,6 +363,9 @@ impl Engine {
         let st = &mut self.stats.flows;
         if let Some(flow) = self.flows.remove(idx) {
             st.buffered_bytes = st.buffered_bytes.saturating_sub(flow.buffered as u64);
+            if let Protocol::Http1(conn) = flow.protocol {
+                self.conns.keep(conn);
+            }
         }
         st.tracked = self.flows.len() as u64;
     }
@@ -358,7 +374,13 @@ impl Engine {
         if let Some(flow) = self.flows.get_mut(idx) {
             flow.terminate(
                 error,
-                &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares),
+                &mut flow_ctx(
+                    &self.cfg,
+                    &mut self.stats,
+                    out,
+                    &mut self.spares,
+                    &mut self.conns,
+                ),
             );
         }
         self.drop_flow(idx);
@@ -405,7 +427,13 @@ impl Engine {
                 flow.release();
             }
             heap += flow.heap_bytes();
-            let mut cx = flow_ctx(&self.cfg, &mut self.stats, out, &mut self.spares);
+            let mut cx = flow_ctx(
+                &self.cfg,
+                &mut self.stats,
+                out,
+                &mut self.spares,
+                &mut self.conns,
+            );
             flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);

@@ -6,7 +6,7 @@
 //! request). `apitap replay` and tests use [`PortNames`] (`port-N`, or a name per port); live
 //! capture resolves from the servers it discovered in every network namespace of the host.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

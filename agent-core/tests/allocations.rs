@@ -179,6 +179,20 @@ fn a_connection_allocates_a_bounded_few_times() {
     assert!(pipeline <= 6.0, "{pipeline}");
 }
 
+#[test]
+fn a_connection_after_others_ended_allocates_nothing() {
+    // One request per connection, 16 open at a time (wrk with `Connection: close`): a new
+    // connection starts from the HTTP/1.x state of one that ended (`http::SpareConns`), with
+    // its request queue and field memos.
+    let traffic = common::churn(8_000, 16, 1);
+    let engine = engine_per_tx(&traffic);
+    let pipeline = pipeline_per_tx(&traffic);
+    println!(
+        "allocations per connection of one request, 16 at a time: engine {engine:.2}, pipeline {pipeline:.2}"
+    );
+    assert_eq!(pipeline, 0.0);
+}
+
 /// Heap bytes per open keep-alive connection that has served a few requests, before and after
 /// the sweep gives back an idle flow's buffers; the engine's own estimate
 /// (`apitap_flow_table_bytes`) is compared with what the allocator saw.

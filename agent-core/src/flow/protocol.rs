@@ -27,7 +27,7 @@
 //! h2load use it, is read).
 
 use crate::http::startline::{plausible_request_start, plausible_status_start};
-use crate::http::{self, HeadLimits, HttpConn, HttpStats};
+use crate::http::{self, HeadLimits, HttpConn, HttpStats, SpareConns};
 use crate::http2::{self, H2Config, H2Conn, H2Stats, frame, reader};
 use crate::identity::IdentityConfig;
 use crate::spares::Spares;
@@ -62,6 +62,8 @@ pub struct Ctx<'a> {
     pub out: &'a mut Vec<Transaction>,
     /// Finished records for new requests to start from.
     pub spares: &'a mut Spares,
+    /// States of finished HTTP/1.x connections for new ones to start from.
+    pub conns: &'a mut SpareConns,
 }
 
 /// Pieces of a joined flow that may show neither protocol before HTTP/1.x takes it.
@@ -175,7 +177,7 @@ impl Protocol {
     ) {
         if let Protocol::Undecided { fresh, tries } = *self {
             *self = match detect(dir, &piece, fresh, tries) {
-                Detected::Http1 => Protocol::Http1(Box::new(HttpConn::new(fresh, cx.head))),
+                Detected::Http1 => Protocol::Http1(cx.conns.take(fresh, cx.head)),
                 Detected::Http2 => {
                     Protocol::Http2(Box::new(H2Conn::new(fresh, cx.h2, cx.h2_stats)))
                 }

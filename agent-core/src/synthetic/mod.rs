@@ -166,37 +166,76 @@ pub fn traffic_of(
     request: fn(usize, usize) -> Vec<u8>,
 ) -> Vec<Owned> {
     let mut segs = Vec::with_capacity(connections * (2 * per_conn + 5));
-    let mut ts = T0;
-    let mut conns: Vec<Conn> = (0..connections).map(Conn::new).collect();
-    for k in &mut conns {
-        ts += 1_000;
-        k.send(
-            &mut segs,
-            ts,
-            Direction::ToServer,
-            TcpFlags::SYN,
-            Vec::new(),
-        );
-        let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
-        k.send(&mut segs, ts, Direction::ToClient, syn_ack, Vec::new());
-    }
-    let flags = TcpFlags::ACK | TcpFlags::PSH;
-    let mut n = 0;
-    for _ in 0..per_conn {
-        for k in &mut conns {
-            let req = request(n, paths);
-            n += 1;
-            ts += 20_000;
-            k.send(&mut segs, ts, Direction::ToServer, flags, req);
-            ts += 80_000;
-            k.send(&mut segs, ts, Direction::ToClient, flags, RESPONSE.to_vec());
-        }
-    }
-    for k in &mut conns {
-        ts += 1_000;
-        let fin = TcpFlags::FIN | TcpFlags::ACK;
-        k.send(&mut segs, ts, Direction::ToServer, fin, Vec::new());
-        k.send(&mut segs, ts, Direction::ToClient, fin, Vec::new());
+    let mut run = Run {
+        ts: T0,
+        n: 0,
+        paths,
+        request,
+    };
+    run.connections(&mut segs, 0..connections, per_conn);
+    segs
+}
+
+/// `connections` connections of one exchange each, `concurrent` at a time: each group opens,
+/// exchanges and closes before the next opens, as clients that do not reuse connections
+/// (`Connection: close`, ab without -k) keep a handful open at any moment.
+pub fn churn(connections: usize, concurrent: usize, paths: usize) -> Vec<Owned> {
+    let mut segs = Vec::with_capacity(connections * 7);
+    let mut run = Run {
+        ts: T0,
+        n: 0,
+        paths,
+        request,
+    };
+    let concurrent = concurrent.max(1);
+    for first in (0..connections).step_by(concurrent) {
+        run.connections(&mut segs, first..(first + concurrent).min(connections), 1);
     }
     segs
+}
+
+/// The clock and request numbering of one generated capture.
+struct Run {
+    ts: u64,
+    /// Exchanges generated so far.
+    n: usize,
+    paths: usize,
+    request: fn(usize, usize) -> Vec<u8>,
+}
+
+impl Run {
+    /// Connections `ids` (see [`Conn::new`]), each opened with a handshake, carrying
+    /// `per_conn` keep-alive exchanges, interleaved round-robin, then closed by FIN both ways.
+    fn connections(&mut self, segs: &mut Vec<Owned>, ids: std::ops::Range<usize>, per_conn: usize) {
+        let mut conns: Vec<Conn> = ids.map(Conn::new).collect();
+        for k in &mut conns {
+            self.ts += 1_000;
+            k.send(
+                segs,
+                self.ts,
+                Direction::ToServer,
+                TcpFlags::SYN,
+                Vec::new(),
+            );
+            let syn_ack = TcpFlags::SYN | TcpFlags::ACK;
+            k.send(segs, self.ts, Direction::ToClient, syn_ack, Vec::new());
+        }
+        let flags = TcpFlags::ACK | TcpFlags::PSH;
+        for _ in 0..per_conn {
+            for k in &mut conns {
+                let req = (self.request)(self.n, self.paths);
+                self.n += 1;
+                self.ts += 20_000;
+                k.send(segs, self.ts, Direction::ToServer, flags, req);
+                self.ts += 80_000;
+                k.send(segs, self.ts, Direction::ToClient, flags, RESPONSE.to_vec());
+            }
+        }
+        for k in &mut conns {
+            self.ts += 1_000;
+            let fin = TcpFlags::FIN | TcpFlags::ACK;
+            k.send(segs, self.ts, Direction::ToServer, fin, Vec::new());
+            k.send(segs, self.ts, Direction::ToClient, fin, Vec::new());
+        }
+    }
 }

@@ -1,8 +1,11 @@
 //! The server table: every discovered listening socket, attributed and named, keyed the way
 //! flows see servers on the wire — (namespace of the address, address or wildcard, port).
-//! Built after each scan, published as an immutable `Arc`, read once per new flow.
+//! Built after each scan, published as an immutable `Arc`, read once per new flow: with
+//! foldhash (randomly seeded per process), as a connection's first segment can take three
+//! look-ups here (the address, its wildcard, the dual-stack wildcard).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt};
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

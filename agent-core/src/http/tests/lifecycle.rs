@@ -131,3 +131,65 @@ fn reused_four_tuple_with_new_syn_starts_a_new_flow() {
     assert_eq!((out[1].status, out[1].error), (Some(200), None));
     assert_eq!(e.stats().flows.opened, 2);
 }
+
+/// A connection that ends in an unusual state (requests unanswered, a head cut short, a
+/// tunnel, bytes that are not HTTP) leaves its HTTP/1.x state to the next connection
+/// (`http::SpareConns`): the next connection's records must be exactly those a fresh engine
+/// makes of it.
+#[rstest]
+#[case::answered("answered")]
+#[case::unanswered_pipelined("unanswered_pipelined")]
+#[case::head_cut_short("head_cut_short")]
+#[case::response_head_cut_short("response_head_cut_short")]
+#[case::in_a_body("in_a_body")]
+#[case::tunnel("tunnel")]
+#[case::not_http("not_http")]
+fn a_connection_after_one_that_ended_reads_as_on_a_fresh_engine(#[case] how: &str) {
+    let to_server = Direction::ToServer;
+    let to_client = Direction::ToClient;
+    let first: &[(Direction, &[u8])] = match how {
+        "answered" => &[(to_server, GET), (to_client, OK)],
+        "unanswered_pipelined" => &[
+            (to_server, GET),
+            (to_server, b"GET /2 HTTP/1.1\r\nUser-Agent: other/1\r\n\r\n"),
+        ],
+        "head_cut_short" => &[(to_server, b"GET /cut HTTP/1.1\r\nHost: x\r\nUser-Ag")],
+        "response_head_cut_short" => &[
+            (to_server, GET),
+            (to_client, b"HTTP/1.1 200 OK\r\nContent-Len"),
+        ],
+        "in_a_body" => &[(
+            to_server,
+            b"POST /up HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc",
+        )],
+        "tunnel" => &[
+            (to_server, b"CONNECT db:5432 HTTP/1.1\r\n\r\n"),
+            (to_client, b"HTTP/1.1 200 OK\r\n\r\n"),
+            (to_server, b"\x00\x01\x02"),
+        ],
+        _ => &[(to_server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")],
+    };
+    let mut a = Conv::new(40100, 9).open();
+    for (dir, data) in first {
+        a.send(*dir, data);
+    }
+    a.fin(to_client).fin(to_server);
+
+    let mut b = Conv::new(40101, 7_777);
+    b.ts = a.ts;
+    let mut b = b.open();
+    b.req(b"GET /api/orders/7?x=1 HTTP/1.1\r\nUser-Agent: next/2\r\n\r\n")
+        .resp(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        .req(b"POST /api/orders HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody")
+        .resp(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        .req(GET);
+    b.fin(to_server);
+
+    let mut reused = engine();
+    a.run(&mut reused);
+    assert_eq!(reused.stats().flows.closed, 1, "the first connection ended");
+    let after = b.run(&mut reused);
+    let fresh = b.run(&mut engine());
+    assert_eq!(fresh.len(), 2, "{fresh:#?}");
+    assert_eq!(after, fresh);
+}

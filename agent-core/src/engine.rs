@@ -361,12 +361,13 @@ impl Engine {
 
     fn drop_flow(&mut self, idx: u32) {
         let st = &mut self.stats.flows;
-        if let Some(flow) = self.flows.remove(idx) {
+        let conns = &mut self.conns;
+        self.flows.remove_with(idx, |flow| {
             st.buffered_bytes = st.buffered_bytes.saturating_sub(flow.buffered as u64);
-            if let Protocol::Http1(conn) = flow.protocol {
-                self.conns.keep(conn);
+            if let Protocol::Http1(conn) = std::mem::replace(&mut flow.protocol, Protocol::Opaque) {
+                conns.keep(conn);
             }
-        }
+        });
         st.tracked = self.flows.len() as u64;
     }
 

@@ -164,8 +164,7 @@ fn flow_ctx<'a>(
     cfg: &'a EngineConfig,
     stats: &'a mut EngineStats,
     out: &'a mut Vec<Transaction>,
-    spares: &'a mut Spares,
-    conns: &'a mut SpareConns,
+    kept: &'a mut Kept,
 ) -> flow::Ctx<'a> {
     flow::Ctx {
         limits: cfg.flow_limits(),
@@ -177,8 +176,8 @@ fn flow_ctx<'a>(
             http: &mut stats.http,
             h2_stats: &mut stats.h2,
             out,
-            spares,
-            conns,
+            spares: &mut kept.records,
+            conns: &mut kept.conns,
         },
     }
 }
@@ -195,8 +194,14 @@ pub struct Engine {
     /// Connections that just ended, so late copies of their segments open no flow.
     closed: RecentlyClosed,
     resolver: Box<dyn ResolveServer>,
+    kept: Kept,
+}
+
+/// What finished work leaves for new work to start from.
+#[derive(Default)]
+struct Kept {
     /// Finished records handed back by the pipeline ([`Engine::recycle`]).
-    spares: Spares,
+    records: Spares,
     /// HTTP/1.x states of flows that ended, for new flows.
     conns: SpareConns,
 }
@@ -213,8 +218,7 @@ impl Engine {
             names: Names::new(),
             closed: RecentlyClosed::default(),
             resolver: Box::new(PortNames::default()),
-            spares: Spares::default(),
-            conns: SpareConns::default(),
+            kept: Kept::default(),
         }
     }
 
@@ -233,7 +237,7 @@ impl Engine {
     /// field they share with the request keeps its `Arc`, so no reference count is written
     /// (see [`crate::spares`]). Only records nobody reads any more belong here.
     pub fn recycle(&mut self, done: &mut Vec<Transaction>) {
-        self.spares.give_back(done);
+        self.kept.records.give_back(done);
     }
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
@@ -294,13 +298,7 @@ impl Engine {
         };
         flow.ingest(
             seg,
-            &mut flow_ctx(
-                &self.cfg,
-                &mut self.stats,
-                out,
-                &mut self.spares,
-                &mut self.conns,
-            ),
+            &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.kept),
         );
         let closed = flow.is_closed().then(|| flow.stream_ends());
         self.account(idx);
@@ -361,7 +359,7 @@ impl Engine {
 
     fn drop_flow(&mut self, idx: u32) {
         let st = &mut self.stats.flows;
-        let conns = &mut self.conns;
+        let conns = &mut self.kept.conns;
         self.flows.remove_with(idx, |flow| {
             st.buffered_bytes = st.buffered_bytes.saturating_sub(flow.buffered as u64);
             if let Protocol::Http1(conn) = std::mem::replace(&mut flow.protocol, Protocol::Opaque) {
@@ -375,13 +373,7 @@ impl Engine {
         if let Some(flow) = self.flows.get_mut(idx) {
             flow.terminate(
                 error,
-                &mut flow_ctx(
-                    &self.cfg,
-                    &mut self.stats,
-                    out,
-                    &mut self.spares,
-                    &mut self.conns,
-                ),
+                &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.kept),
             );
         }
         self.drop_flow(idx);
@@ -428,13 +420,7 @@ impl Engine {
                 flow.release();
             }
             heap += flow.heap_bytes();
-            let mut cx = flow_ctx(
-                &self.cfg,
-                &mut self.stats,
-                out,
-                &mut self.spares,
-                &mut self.conns,
-            );
+            let mut cx = flow_ctx(&self.cfg, &mut self.stats, out, &mut self.kept);
             flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
             self.account(idx);

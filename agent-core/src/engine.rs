@@ -426,7 +426,8 @@ impl Engine {
             self.account(idx);
         }
         self.walk = walk;
-        self.stats.flows.memory_bytes = (self.flows.table_bytes() + heap) as u64;
+        let kept = self.kept.conns.heap_bytes();
+        self.stats.flows.memory_bytes = (self.flows.table_bytes() + heap + kept) as u64;
     }
 
     /// End of input (replay EOF or shutdown): held out-of-order data is forced through (the

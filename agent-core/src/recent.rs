@@ -1,7 +1,9 @@
 //! Per-connection memos of request fields. A connection's requests usually repeat their path,
 //! query, user agent and credentials; a request repeating one shares the connection's last
 //! value (a reference count) instead of copying it, and a client id is derived once per
-//! credential. HTTP/1 flows and HTTP/2 connections keep one [`RecentFields`] each.
+//! credential. HTTP/1 flows and HTTP/2 connections keep one [`RecentFields`] each. A new HTTP/1
+//! connection may start with the memos of one that ended (`http::SpareConns`): they compare
+//! by content, so what they hold is as valid for it.
 
 use crate::identity::KnownCredentials;
 use std::sync::Arc;

@@ -31,6 +31,7 @@ pub struct FlowStats {
     /// Gauge: bytes buffered across flows (out-of-order segments and partial heads).
     pub buffered_bytes: u64,
     /// Gauge: memory the flow table holds (its slots and index, each flow's parser state,
-    /// queues and buffers), estimated from capacities at the last sweep.
+    /// queues and buffers, and the states kept from ended connections), estimated from
+    /// capacities at the last sweep.
     pub memory_bytes: u64,
 }

@@ -88,6 +88,11 @@ impl SpareConns {
         self.kept.len()
     }
 
+    /// Heap bytes the kept states hold (as [`HttpConn::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        self.kept.iter().map(|c| c.heap_bytes()).sum()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.kept.is_empty()
     }

@@ -1,12 +1,13 @@
 //! `cargo xtask bench` (root): what apitap costs the server it watches, in one table from one
-//! run. Two scenarios on lo in a private namespace, nginx and wrk sharing the machine's cores
-//! with the agent: the worst case (`return 200`) and a realistic handler (nginx proxying to an
-//! upstream that spins 50 µs per request). Each is measured A/B/A/B (without, with, without,
+//! run. Three scenarios on lo in a private namespace, nginx and wrk sharing the machine's cores
+//! with the agent: the worst case (`return 200`), a realistic handler (nginx proxying to an
+//! upstream that spins 50 µs per request), and the worst case with one request per connection
+//! (nginx closes each after its response). Each is measured A/B/A/B (without, with, without,
 //! with the agent), with `kernel.bpf_stats_enabled` on throughout. Then the ring bytes one
 //! request costs (200 B and 1 MiB responses), and the agent's memory with 10,000 open flows.
 //! Figures, never assertions.
 //!
-//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,floor,control,ring,memory,isolated]
+//! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,close,floor,control,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench --vs OTHER_BIN [--rounds N] [--secs S]
 //!        (either form: [--header 'Name: value']... adds headers to wrk's requests, e.g. the
@@ -56,9 +57,10 @@ impl Args {
     }
 }
 
-const PARTS: [&str; 7] = [
+const PARTS: [&str; 8] = [
     "worst",
     "realistic",
+    "close",
     "floor",
     "control",
     "ring",
@@ -165,6 +167,7 @@ fn locations() -> String {
         "    location = / {{ return 200 \"hello from nginx\\n\"; }}\n\
          location = /r200 {{ return 200 \"{body200}\"; }}\n\
          location = /big1m {{ }}\n\
+         location = /close {{ keepalive_timeout 0; return 200 \"hello from nginx\\n\"; }}\n\
          location = /proxy {{ proxy_pass http://work; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n"
     )
 }
@@ -790,6 +793,11 @@ fn run(a: &Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let close = if a.wants("close") {
+        measure(&h, "/close", a)?
+    } else {
+        Vec::new()
+    };
 
     // TCX links need Linux 6.6; without them the rest of the bench still runs, and the table
     // says why the floor is missing.
@@ -830,6 +838,12 @@ fn run(a: &Args) -> Result<()> {
         print_scenario(
             &format!("realistic: nginx proxying to an upstream spinning {UPSTREAM_WORK_US} µs"),
             &realistic,
+        );
+    }
+    if !close.is_empty() {
+        print_scenario(
+            "one request per connection: the worst case with nginx closing every connection after its response (`keepalive_timeout 0`), so wrk opens a new one",
+            &close,
         );
     }
     match floor {

@@ -6,12 +6,12 @@
 use agent_common::ring::{MAX_RECORD_BYTES, RING_ELEMENT_BYTES, locate, record_footprint};
 use agent_common::{RingPos, SEGMENT_EVENT_BYTES, SegmentEvent};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::ptr::NonNull;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::loader::RingMaps;
+use super::mapping::Mapping;
 
 /// Byte offset of `copied_len` in a [`SegmentEvent`].
 const COPIED_LEN_AT: usize = std::mem::offset_of!(SegmentEvent, copied_len);
@@ -22,55 +22,6 @@ pub struct Record<'a> {
     pub bytes: &'a [u8],
     /// Ring bytes the record occupies (its padding included).
     pub footprint: u64,
-}
-
-/// A shared mapping of an mmap-able array map, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: the mapping is plain shared memory; every access goes through atomics or through
-// records the kernel no longer writes (see `CpuRing::peek`).
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(fd: BorrowedFd<'_>, bytes: usize, writable: bool) -> io::Result<Mapping> {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let len = bytes.div_ceil(page) * page;
-        let prot = if writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
-        // SAFETY: maps an mmap-able array map's values, as the kernel documents, from offset 0
-        // over at most its (page-aligned) size.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast()).ok_or_else(io::Error::last_os_error)?;
-        Ok(Mapping { ptr, len })
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
 }
 
 /// Every CPU's ring, mapped once; hands out one reader per CPU.
@@ -88,15 +39,17 @@ impl CpuRings {
         let (rings, chunks) = (maps.layout.rings, maps.layout.chunks());
         let elements = rings as usize * chunks as usize;
         Ok(CpuRings {
-            data: Arc::new(Mapping::new(
+            data: Arc::new(Mapping::shared(
                 maps.data.fd().as_fd(),
                 elements * RING_ELEMENT_BYTES,
                 false,
+                0,
             )?),
-            pos: Arc::new(Mapping::new(
+            pos: Arc::new(Mapping::shared(
                 maps.pos.fd().as_fd(),
                 rings as usize * std::mem::size_of::<RingPos>(),
                 true,
+                0,
             )?),
             rings,
             chunks,
@@ -143,7 +96,7 @@ impl CpuRing {
         unsafe {
             &*self
                 .pos
-                .ptr
+                .ptr()
                 .as_ptr()
                 .cast::<RingPos>()
                 .add(self.cpu as usize)
@@ -180,7 +133,7 @@ impl CpuRing {
         // SAFETY: `element < rings * chunks` and `off` is inside its chunk, and an element has
         // room after its chunk for the largest record, so MAX_RECORD_BYTES from `start` lie
         // inside the mapping. The kernel wrote the header before publishing `end`.
-        let base = unsafe { self.data.ptr.as_ptr().add(start) };
+        let base = unsafe { self.data.ptr().as_ptr().add(start) };
         // SAFETY: as above (a header is shorter than the largest record).
         let header = unsafe { std::slice::from_raw_parts(base, SEGMENT_EVENT_BYTES) };
         let copied = u32::from_ne_bytes(
@@ -225,27 +178,6 @@ mod tests {
     use super::*;
     use agent_common::ring::RING_CHUNK_BYTES;
 
-    impl Mapping {
-        fn anonymous(bytes: usize) -> Mapping {
-            // SAFETY: a private anonymous mapping, owned by the returned value.
-            let ptr = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    bytes,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                    -1,
-                    0,
-                )
-            };
-            assert_ne!(ptr, libc::MAP_FAILED);
-            Mapping {
-                ptr: NonNull::new(ptr.cast()).expect("mapped"),
-                len: bytes,
-            }
-        }
-    }
-
     /// Rings in plain memory, written the way the classifiers write them.
     fn rings(rings: u32, chunks: u32) -> CpuRings {
         let elements = (rings * chunks) as usize;
@@ -263,7 +195,7 @@ mod tests {
     /// it, as the classifier does; `copied_len` is written as `claimed`.
     fn produce(r: &CpuRings, cpu: u32, copied: u32, claimed: u32, fill: u8) {
         // SAFETY: test memory mapped above; entry `cpu` exists.
-        let pos = unsafe { &mut *r.pos.ptr.as_ptr().cast::<RingPos>().add(cpu as usize) };
+        let pos = unsafe { &mut *r.pos.ptr().as_ptr().cast::<RingPos>().add(cpu as usize) };
         let (element, off) = locate(pos.produced, cpu, r.chunks);
         let ev = SegmentEvent {
             kind: agent_common::KIND_SEGMENT,
@@ -289,7 +221,7 @@ mod tests {
         unsafe {
             let base = r
                 .data
-                .ptr
+                .ptr()
                 .as_ptr()
                 .add(element as usize * RING_ELEMENT_BYTES + off);
             std::ptr::copy_nonoverlapping(ev.as_bytes().as_ptr(), base, SEGMENT_EVENT_BYTES);

@@ -11,6 +11,7 @@ mod clock;
 pub mod cpu_ring;
 pub mod ifaces;
 pub mod loader;
+mod mapping;
 mod netlink;
 mod port_map;
 mod reader;

@@ -7,84 +7,41 @@
 //! positions are mapped; the data area is never read.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::ptr::NonNull;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::mapping::{Mapping, page_size};
 
 /// The wake-up ring's two positions, mapped.
 pub struct WakeRing {
-    consumer: NonNull<u8>,
-    producer: NonNull<u8>,
-    page: usize,
+    consumer: Mapping,
+    producer: Mapping,
 }
 
-// SAFETY: the mappings belong to this value alone; the kernel side is synchronised through
-// the atomic positions.
-unsafe impl Send for WakeRing {}
-
 impl WakeRing {
-    /// Maps the positions of the ring buffer map behind `fd`.
+    /// Maps the positions of the ring buffer map behind `fd`: the consumer page (offset 0,
+    /// read-write) and the producer page (one page in, read-only), as the kernel documents.
     pub fn new(fd: BorrowedFd<'_>) -> io::Result<WakeRing> {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let map = |prot, offset| {
-            // SAFETY: mapping one page of a BPF ring buffer fd at an offset the kernel
-            // documents (0: consumer page, read-write; one page in: producer page, read-only).
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    page,
-                    prot,
-                    libc::MAP_SHARED,
-                    fd.as_raw_fd(),
-                    offset,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                Err(io::Error::last_os_error())
-            } else {
-                NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)
-            }
-        };
-        let consumer = map(libc::PROT_READ | libc::PROT_WRITE, 0)?;
-        let producer = match map(libc::PROT_READ, page as libc::off_t) {
-            Ok(p) => p,
-            Err(e) => {
-                // SAFETY: unmapping what was mapped just above.
-                unsafe { libc::munmap(consumer.as_ptr().cast(), page) };
-                return Err(e);
-            }
-        };
+        let page = page_size();
         Ok(WakeRing {
-            consumer,
-            producer,
-            page,
+            consumer: Mapping::shared(fd, page, true, 0)?,
+            producer: Mapping::shared(fd, page, false, page)?,
         })
     }
 
     fn consumer_pos(&self) -> &AtomicU64 {
         // SAFETY: the consumer page is mapped for the lifetime of self and 8-byte aligned.
-        unsafe { &*self.consumer.as_ptr().cast::<AtomicU64>() }
+        unsafe { &*self.consumer.ptr().as_ptr().cast::<AtomicU64>() }
     }
 
     fn producer_pos(&self) -> &AtomicU64 {
         // SAFETY: as above, for the producer page.
-        unsafe { &*self.producer.as_ptr().cast::<AtomicU64>() }
+        unsafe { &*self.producer.ptr().as_ptr().cast::<AtomicU64>() }
     }
 
     /// Gives every record published so far back unread.
     pub fn discard_all(&mut self) {
         let end = self.producer_pos().load(Ordering::Acquire);
         self.consumer_pos().store(end, Ordering::Release);
-    }
-}
-
-impl Drop for WakeRing {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the two pages mapped in `new`.
-        unsafe {
-            libc::munmap(self.producer.as_ptr().cast(), self.page);
-            libc::munmap(self.consumer.as_ptr().cast(), self.page);
-        }
     }
 }

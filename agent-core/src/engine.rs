@@ -50,7 +50,7 @@ pub use crate::identity::IdentityConfig;
 use crate::server::{PortNames, ResolveServer, Skip};
 use crate::spares::Spares;
 use crate::transaction::ConnMeta;
-use crate::{ErrorType, Segment, Transaction};
+use crate::{ErrorType, Records, Segment};
 
 const SECOND_NS: u64 = 1_000_000_000;
 /// A flow quiet this long gives back its queue and buffer capacity at the next sweep (a
@@ -163,7 +163,7 @@ impl EngineStats {
 fn flow_ctx<'a>(
     cfg: &'a EngineConfig,
     stats: &'a mut EngineStats,
-    out: &'a mut Vec<Transaction>,
+    out: &'a mut Records,
     kept: &'a mut Kept,
 ) -> flow::Ctx<'a> {
     flow::Ctx {
@@ -236,12 +236,12 @@ impl Engine {
     /// Takes back finished records (emptying `done`) for later requests to start from: a
     /// field they share with the request keeps its `Arc`, so no reference count is written
     /// (see [`crate::spares`]). Only records nobody reads any more belong here.
-    pub fn recycle(&mut self, done: &mut Vec<Transaction>) {
+    pub fn recycle(&mut self, done: &mut Records) {
         self.kept.records.give_back(done);
     }
 
     /// Feed one segment; completed transactions are pushed to `out` in completion order.
-    pub fn ingest(&mut self, seg: &Segment<'_>, out: &mut Vec<Transaction>) {
+    pub fn ingest(&mut self, seg: &Segment<'_>, out: &mut Records) {
         self.stats.flows.segments += 1;
         let key = FlowKey::new(seg.client, seg.server);
         let idx = match self.flows.find(&key) {
@@ -311,12 +311,7 @@ impl Engine {
     }
 
     /// Opens a flow for `key`, unless its server is excluded or not on this host (counted).
-    fn open_flow(
-        &mut self,
-        key: FlowKey,
-        seg: &Segment<'_>,
-        out: &mut Vec<Transaction>,
-    ) -> Option<u32> {
+    fn open_flow(&mut self, key: FlowKey, seg: &Segment<'_>, out: &mut Records) -> Option<u32> {
         let server = match self.resolver.resolve(seg.server) {
             Ok(server) => server,
             Err(Skip::Excluded) => {
@@ -369,7 +364,7 @@ impl Engine {
         st.tracked = self.flows.len() as u64;
     }
 
-    fn evict(&mut self, idx: u32, error: ErrorType, out: &mut Vec<Transaction>) {
+    fn evict(&mut self, idx: u32, error: ErrorType, out: &mut Records) {
         if let Some(flow) = self.flows.get_mut(idx) {
             flow.terminate(
                 error,
@@ -379,7 +374,7 @@ impl Engine {
         self.drop_flow(idx);
     }
 
-    fn enforce_total_budget(&mut self, out: &mut Vec<Transaction>) {
+    fn enforce_total_budget(&mut self, out: &mut Records) {
         while self.stats.flows.buffered_bytes > self.cfg.total_budget_bytes as u64 {
             let Some(oldest) = self.flows.oldest() else {
                 break;
@@ -392,7 +387,7 @@ impl Engine {
     /// Advance time (timeouts, idle eviction). Call on a tick and with each segment's time.
     /// Timeouts are swept at most every `sweep_interval_ns`, so a record may come that much
     /// after its deadline.
-    pub fn advance(&mut self, now_ns: u64, out: &mut Vec<Transaction>) {
+    pub fn advance(&mut self, now_ns: u64, out: &mut Records) {
         if now_ns < self.next_sweep_ns {
             return;
         }
@@ -434,7 +429,7 @@ impl Engine {
     /// missing bytes count as gaps), every request still pending becomes a record with
     /// `connection_closed` (a close-delimited response in progress completes normally), and
     /// the flow table is emptied.
-    pub fn finish(&mut self, out: &mut Vec<Transaction>) {
+    pub fn finish(&mut self, out: &mut Records) {
         for idx in self.flows.indices() {
             self.evict(idx, ErrorType::ConnectionClosed, out);
         }

@@ -34,4 +34,4 @@ pub mod transaction;
 
 pub use segment::{Direction, Segment, TcpFlags};
 pub use server::{Attribution, ResolveServer, Server};
-pub use transaction::{ConnMeta, ErrorType, Rpc, Transaction};
+pub use transaction::{ConnMeta, ErrorType, Records, Rpc, Transaction};

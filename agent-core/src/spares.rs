@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use crate::transaction::{ConnMeta, Transaction, assign_arc, assign_shared};
+use crate::transaction::{ConnMeta, Records, Transaction, assign_arc, assign_shared};
 
 /// Records kept for reuse. A handful suffices: records come back after every drain, and a
 /// drain finishes a few requests at a time.
@@ -31,21 +31,38 @@ pub const MAX_SPARES: usize = 32;
 /// The kept records (see the module doc).
 #[derive(Debug, Default)]
 pub struct Spares {
-    kept: Vec<Transaction>,
+    kept: Records,
 }
 
 impl Spares {
     /// A record of `meta`'s connection whose first request byte came at `start_ns`, with
     /// nothing else known yet (as [`ConnMeta::transaction`]), and what its old self held.
-    pub fn take(&mut self, meta: &ConnMeta, start_ns: u64) -> (Transaction, Leftovers) {
+    /// The record is renewed in its own box.
+    pub fn take(&mut self, meta: &ConnMeta, start_ns: u64) -> (Box<Transaction>, Leftovers) {
         match self.kept.pop() {
-            Some(old) => renew(old, meta, start_ns),
-            None => (meta.transaction(start_ns), Leftovers::default()),
+            Some(mut old) => {
+                let left = renew(&mut old, meta, start_ns);
+                (old, left)
+            }
+            None => (Box::new(meta.transaction(start_ns)), Leftovers::default()),
+        }
+    }
+
+    /// `tx`, built whole (an HTTP/2 stream, a response to a request lost in a gap), in the box
+    /// of a kept record when there is one: no allocation, and the old record is dropped as it
+    /// would have been.
+    pub fn boxed(&mut self, tx: Transaction) -> Box<Transaction> {
+        match self.kept.pop() {
+            Some(mut old) => {
+                *old = tx;
+                old
+            }
+            None => Box::new(tx),
         }
     }
 
     /// Keeps finished records (up to [`MAX_SPARES`]) and empties `done`.
-    pub fn give_back(&mut self, done: &mut Vec<Transaction>) {
+    pub fn give_back(&mut self, done: &mut Records) {
         let room = MAX_SPARES.saturating_sub(self.kept.len());
         done.truncate(room);
         self.kept.append(done);
@@ -128,48 +145,67 @@ impl Leftovers {
     }
 }
 
-fn renew(old: Transaction, meta: &ConnMeta, start_ns: u64) -> (Transaction, Leftovers) {
-    // Exhaustive on purpose: every field is either renewed from `meta` or handed back.
+/// Makes `old` the fresh record of `meta`'s connection (as [`ConnMeta::transaction`]) where it
+/// lies, and returns the text it held.
+fn renew(old: &mut Transaction, meta: &ConnMeta, start_ns: u64) -> Leftovers {
+    // Exhaustive on purpose: every field is either renewed from `meta` or handed back. The
+    // test `a_renewed_record_is_a_fresh_one_of_its_connection` holds this to
+    // `ConnMeta::transaction`.
     let Transaction {
-        start_ns: _,
-        method: _,
+        start_ns: start,
+        method,
         path,
         query,
-        route: _,
-        status: _,
-        version: _,
-        duration_ns: _,
-        ttfb_ns: _,
-        request_body_size: _,
-        response_body_size: _,
-        request_wire_bytes: _,
-        response_wire_bytes: _,
-        client: _,
-        server: _,
-        mut service,
-        mut attribution,
+        route,
+        status,
+        version,
+        duration_ns,
+        ttfb_ns,
+        request_body_size,
+        response_body_size,
+        request_wire_bytes,
+        response_wire_bytes,
+        client,
+        server,
+        service,
+        attribution,
         user_agent,
         client_id,
         request_id,
         trace_id,
         parent_span_id,
-        error: _,
-        rpc: _,
+        error,
+        rpc,
     } = old;
-    assign_shared(&mut attribution, &meta.attribution);
-    assign_arc(&mut service, &meta.service);
-    let mut client_id = client_id.unwrap_or_else(|| Arc::clone(&meta.client_ip));
-    assign_arc(&mut client_id, &meta.client_ip);
-    let tx = meta.transaction_sharing(start_ns, service, attribution, client_id);
-    let left = Leftovers {
-        path,
-        query,
-        user_agent,
-        request_id,
-        trace_id,
-        parent_span_id,
-    };
-    (tx, left)
+    assign_shared(attribution, &meta.attribution);
+    assign_arc(service, &meta.service);
+    match client_id {
+        Some(id) => assign_arc(id, &meta.client_ip),
+        None => *client_id = Some(Arc::clone(&meta.client_ip)),
+    }
+    *start = start_ns;
+    *method = None;
+    *route = None;
+    *status = None;
+    *version = None;
+    *duration_ns = None;
+    *ttfb_ns = None;
+    *request_body_size = None;
+    *response_body_size = None;
+    *request_wire_bytes = 0;
+    *response_wire_bytes = 0;
+    *client = Some(meta.client);
+    *server = Some(meta.server);
+    *error = None;
+    *rpc = None;
+    Leftovers {
+        path: path.take(),
+        query: query.take(),
+        user_agent: user_agent.take(),
+        request_id: request_id.take(),
+        trace_id: trace_id.take(),
+        parent_span_id: parent_span_id.take(),
+    }
 }
 
 #[cfg(test)]
@@ -192,9 +228,9 @@ mod tests {
     fn a_renewed_record_is_a_fresh_one_of_its_connection() {
         let (a, b) = (meta("10.0.0.2:1000", "api"), meta("10.0.0.3:2000", "web"));
         let mut spares = Spares::default();
-        spares.give_back(&mut vec![a.finished_sample()]);
+        spares.give_back(&mut vec![Box::new(a.finished_sample())]);
         let (tx, left) = spares.take(&b, 7);
-        assert_eq!(tx, b.transaction(7));
+        assert_eq!(*tx, b.transaction(7));
         assert_eq!(left.path.as_deref(), Some("/a"));
         assert_eq!(left.request_id.as_deref(), Some("r-1"));
         assert!(spares.is_empty());
@@ -204,7 +240,7 @@ mod tests {
     fn the_same_connection_fields_keep_their_arcs() {
         let m = meta("10.0.0.2:1000", "api");
         let mut spares = Spares::default();
-        spares.give_back(&mut vec![m.finished_sample()]);
+        spares.give_back(&mut vec![Box::new(m.finished_sample())]);
         let (tx, _) = spares.take(&m, 7);
         assert!(Arc::ptr_eq(&tx.service, &m.service));
         assert!(Arc::ptr_eq(
@@ -251,11 +287,30 @@ mod tests {
     fn at_most_max_spares_are_kept() {
         let m = meta("10.0.0.2:1000", "api");
         let mut spares = Spares::default();
-        let mut done: Vec<Transaction> = (0..MAX_SPARES + 5).map(|_| m.transaction(0)).collect();
+        let mut done: Records = (0..MAX_SPARES + 5)
+            .map(|_| Box::new(m.transaction(0)))
+            .collect();
         spares.give_back(&mut done);
         assert!(done.is_empty());
         assert_eq!(spares.len(), MAX_SPARES);
-        spares.give_back(&mut vec![m.transaction(0)]);
+        spares.give_back(&mut vec![Box::new(m.transaction(0))]);
         assert_eq!(spares.len(), MAX_SPARES);
+    }
+
+    #[test]
+    fn a_record_built_whole_goes_into_a_kept_box() {
+        let (a, b) = (meta("10.0.0.2:1000", "api"), meta("10.0.0.3:2000", "web"));
+        let mut spares = Spares::default();
+        let old = Box::new(a.finished_sample());
+        let at: *const Transaction = &*old;
+        spares.give_back(&mut vec![old]);
+        let tx = spares.boxed(b.transaction(9));
+        assert_eq!(
+            (*tx == b.transaction(9), std::ptr::eq(&*tx, at)),
+            (true, true)
+        );
+        assert!(spares.is_empty());
+        // None kept: a new box.
+        assert_eq!(*spares.boxed(b.transaction(3)), b.transaction(3));
     }
 }

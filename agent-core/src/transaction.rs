@@ -65,6 +65,12 @@ impl Rpc {
     }
 }
 
+/// Finished transactions in completion order, as the engine hands them out. Each is boxed: a
+/// record (~420 bytes) is written once, where it lives, and going from the request queue to the
+/// output, the pipeline and back to [`crate::spares`] moves a pointer. By value, that was five
+/// copies of it per request, 5 % of the pipeline's instructions.
+pub type Records = Vec<Box<Transaction>>;
+
 /// One request and its response (if any), as the server saw them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Transaction {

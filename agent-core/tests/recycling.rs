@@ -2,10 +2,10 @@
 //! old record may reach a new one. Every record the pipeline hands on must be the record the
 //! engine alone (whose records are never reused) makes of the same traffic, route aside.
 
-use agent_core::Transaction;
 use agent_core::engine::{Engine, EngineConfig};
 use agent_core::pipeline::{Pipeline, PipelineConfig};
 use agent_core::synthetic as common;
+use agent_core::{Records, Transaction};
 
 /// Requests alternating between a client that names them and carries trace context and one
 /// that does not, so a reused record's ids, user agent and path must all be replaced or
@@ -23,7 +23,7 @@ fn reused_records_equal_fresh_ones() {
     let traffic = common::traffic_of(8, 500, 7, mixed);
 
     let mut engine = Engine::new(EngineConfig::default());
-    let mut fresh: Vec<Transaction> = Vec::new();
+    let mut fresh: Records = Vec::new();
     for o in &traffic {
         engine.ingest(&o.segment(), &mut fresh);
         engine.advance(o.ts, &mut fresh);
@@ -46,6 +46,6 @@ fn reused_records_equal_fresh_ones() {
             route: None,
             ..r.clone()
         };
-        assert_eq!(&r, f, "record {i}");
+        assert_eq!(&r, &**f, "record {i}");
     }
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each target uses a different part
 
 use agent_core::engine::{Engine, EngineConfig, HeadLimits};
-use agent_core::{Direction, Segment, TcpFlags, Transaction};
+use agent_core::{Direction, Records, Segment, TcpFlags, Transaction};
 use std::net::SocketAddr;
 
 /// Small limits so eviction, window and budget paths are reached quickly.
@@ -22,7 +22,7 @@ pub fn small_config() -> EngineConfig {
 
 /// Budgets hold after every call (partial heads may add up to two heads per flow beyond the
 /// per-flow out-of-order budget; the total budget is enforced by eviction).
-pub fn check(engine: &Engine, out: &[Transaction], emitted_before: usize) {
+pub fn check(engine: &Engine, out: &[Box<Transaction>], emitted_before: usize) {
     let cfg = engine.config();
     let st = engine.stats();
     assert!(
@@ -58,7 +58,7 @@ impl Feeder {
         }
     }
 
-    pub fn open(&mut self, engine: &mut Engine, out: &mut Vec<Transaction>) {
+    pub fn open(&mut self, engine: &mut Engine, out: &mut Records) {
         let c = self.seq[0];
         self.raw(engine, out, Direction::ToServer, c, TcpFlags::SYN, &[], 0);
         let s = self.seq[1];
@@ -78,7 +78,7 @@ impl Feeder {
     pub fn raw(
         &mut self,
         engine: &mut Engine,
-        out: &mut Vec<Transaction>,
+        out: &mut Records,
         dir: Direction,
         seq: u32,
         flags: u8,
@@ -110,7 +110,7 @@ impl Feeder {
     pub fn stream(
         &mut self,
         engine: &mut Engine,
-        out: &mut Vec<Transaction>,
+        out: &mut Records,
         dir: Direction,
         data: &[u8],
         sizes: &[u8],

@@ -9,8 +9,9 @@ use agent_core::http2::hpack::Decoder;
 use agent_core::http2::reader::SCAN_LIMIT;
 use agent_core::http2::{H2Config, H2Conn, H2Ctx, H2Stats, build};
 use agent_core::identity::IdentityConfig;
+use agent_core::spares::Spares;
 use agent_core::stream::Piece;
-use agent_core::{ConnMeta, Direction, Transaction};
+use agent_core::{ConnMeta, Direction, Records};
 use libfuzzer_sys::fuzz_target;
 
 const CFG: H2Config = H2Config {
@@ -32,7 +33,8 @@ struct Run {
     conn: H2Conn,
     identity: IdentityConfig,
     meta: ConnMeta,
-    out: Vec<Transaction>,
+    out: Records,
+    spares: Spares,
     stats: H2Stats,
     ts: u64,
 }
@@ -46,6 +48,7 @@ impl Run {
             identity: IdentityConfig::default(),
             meta: meta(),
             out: Vec::new(),
+            spares: Spares::default(),
             stats,
             ts: 1_000_000,
         }
@@ -58,6 +61,7 @@ impl Run {
             identity: &self.identity,
             meta: &self.meta,
             out: &mut self.out,
+            spares: &mut self.spares,
         };
         self.conn
             .feed(dir, piece, self.ts, &mut cx, &mut self.stats);
@@ -92,6 +96,7 @@ impl Run {
             identity: &self.identity,
             meta: &self.meta,
             out: &mut self.out,
+            spares: &mut self.spares,
         };
         self.conn.close(
             agent_core::ErrorType::ConnectionClosed,

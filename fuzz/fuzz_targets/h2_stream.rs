@@ -7,8 +7,9 @@
 use agent_core::http2::reader::SCAN_LIMIT;
 use agent_core::http2::{H2Config, H2Conn, H2Ctx, H2Stats, build};
 use agent_core::identity::IdentityConfig;
+use agent_core::spares::Spares;
 use agent_core::stream::Piece;
-use agent_core::{ConnMeta, Direction, Transaction};
+use agent_core::{ConnMeta, Direction, Records};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -38,7 +39,8 @@ fuzz_target!(|data: &[u8]| {
         "port-8080".into(),
         "192.0.2.1".into(),
     );
-    let mut out: Vec<Transaction> = Vec::new();
+    let mut out: Records = Vec::new();
+    let mut spares = Spares::default();
     let streams = [&sess.client[..], &sess.server[..]];
     let mut pos = [0usize; 2];
     let mut ts = 1_000_000u64;
@@ -90,6 +92,7 @@ fuzz_target!(|data: &[u8]| {
             identity: &identity,
             meta: &meta,
             out: &mut out,
+            spares: &mut spares,
         };
         conn.feed(dir, piece, ts, &mut cx, &mut stats);
         if how == 4 {
@@ -107,6 +110,7 @@ fuzz_target!(|data: &[u8]| {
         identity: &identity,
         meta: &meta,
         out: &mut out,
+        spares: &mut spares,
     };
     conn.close(
         agent_core::ErrorType::ConnectionClosed,

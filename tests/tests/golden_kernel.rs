@@ -90,7 +90,7 @@ fn through_the_classifier(path: &Path, port: u16, copy_in_full: bool) -> Replay 
             .collect(),
         records,
         length_only,
-        asks_full_copy: out.iter().any(needs_full_copy),
+        asks_full_copy: out.iter().any(|t| needs_full_copy(t)),
     }
 }
 

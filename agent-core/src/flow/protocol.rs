@@ -33,7 +33,7 @@ use crate::identity::IdentityConfig;
 use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
-use crate::{Direction, ErrorType, Transaction};
+use crate::{Direction, ErrorType, Records};
 
 /// The application protocol state of one flow.
 #[derive(Debug)]
@@ -59,7 +59,7 @@ pub struct Ctx<'a> {
     pub identity: &'a IdentityConfig,
     pub http: &'a mut HttpStats,
     pub h2_stats: &'a mut H2Stats,
-    pub out: &'a mut Vec<Transaction>,
+    pub out: &'a mut Records,
     /// Finished records for new requests to start from.
     pub spares: &'a mut Spares,
     /// States of finished HTTP/1.x connections for new ones to start from.
@@ -215,6 +215,7 @@ impl Protocol {
                     identity: cx.identity,
                     meta,
                     out: cx.out,
+                    spares: cx.spares,
                 };
                 conn.feed(dir, piece, ts, &mut hx, cx.h2_stats);
             }
@@ -229,6 +230,7 @@ impl Protocol {
                 identity: cx.identity,
                 meta,
                 out: cx.out,
+                spares: cx.spares,
             },
             cx.h2_stats,
         )

@@ -21,7 +21,7 @@ use crate::recent::RecentFields;
 use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
-use crate::{Direction, ErrorType, Transaction};
+use crate::{Direction, ErrorType, Records, Transaction};
 use framer::Framer;
 pub use head::HeadLimits;
 use pairing::{ReqSide, RespSide};
@@ -34,7 +34,7 @@ pub struct Ctx<'a> {
     pub limits: &'a HeadLimits,
     pub identity: &'a IdentityConfig,
     pub meta: &'a ConnMeta,
-    pub out: &'a mut Vec<Transaction>,
+    pub out: &'a mut Records,
     /// Finished records for new requests to start from.
     pub spares: &'a mut Spares,
 }
@@ -44,7 +44,7 @@ pub struct Ctx<'a> {
 #[derive(Debug)]
 struct Pending {
     id: u64,
-    tx: Transaction,
+    tx: Box<Transaction>,
     emitted: bool,
     head_method: bool,
     connect: bool,
@@ -173,13 +173,14 @@ impl HttpConn {
     }
 
     /// An idle connection gives back what a burst left allocated: the request queue's
-    /// capacity beyond one request (the queue holds whole transactions, 408 B each), the
+    /// capacity beyond one request (32 B a slot; each pending record is a box of its own), the
     /// framers' buffers and the last request fields it kept.
     ///
     /// Room for one request is kept: every connection that sent a request has it, and freeing
-    /// it from thousands of idle connections at once leaves 408-byte holes between their live
-    /// state that the allocator cannot give back (measured: 10,000 idle flows held 7 MiB more
-    /// heap when it was freed, `cargo xtask bench --parts memory`).
+    /// it from thousands of idle connections at once left holes between their live state that
+    /// the allocator could not give back (measured when a slot held the whole record, 408 B:
+    /// 10,000 idle flows held 7 MiB more heap when it was freed, `cargo xtask bench --parts
+    /// memory`).
     pub fn release(&mut self) {
         if self.s.queue.is_empty() && self.s.queue.capacity() > 1 {
             self.s.queue = VecDeque::new();
@@ -193,6 +194,7 @@ impl HttpConn {
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<HttpConn>()
             + self.s.queue.capacity() * std::mem::size_of::<Pending>()
+            + self.s.queue.len() * std::mem::size_of::<Transaction>()
             + self.req.heap_bytes()
             + self.resp.heap_bytes()
     }

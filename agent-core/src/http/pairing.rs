@@ -18,7 +18,7 @@ pub const HTTP09: &str = "0.9";
 pub const OTHER_METHOD: &str = "_OTHER";
 
 /// Pushes a finished transaction.
-pub(super) fn record(tx: Transaction, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
+pub(super) fn record(tx: Box<Transaction>, cx: &mut Ctx<'_>, stats: &mut HttpStats) {
     stats.transactions += 1;
     cx.out.push(tx);
 }
@@ -75,7 +75,13 @@ impl ReqSide<'_, '_> {
         self.cx.meta.transaction(start_ns)
     }
 
-    fn push(&mut self, tx: Transaction, head_method: bool, connect: bool, tentative: bool) -> u64 {
+    fn push(
+        &mut self,
+        tx: Box<Transaction>,
+        head_method: bool,
+        connect: bool,
+        tentative: bool,
+    ) -> u64 {
         let http09 = tx.version == Some(HTTP09);
         let id = self.s.next_id;
         self.s.next_id += 1;
@@ -88,8 +94,8 @@ impl ReqSide<'_, '_> {
         };
         self.s.last_request_ack = ack;
         if self.s.queue.capacity() == 0 {
-            // One pending request is the common case: room for one (408 B), not the four
-            // a first push would make room for (1.6 KB, kept for the connection's life).
+            // One pending request is the common case: room for one, not the four a first
+            // push would make room for (kept for the connection's life).
             self.s.queue.reserve_exact(1);
         }
         self.s.queue.push_back(Pending {
@@ -111,7 +117,7 @@ impl ReqSide<'_, '_> {
     /// known) and, when the error says it was malformed, it is tentative: recorded only if the
     /// server answers it.
     fn placeholder(&mut self, head: &[u8], start_ts: u64, error: ErrorType) {
-        let mut tx = self.new_tx(start_ts);
+        let mut tx = self.cx.spares.boxed(self.new_tx(start_ts));
         let line = request_line(head);
         let readable = line.is_some();
         if let Some((method, target)) = line {
@@ -144,7 +150,7 @@ impl ReqSide<'_, '_> {
         let head_method = info.method == "HEAD";
         let connect = info.method == "CONNECT";
         // Started from a finished record (see `crate::spares`), queued, and completed where it
-        // lies: a 400-byte record is not moved twice.
+        // lies, in its box.
         let (tx, left) = self.cx.spares.take(self.cx.meta, meta.start_ts);
         let id = self.push(tx, head_method, connect, false);
         self.s.cur_req = Some(id);
@@ -249,6 +255,7 @@ impl Handler for ReqSide<'_, '_> {
                 request_body_size: Some(0),
                 ..self.new_tx(meta.start_ts)
             };
+            let tx = self.cx.spares.boxed(tx);
             self.push(tx, false, false, false);
             return HeadVerdict::Body(BodyKind::None);
         }
@@ -366,6 +373,7 @@ impl RespSide<'_, '_> {
                     error: Some(ErrorType::CaptureGap),
                     ..self.cx.meta.transaction(meta.start_ts)
                 };
+                let tx = self.cx.spares.boxed(tx);
                 record(tx, self.cx, stats);
             } else {
                 stats.orphan_responses += 1;

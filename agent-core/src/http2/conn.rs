@@ -11,9 +11,10 @@ use super::stats::{H2Stats, Malformed};
 use super::stream::{Head, Stream};
 use crate::identity::IdentityConfig;
 use crate::recent::RecentFields;
+use crate::spares::Spares;
 use crate::stream::Piece;
 use crate::transaction::ConnMeta;
-use crate::{Direction, ErrorType, Transaction};
+use crate::{Direction, ErrorType, Records, Transaction};
 
 /// What the connection needs besides bytes: limits, identity rules, the fields its records
 /// share, and where records go.
@@ -21,7 +22,9 @@ pub struct H2Ctx<'a> {
     pub cfg: &'a H2Config,
     pub identity: &'a IdentityConfig,
     pub meta: &'a ConnMeta,
-    pub out: &'a mut Vec<Transaction>,
+    pub out: &'a mut Records,
+    /// Finished records, whose boxes new ones go into.
+    pub spares: &'a mut Spares,
 }
 
 /// What a header block belongs to.
@@ -221,7 +224,7 @@ impl H2Conn {
 fn record(tx: Transaction, cx: &mut H2Ctx<'_>, stats: &mut H2Stats) {
     stats.streams += 1;
     stats.grpc_calls += u64::from(tx.rpc.is_some());
-    cx.out.push(tx);
+    cx.out.push(cx.spares.boxed(tx));
 }
 
 /// One direction's view of the connection, receiving its frames.

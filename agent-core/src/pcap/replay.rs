@@ -20,17 +20,20 @@ impl Analyzer for Engine {
     fn advance(&mut self, now_ns: u64, sink: &mut dyn FnMut(&Transaction)) {
         let mut out = Vec::new(); // allocates only when a transaction completes
         Engine::advance(self, now_ns, &mut out);
-        out.iter().for_each(sink);
+        out.iter().for_each(|t| sink(t));
+        self.recycle(&mut out);
     }
     fn ingest(&mut self, seg: &Segment<'_>, sink: &mut dyn FnMut(&Transaction)) {
         let mut out = Vec::new();
         Engine::ingest(self, seg, &mut out);
-        out.iter().for_each(sink);
+        out.iter().for_each(|t| sink(t));
+        self.recycle(&mut out);
     }
     fn finish(&mut self, sink: &mut dyn FnMut(&Transaction)) {
         let mut out = Vec::new();
         Engine::finish(self, &mut out);
-        out.iter().for_each(sink);
+        out.iter().for_each(|t| sink(t));
+        self.recycle(&mut out);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::aggregate::{AggregateConfig, Aggregator, Snapshot};
 use crate::engine::{Engine, EngineConfig};
 use crate::export::SelfMetric;
 use crate::route::{RouteConfig, RouteError, Router};
-use crate::{Segment, Transaction};
+use crate::{Records, Segment, Transaction};
 
 /// Settings of every stage of the pipeline.
 #[derive(Clone, Debug, Default)]
@@ -32,7 +32,7 @@ pub struct Pipeline {
     engine: Engine,
     router: Router,
     aggregator: Aggregator,
-    scratch: Vec<Transaction>,
+    scratch: Records,
 }
 
 impl Pipeline {

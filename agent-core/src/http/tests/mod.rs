@@ -10,7 +10,7 @@ mod servers;
 
 use crate::engine::{Engine, EngineConfig, ParseErrorReason};
 use crate::server::PortNames;
-use crate::{Direction, ErrorType, Segment, TcpFlags, Transaction};
+use crate::{Direction, ErrorType, Records, Segment, TcpFlags, Transaction};
 use rstest::rstest;
 use std::net::SocketAddr;
 
@@ -152,7 +152,7 @@ impl Conv {
     }
 
     /// Feeds the segments (in the given order) and returns the records.
-    pub fn run_order(&self, engine: &mut Engine, order: &[Seg]) -> Vec<Transaction> {
+    pub fn run_order(&self, engine: &mut Engine, order: &[Seg]) -> Records {
         let mut out = Vec::new();
         for s in order {
             engine.ingest(&self.segment(s), &mut out);
@@ -161,7 +161,7 @@ impl Conv {
         out
     }
 
-    pub fn run(&self, engine: &mut Engine) -> Vec<Transaction> {
+    pub fn run(&self, engine: &mut Engine) -> Records {
         self.run_order(engine, &self.segs)
     }
 }
@@ -174,7 +174,7 @@ const GET: &[u8] =
     b"GET /api/users/42?fields=name HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\n";
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 
-fn one(out: &[Transaction]) -> &Transaction {
+fn one(out: &[Box<Transaction>]) -> &Transaction {
     assert_eq!(out.len(), 1, "{out:#?}");
     &out[0]
 }

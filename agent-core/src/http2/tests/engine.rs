@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::engine::{Engine, EngineConfig};
-use crate::{ErrorType, Segment, TcpFlags};
+use crate::{ErrorType, Records, Segment, TcpFlags};
 use std::net::SocketAddr;
 
 /// Feeds both directions of one connection as TCP segments of at most `mss` bytes.
@@ -11,7 +11,7 @@ struct Wire {
     server: SocketAddr,
     seq: [u32; 2],
     ts: u64,
-    out: Vec<Transaction>,
+    out: Records,
 }
 
 impl Wire {

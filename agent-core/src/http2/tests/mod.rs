@@ -9,8 +9,9 @@ mod streams;
 use super::build;
 use super::{H2Config, H2Conn, H2Ctx, H2Stats};
 use crate::identity::IdentityConfig;
+use crate::spares::Spares;
 use crate::stream::Piece;
-use crate::{ConnMeta, Direction, Transaction};
+use crate::{ConnMeta, Direction, Records, Transaction};
 
 pub const T0: u64 = 1_795_585_921_000_000_000;
 pub const C: Direction = Direction::ToServer;
@@ -21,7 +22,8 @@ pub struct Harness {
     pub cfg: H2Config,
     pub identity: IdentityConfig,
     pub meta: ConnMeta,
-    pub out: Vec<Transaction>,
+    pub out: Records,
+    pub spares: Spares,
     pub stats: H2Stats,
     pub ts: u64,
 }
@@ -46,6 +48,7 @@ impl Harness {
             identity: IdentityConfig::default(),
             meta,
             out: Vec::new(),
+            spares: Spares::default(),
             stats,
             ts: T0,
         }
@@ -75,6 +78,7 @@ impl Harness {
             identity: &self.identity,
             meta: &self.meta,
             out: &mut self.out,
+            spares: &mut self.spares,
         };
         self.conn
             .feed(dir, piece, self.ts, &mut cx, &mut self.stats);
@@ -90,6 +94,7 @@ impl Harness {
             identity: &self.identity,
             meta: &self.meta,
             out: &mut self.out,
+            spares: &mut self.spares,
         };
         self.conn.expire(now, timeout, &mut cx, &mut self.stats);
     }
@@ -100,6 +105,7 @@ impl Harness {
             identity: &self.identity,
             meta: &self.meta,
             out: &mut self.out,
+            spares: &mut self.spares,
         };
         self.conn.close(error, self.ts, &mut cx, &mut self.stats);
     }

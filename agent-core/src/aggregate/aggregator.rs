@@ -268,10 +268,12 @@ impl Aggregator {
         row.client_errors += u64::from(outcome.client_error());
         row.rate_limited += u64::from(outcome.rate_limited);
         row.auth_failures += u64::from(outcome.auth_status.is_some());
-        if let Some(d) = duration {
+        let binned = duration.map(|d| {
             row.duration.observe(d);
-            row.latency.add(d);
-        }
+            let b = row.latency.bin(d);
+            row.latency.add_binned(b);
+            b
+        });
         if let Some(b) = tx.request_body_size {
             row.request_size.observe(b as f64);
         }
@@ -294,7 +296,7 @@ impl Aggregator {
 
         let service = &mut self.services[svc as usize];
         service.requests += 1;
-        service.windows.record(tx.start_ns, failure, duration);
+        service.windows.record(tx.start_ns, failure, binned);
     }
 
     /// [`Self::service_id`] through the one-entry cache of [`Last`].

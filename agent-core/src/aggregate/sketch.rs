@@ -13,6 +13,15 @@ pub const RELATIVE_ACCURACY: f64 = 0.01;
 /// largest value, i.e. far more than 1 ns .. 1 h; the bound only bites on absurd input.
 pub const DEFAULT_MAX_BINS: usize = 2048;
 
+/// A value and its bin (`None`: counted as a zero), from [`DdSketch::bin`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Binned {
+    value: f64,
+    index: Option<i32>,
+    /// The accuracy it was binned at, checked by [`DdSketch::add_binned`] in debug builds.
+    gamma: f64,
+}
+
 /// Mergeable quantile sketch over non-negative values.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DdSketch {
@@ -75,17 +84,37 @@ impl DdSketch {
 
     /// Records one value.
     pub fn add(&mut self, value: f64) {
+        self.add_binned(self.bin(value));
+    }
+
+    /// `value` with its bin in this sketch, for [`Self::add_binned`] here and in other sketches
+    /// of the same accuracy: the logarithm is taken once (a request's duration goes to its
+    /// endpoint's sketch and its service's minute).
+    pub fn bin(&self, value: f64) -> Binned {
+        let index = (!value.is_nan() && value > 0.0).then(|| self.index_of(value));
+        Binned {
+            value,
+            index,
+            gamma: self.gamma,
+        }
+    }
+
+    /// Records a value binned by a sketch of the same accuracy ([`Self::bin`]).
+    pub fn add_binned(&mut self, b: Binned) {
+        debug_assert!(
+            (self.gamma - b.gamma).abs() < 1e-12,
+            "a value binned by a sketch of different accuracy"
+        );
         self.count += 1;
-        if value.is_nan() || value <= 0.0 {
+        let Some(index) = b.index else {
             self.zeros += 1;
             self.min = self.min.min(0.0);
             self.max = self.max.max(0.0);
             return;
-        }
-        self.sum += value;
-        self.min = self.min.min(value);
-        self.max = self.max.max(value);
-        let index = self.index_of(value);
+        };
+        self.sum += b.value;
+        self.min = self.min.min(b.value);
+        self.max = self.max.max(b.value);
         self.add_to_bin(index, 1);
     }
 
@@ -248,6 +277,43 @@ mod tests {
         for q in values {
             assert_eq!(ceil_i32(q), q.ceil() as i32, "{q:e}");
         }
+    }
+
+    #[test]
+    fn a_value_binned_by_one_sketch_adds_to_another_as_itself() {
+        let values = [
+            0.0,
+            -1.0,
+            f64::NAN,
+            1e-9,
+            0.0123,
+            0.5,
+            1.0,
+            7.25,
+            3600.0,
+            1e300,
+        ];
+        let (mut direct, mut via, binner) = (
+            DdSketch::default(),
+            DdSketch::default(),
+            // Binning depends on the accuracy alone, not on the bound on bins.
+            DdSketch::new(RELATIVE_ACCURACY, 16),
+        );
+        for v in values {
+            direct.add(v);
+            via.add_binned(binner.bin(v));
+        }
+        assert_eq!((direct.bins, direct.offset), (via.bins, via.offset));
+        assert_eq!(
+            (
+                direct.count,
+                direct.zeros,
+                direct.sum,
+                direct.min,
+                direct.max
+            ),
+            (via.count, via.zeros, via.sum, via.min, via.max)
+        );
     }
 
     fn exact(sorted: &[f64], q: f64) -> f64 {

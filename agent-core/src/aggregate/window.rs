@@ -7,7 +7,7 @@
 //! A window of `n` minutes at time `now` covers the current (partial) minute and the `n-1`
 //! minutes before it.
 
-use super::sketch::{DdSketch, RELATIVE_ACCURACY};
+use super::sketch::{Binned, DdSketch, RELATIVE_ACCURACY};
 
 const DAY_MINUTES: usize = 24 * 60;
 const P95_MINUTES: usize = 5;
@@ -52,7 +52,8 @@ fn in_window(at: u64, now: u64, n: u64) -> bool {
 
 impl Windows {
     /// Records one transaction that started at `ts_ns`.
-    pub fn record(&mut self, ts_ns: u64, failure: bool, duration_s: Option<f64>) {
+    /// `duration` is binned at [`RELATIVE_ACCURACY`] ([`DdSketch::bin`]).
+    pub fn record(&mut self, ts_ns: u64, failure: bool, duration: Option<Binned>) {
         let second = ts_ns / NS_PER_S;
         let minute = second / 60;
         let b = &mut self.minutes[(minute % DAY_MINUTES as u64) as usize];
@@ -78,7 +79,7 @@ impl Windows {
         }
         s.1 += 1;
 
-        if let Some(d) = duration_s {
+        if let Some(d) = duration {
             let (m, sketch) = &mut self.latency[(minute % P95_MINUTES as u64) as usize];
             if *m != minute {
                 if *m != u64::MAX && *m > minute {
@@ -87,7 +88,7 @@ impl Windows {
                 *m = minute;
                 sketch.clear();
             }
-            sketch.add(d);
+            sketch.add_binned(d);
         }
     }
 
@@ -146,6 +147,10 @@ mod tests {
     const MIN: u64 = 60 * NS_PER_S;
     const T0: u64 = 1_795_000_000 * NS_PER_S;
 
+    fn binned(seconds: f64) -> Binned {
+        DdSketch::default().bin(seconds)
+    }
+
     #[rstest]
     fn no_traffic_is_fully_available() {
         let w = Windows::default();
@@ -196,7 +201,7 @@ mod tests {
     fn p95_covers_five_minutes() {
         let mut w = Windows::default();
         for i in 1..=100 {
-            w.record(T0, false, Some(i as f64 / 1000.0));
+            w.record(T0, false, Some(binned(i as f64 / 1000.0)));
         }
         assert!((w.p95_5m(T0 + 4 * MIN) - 0.095).abs() < 0.001);
         assert_eq!(w.p95_5m(T0 + 5 * MIN), 0.0);

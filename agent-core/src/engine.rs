@@ -421,7 +421,7 @@ impl Engine {
             self.account(idx);
         }
         self.walk = walk;
-        let kept = self.kept.conns.heap_bytes();
+        let kept = self.kept.conns.heap_bytes() + self.closed.heap_bytes();
         self.stats.flows.memory_bytes = (self.flows.table_bytes() + heap + kept) as u64;
     }
 

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 /// The oriented 4-tuple of a connection, compact: both addresses as 128-bit numbers (IPv4
 /// v4-mapped, with a family bit beside the ports so the two families never meet) and both
 /// ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     client_ip: u128,
     server_ip: u128,

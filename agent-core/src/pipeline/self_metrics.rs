@@ -253,7 +253,7 @@ const ENGINE: [MetricRow<EngineStats>; 42] = [
     ),
     MetricRow::plain(
         "apitap_flow_table_bytes",
-        "Memory the flow table holds (slots, parser state, queues, buffers, and states kept from ended connections for new ones), estimated from capacities at the last sweep.",
+        "Memory the flow table holds (slots, parser state, queues, buffers, states kept from ended connections for new ones, and the memory of recently closed connections), estimated from capacities at the last sweep.",
         Gauge,
         |s| s.flows.memory_bytes,
     ),

@@ -123,17 +123,6 @@ impl RecentlyClosed {
         })
     }
 
-    /// Connections remembered now.
-    pub fn len(&self) -> usize {
-        self.table
-            .as_ref()
-            .map_or(0, |t| t.tags.iter().flatten().filter(|&&g| g != 0).count())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// When `seg` is a late copy of bytes (or the FIN) of a connection that ended less than
     /// `linger_ns` ago, at most `window` bytes back from its end: the interface the connection
     /// was read from.
@@ -173,6 +162,13 @@ mod tests {
     use super::*;
     use crate::TcpFlags;
     use std::net::SocketAddr;
+
+    /// Connections remembered now.
+    fn remembered(c: &RecentlyClosed) -> usize {
+        c.table
+            .as_ref()
+            .map_or(0, |t| t.tags.iter().flatten().filter(|&&g| g != 0).count())
+    }
 
     const SERVER: &str = "10.0.0.1:80";
     const S: u64 = 1_000_000_000;
@@ -218,18 +214,18 @@ mod tests {
             absorbs(&mut c, late(1, 1_200, 100, TcpFlags::ACK, S + 2)),
             None
         );
-        assert_eq!(c.len(), 1);
+        assert_eq!(remembered(&c), 1);
         assert_eq!(
             absorbs(&mut c, late(1, 1_000, 0, TcpFlags::SYN, S + 3)),
             None
         );
-        assert!(c.is_empty(), "a SYN forgets the old connection");
+        assert_eq!(remembered(&c), 0, "a SYN forgets the old connection");
         c.remember(key(1), [Some(1_000), None], S, 7);
         assert_eq!(
             absorbs(&mut c, late(1, 1_000, 100, TcpFlags::ACK, 2 * S)),
             None
         );
-        assert!(c.is_empty(), "forgotten once the linger time passed");
+        assert_eq!(remembered(&c), 0, "forgotten once the linger time passed");
     }
 
     #[test]
@@ -241,9 +237,13 @@ mod tests {
             // The same connection again takes no second entry.
             c.remember(key(i), [Some(1_000), None], S, 7);
         }
-        assert!(c.len() <= MAX_REMEMBERED, "{}", c.len());
+        assert!(remembered(&c) <= MAX_REMEMBERED, "{}", remembered(&c));
         // Most of the table is in use: hashing spreads the keys over the sets.
-        assert!(c.len() > MAX_REMEMBERED * 9 / 10, "{}", c.len());
+        assert!(
+            remembered(&c) > MAX_REMEMBERED * 9 / 10,
+            "{}",
+            remembered(&c)
+        );
         let seg = |i| late(i, 1_000, 100, TcpFlags::ACK, S + 1);
         assert_eq!(c.absorbs(&key(n - 1), &seg(n - 1), S, 65_536), Some(7));
         // The oldest third is nearly all forgotten: a key stays only while fewer than four

@@ -44,6 +44,7 @@ struct Lines<'h> {
 
 impl<'h> Lines<'h> {
     /// The next line without its CRLF, or `None` when the bytes leave the strict form.
+    #[inline(always)]
     fn next_line(&mut self) -> Option<&'h [u8]> {
         let end = ascii::first_unprintable(self.bytes, self.pos);
         if self.bytes.get(end..end + 2)? != b"\r\n" {

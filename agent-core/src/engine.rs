@@ -182,6 +182,13 @@ fn flow_ctx<'a>(
     }
 }
 
+/// Refreshes the buffered-bytes gauge after `flow` changed.
+fn account(flow: &mut Flow, st: &mut FlowStats) {
+    let now = flow.buffered_now();
+    st.buffered_bytes = (st.buffered_bytes + now as u64).saturating_sub(flow.buffered as u64);
+    flow.buffered = now;
+}
+
 /// Flow table, reassembly and HTTP pairing (see the module documentation).
 pub struct Engine {
     cfg: EngineConfig,
@@ -301,7 +308,7 @@ impl Engine {
             &mut flow_ctx(&self.cfg, &mut self.stats, out, &mut self.kept),
         );
         let closed = flow.is_closed().then(|| flow.stream_ends());
-        self.account(idx);
+        account(flow, &mut self.stats.flows);
         if let Some(ends) = closed {
             self.closed.remember(key, ends, seg.ts_ns, seg.ifindex);
             self.drop_flow(idx);
@@ -339,17 +346,6 @@ impl Engine {
         );
         self.stats.flows.tracked = self.flows.len() as u64;
         Some(idx)
-    }
-
-    /// Refreshes the buffered-bytes gauge after a flow changed.
-    fn account(&mut self, idx: u32) {
-        if let Some(flow) = self.flows.get_mut(idx) {
-            let now = flow.buffered_now();
-            let st = &mut self.stats.flows;
-            st.buffered_bytes =
-                (st.buffered_bytes + now as u64).saturating_sub(flow.buffered as u64);
-            flow.buffered = now;
-        }
     }
 
     fn drop_flow(&mut self, idx: u32) {
@@ -418,7 +414,7 @@ impl Engine {
             let mut cx = flow_ctx(&self.cfg, &mut self.stats, out, &mut self.kept);
             flow.expire_gaps(now_ns, self.cfg.gap_timeout_ns, &mut cx);
             flow.expire_requests(now_ns, self.cfg.request_timeout_ns, &mut cx);
-            self.account(idx);
+            account(flow, &mut self.stats.flows);
         }
         self.walk = walk;
         let kept = self.kept.conns.heap_bytes() + self.closed.heap_bytes();

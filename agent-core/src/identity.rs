@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 
 /// Longest `sub:` value kept (characters after `sub:`).
 pub const MAX_SUB_CHARS: usize = 64;
-/// Longest `request.id` kept.
 /// Query keys whose values are redacted by default (SPEC): the one list the engine, the agent's
 /// config defaults and the golden tests share.
 pub const DEFAULT_REDACT_KEYS: [&str; 7] = [
@@ -27,6 +26,7 @@ pub const DEFAULT_REDACT_KEYS: [&str; 7] = [
     "secret",
     "access_token",
 ];
+/// Longest `request.id` kept.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
 /// Longest `user_agent.original` kept.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
@@ -424,7 +424,14 @@ fn is_redacted_key(raw: &str, keys: &[String]) -> bool {
 /// (then it is percent-decoded first).
 fn key_matches(raw: &str, escaped: bool, keys: &[String]) -> bool {
     if !escaped {
-        return keys.iter().any(|k| k.eq_ignore_ascii_case(raw));
+        // Length and first letter first: most query keys are none of the configured ones, and
+        // that rejects them without a byte-by-byte comparison.
+        let first = raw.as_bytes().first().map(u8::to_ascii_lowercase);
+        return keys.iter().any(|k| {
+            k.len() == raw.len()
+                && k.as_bytes().first().map(u8::to_ascii_lowercase) == first
+                && k.eq_ignore_ascii_case(raw)
+        });
     }
     let decoded = percent_decode(raw);
     keys.iter()

@@ -173,62 +173,109 @@ impl CpuRing {
     }
 }
 
+/// Rings in plain memory, written the way the classifiers write them (tests of this module and
+/// of the merge).
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct TestRings(CpuRings);
+
+    impl TestRings {
+        pub fn new(rings: u32, chunks: u32) -> TestRings {
+            let elements = (rings * chunks) as usize;
+            TestRings(CpuRings {
+                data: Arc::new(Mapping::anonymous(elements * RING_ELEMENT_BYTES)),
+                pos: Arc::new(Mapping::anonymous(
+                    rings as usize * std::mem::size_of::<RingPos>(),
+                )),
+                rings,
+                chunks,
+            })
+        }
+
+        pub fn readers(&self) -> Vec<CpuRing> {
+            self.0.readers()
+        }
+
+        /// Writes a record of `copied` bytes of `fill` at `cpu`'s producer position and
+        /// publishes it; `copied_len` is written as `claimed`, and the stamp is the position.
+        pub fn produce(&self, cpu: u32, copied: u32, claimed: u32, fill: u8) {
+            let ts = self.position(cpu).produced;
+            self.write(cpu, ts, copied, claimed, fill);
+        }
+
+        /// Publishes a record stamped `ts` with 16 payload bytes, naming `cpu` as its
+        /// interface (see [`stamp_of`]).
+        pub fn produce_stamped(&self, cpu: u32, ts: u64) {
+            self.write(cpu, ts, 16, 16, b's');
+        }
+
+        #[allow(clippy::mut_from_ref)]
+        fn position(&self, cpu: u32) -> &mut RingPos {
+            // SAFETY: test memory mapped above; entry `cpu` exists, and tests write it from
+            // one thread.
+            unsafe {
+                &mut *self
+                    .0
+                    .pos
+                    .ptr()
+                    .as_ptr()
+                    .cast::<RingPos>()
+                    .add(cpu as usize)
+            }
+        }
+
+        fn write(&self, cpu: u32, ts: u64, copied: u32, claimed: u32, fill: u8) {
+            let r = &self.0;
+            let pos = self.position(cpu);
+            let (element, off) = locate(pos.produced, cpu, r.chunks);
+            let ev = SegmentEvent {
+                kind: agent_common::KIND_SEGMENT,
+                version: agent_common::EVENT_VERSION,
+                direction: 0,
+                tcp_flags: 0,
+                family: 4,
+                hook: 0,
+                copy_reason: 0,
+                _pad: 0,
+                ifindex: cpu,
+                payload_len: copied,
+                ts_ns: ts,
+                seq: 0,
+                ack: 0,
+                saddr: [0; 16],
+                daddr: [0; 16],
+                sport: 1,
+                dport: 2,
+                copied_len: claimed,
+            };
+            // SAFETY: inside the element (locate, and the slack after each chunk).
+            unsafe {
+                let base = r
+                    .data
+                    .ptr()
+                    .as_ptr()
+                    .add(element as usize * RING_ELEMENT_BYTES + off);
+                std::ptr::copy_nonoverlapping(ev.as_bytes().as_ptr(), base, SEGMENT_EVENT_BYTES);
+                std::ptr::write_bytes(base.add(SEGMENT_EVENT_BYTES), fill, copied as usize);
+            }
+            pos.produced += record_footprint(copied);
+        }
+    }
+
+    /// (stamp, CPU) of a record [`TestRings::produce_stamped`] wrote.
+    pub fn stamp_of(record: &[u8]) -> (u64, u32) {
+        let (ev, _) = SegmentEvent::from_bytes(record).expect("well-formed");
+        (ev.ts_ns, ev.ifindex)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::testing::TestRings;
     use super::*;
     use agent_common::ring::RING_CHUNK_BYTES;
-
-    /// Rings in plain memory, written the way the classifiers write them.
-    fn rings(rings: u32, chunks: u32) -> CpuRings {
-        let elements = (rings * chunks) as usize;
-        CpuRings {
-            data: Arc::new(Mapping::anonymous(elements * RING_ELEMENT_BYTES)),
-            pos: Arc::new(Mapping::anonymous(
-                rings as usize * std::mem::size_of::<RingPos>(),
-            )),
-            rings,
-            chunks,
-        }
-    }
-
-    /// Writes a record of `copied` bytes of `fill` at `cpu`'s producer position and publishes
-    /// it, as the classifier does; `copied_len` is written as `claimed`.
-    fn produce(r: &CpuRings, cpu: u32, copied: u32, claimed: u32, fill: u8) {
-        // SAFETY: test memory mapped above; entry `cpu` exists.
-        let pos = unsafe { &mut *r.pos.ptr().as_ptr().cast::<RingPos>().add(cpu as usize) };
-        let (element, off) = locate(pos.produced, cpu, r.chunks);
-        let ev = SegmentEvent {
-            kind: agent_common::KIND_SEGMENT,
-            version: agent_common::EVENT_VERSION,
-            direction: 0,
-            tcp_flags: 0,
-            family: 4,
-            hook: 0,
-            copy_reason: 0,
-            _pad: 0,
-            ifindex: 1,
-            payload_len: copied,
-            ts_ns: pos.produced,
-            seq: 0,
-            ack: 0,
-            saddr: [0; 16],
-            daddr: [0; 16],
-            sport: 1,
-            dport: 2,
-            copied_len: claimed,
-        };
-        // SAFETY: inside the element (locate, and the slack after each chunk).
-        unsafe {
-            let base = r
-                .data
-                .ptr()
-                .as_ptr()
-                .add(element as usize * RING_ELEMENT_BYTES + off);
-            std::ptr::copy_nonoverlapping(ev.as_bytes().as_ptr(), base, SEGMENT_EVENT_BYTES);
-            std::ptr::write_bytes(base.add(SEGMENT_EVENT_BYTES), fill, copied as usize);
-        }
-        pos.produced += record_footprint(copied);
-    }
 
     /// Every record `ring` has, as (timestamp, copied bytes, all bytes equal to `fill`).
     fn read_all(ring: &mut CpuRing) -> Vec<(u64, usize)> {
@@ -247,18 +294,18 @@ mod tests {
 
     #[test]
     fn a_record_crossing_a_chunks_end_is_read_whole_and_the_next_starts_the_next_chunk() {
-        let r = rings(2, 2);
+        let r = TestRings::new(2, 2);
         let mut readers = r.readers();
         // Fill CPU 1's first chunk to 16 bytes short of its end, then a 4,000-byte record.
         let mut written = 0u64;
         while written + record_footprint(4000) <= RING_CHUNK_BYTES as u64 - 16 {
-            produce(&r, 1, 4000, 4000, b'a');
+            r.produce(1, 4000, 4000, b'a');
             written += record_footprint(4000);
         }
         let filler = (RING_CHUNK_BYTES as u64 - 16 - written - 72) as u32;
-        produce(&r, 1, filler, filler, b'b');
-        produce(&r, 1, 4000, 4000, b'c');
-        produce(&r, 1, 10, 10, b'd');
+        r.produce(1, filler, filler, b'b');
+        r.produce(1, 4000, 4000, b'c');
+        r.produce(1, 10, 10, b'd');
         let got = read_all(&mut readers[1]);
         let n = got.len();
         assert_eq!(got[n - 3].1, filler as usize);
@@ -270,12 +317,12 @@ mod tests {
 
     #[test]
     fn positions_wrap_around_the_ring_as_the_reader_gives_space_back() {
-        let r = rings(1, 1);
+        let r = TestRings::new(1, 1);
         let mut reader = r.readers().remove(0);
         let mut seen = 0;
         for round in 0..100u8 {
             for _ in 0..10 {
-                produce(&r, 0, 3000, 3000, round);
+                r.produce(0, 3000, 3000, round);
             }
             let got = read_all(&mut reader);
             assert_eq!(got.len(), 10);
@@ -286,11 +333,11 @@ mod tests {
 
     #[test]
     fn an_inconsistent_header_covers_what_was_published_and_fails_to_decode() {
-        let r = rings(1, 1);
+        let r = TestRings::new(1, 1);
         let mut reader = r.readers().remove(0);
-        produce(&r, 0, 100, 100, b'x');
-        produce(&r, 0, 100, 60_000, b'y');
-        produce(&r, 0, 100, 100, b'z');
+        r.produce(0, 100, 100, b'x');
+        r.produce(0, 100, 60_000, b'y');
+        r.produce(0, 100, 100, b'z');
         reader.snapshot();
         let first = reader.peek().expect("first record");
         assert_eq!(first.bytes.len(), 172);

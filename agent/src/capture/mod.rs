@@ -12,6 +12,7 @@ pub mod cpu_ring;
 pub mod ifaces;
 pub mod loader;
 mod mapping;
+mod merge;
 mod netlink;
 mod port_map;
 mod reader;

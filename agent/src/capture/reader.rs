@@ -11,8 +11,6 @@
 //! ring for the next drain.
 
 use agent_core::segment::Segment;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -23,13 +21,11 @@ use tracing::trace;
 use super::clock::monotonic_ns;
 use super::cpu_ring::{CpuRing, CpuRings};
 use super::loader::RingMaps;
+use super::merge::{self, Heads};
 use super::port_map::CopyHints;
 use super::record;
 use super::ring::WakeRing;
 use super::stats::UserCounters;
-
-/// Records processed between two releases of ring space to the kernel.
-const RELEASE_EVERY: usize = 256;
 
 /// Why [`SegmentSource::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +60,8 @@ pub struct Drained {
 
 pub struct SegmentSource {
     rings: Vec<CpuRing>,
-    /// Rings with a record before the current drain's cut, by its stamp (kept for its room).
-    next: BinaryHeap<Reverse<(u64, usize)>>,
+    /// The merge's working space (kept for its room).
+    heads: Heads,
     /// The wake-up ring: its records only end `wait` early.
     wake: WakeRing,
     /// Keeps the ring maps (and the wake ring's fd, registered with epoll) alive.
@@ -121,7 +117,7 @@ impl SegmentSource {
         )?;
         add(efd.as_raw_fd(), u64::MAX, libc::EPOLLIN as u32)?;
         Ok(SegmentSource {
-            next: BinaryHeap::with_capacity(rings.len()),
+            heads: Heads::with_capacity(rings.len()),
             rings,
             wake,
             _maps: maps,
@@ -181,76 +177,37 @@ impl SegmentSource {
     ) -> Drained {
         let cut = if everything { u64::MAX } else { monotonic_ns() };
         self.wake.discard_all();
-        // The rings whose next record is stamped before the cut, by that stamp: a heap, so
-        // that a host with many CPUs pays log(rings) per record, not a scan of every ring.
-        let mut next = std::mem::take(&mut self.next);
-        next.clear();
-        let mut more = false;
         let mut fullest = 0;
-        for i in 0..self.rings.len() {
-            fullest = fullest.max(self.rings[i].snapshot());
-            more |= self.queue(i, cut, &mut next);
+        for r in &mut self.rings {
+            fullest = fullest.max(r.snapshot());
         }
         self.counters.ring_peak_bytes.fetch_max(fullest, Relaxed);
-        // Counted once per drain: an atomic add per record cost ~4 % of the thread.
-        let mut done = 0usize;
-        let mut bytes = 0u64;
-        while let Some(&Reverse((_, i))) = next.peek() {
-            if done == max_records {
-                more = true;
-                break;
-            }
-            next.pop();
-            let ring = &mut self.rings[i];
-            let Some(rec) = ring.peek() else {
-                continue;
-            };
-            let footprint = rec.footprint;
-            match record::decode(rec.bytes, self.wall_offset_ns) {
+        let (wall_offset_ns, counters) = (self.wall_offset_ns, &self.counters);
+        let m = merge::merge(
+            &mut self.rings,
+            &mut self.heads,
+            cut,
+            max_records,
+            |bytes| match record::decode(bytes, wall_offset_ns) {
                 Ok(seg) => f(&seg),
                 Err(e) => {
-                    self.counters.decode_errors.fetch_add(1, Relaxed);
+                    counters.decode_errors.fetch_add(1, Relaxed);
                     trace!("undecodable record: {e}");
                 }
-            }
-            ring.advance(footprint);
-            bytes += footprint;
-            done += 1;
-            if done.is_multiple_of(RELEASE_EVERY) {
-                ring.release();
-            }
-            more |= self.queue(i, cut, &mut next);
-        }
-        self.next = next;
+            },
+        );
         for r in &self.rings {
             r.release();
         }
-        self.counters.events_read.fetch_add(done as u64, Relaxed);
-        self.counters.ring_bytes.fetch_add(bytes, Relaxed);
+        // Counted once per drain: an atomic add per record cost ~4 % of the thread.
+        self.counters
+            .events_read
+            .fetch_add(m.records as u64, Relaxed);
+        self.counters.ring_bytes.fetch_add(m.bytes, Relaxed);
         Drained {
-            records: done,
-            more,
+            records: m.records,
+            more: m.more,
         }
-    }
-
-    /// Puts ring `i` in `next` when its next record is stamped at or before `cut`; returns
-    /// whether it has one stamped after (left for a later drain).
-    fn queue(&self, i: usize, cut: u64, next: &mut BinaryHeap<Reverse<(u64, usize)>>) -> bool {
-        match self.head(i) {
-            Some(ts) if ts <= cut => {
-                next.push(Reverse((ts, i)));
-                false
-            }
-            Some(_) => true,
-            None => false,
-        }
-    }
-
-    /// Timestamp of ring `i`'s next complete record (0 for one too short to carry one: it is
-    /// decoded, and counted, first).
-    fn head(&self, i: usize) -> Option<u64> {
-        let rec = self.rings[i].peek()?;
-        Some(record::timestamp(rec.bytes).unwrap_or(0))
     }
 
     /// Records the bytes the kernel holds across the rings (read or not) for the self-metric.

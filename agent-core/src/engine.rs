@@ -40,6 +40,7 @@ use crate::flow::names::Names;
 use crate::flow::order::ReorderWindow;
 use crate::flow::protocol::{self, Protocol};
 use crate::flow::reassembly::ReassemblyStats;
+use crate::flow::spare_meta::SpareMetas;
 pub use crate::flow::stats::FlowStats;
 use crate::flow::table::{FlowKey, FlowTable};
 use crate::flow::{self, Flow, FlowLimits};
@@ -49,7 +50,6 @@ pub use crate::http2::{H2Config, H2Stats};
 pub use crate::identity::IdentityConfig;
 use crate::server::{PortNames, ResolveServer, Skip};
 use crate::spares::Spares;
-use crate::transaction::ConnMeta;
 use crate::{ErrorType, Records, Segment};
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -211,6 +211,8 @@ struct Kept {
     records: Spares,
     /// HTTP/1.x states of flows that ended, for new flows.
     conns: SpareConns,
+    /// Metas of flows that ended, for new flows.
+    metas: SpareMetas,
 }
 
 impl Engine {
@@ -319,17 +321,22 @@ impl Engine {
 
     /// Opens a flow for `key`, unless its server is excluded or not on this host (counted).
     fn open_flow(&mut self, key: FlowKey, seg: &Segment<'_>, out: &mut Records) -> Option<u32> {
-        let server = match self.resolver.resolve(seg.server) {
-            Ok(server) => server,
-            Err(Skip::Excluded) => {
-                self.stats.flows.segments_excluded += 1;
-                return None;
-            }
-            Err(Skip::NotLocal) => {
-                self.stats.flows.segments_not_local += 1;
-                return None;
-            }
-        };
+        let meta =
+            match self
+                .kept
+                .metas
+                .take(seg.client, seg.server, &mut *self.resolver, &mut self.names)
+            {
+                Ok(meta) => meta,
+                Err(Skip::Excluded) => {
+                    self.stats.flows.segments_excluded += 1;
+                    return None;
+                }
+                Err(Skip::NotLocal) => {
+                    self.stats.flows.segments_not_local += 1;
+                    return None;
+                }
+            };
         while self.flows.len() >= self.cfg.max_flows.max(1) {
             let Some(oldest) = self.flows.oldest() else {
                 break;
@@ -337,8 +344,6 @@ impl Engine {
             self.evict(oldest, ErrorType::CaptureGap, out);
             self.stats.flows.evicted_budget += 1;
         }
-        let client_ip = self.names.client_ip(seg.client.ip());
-        let meta = ConnMeta::new(seg.client, seg.server, server, client_ip);
         self.stats.flows.opened += 1;
         let idx = self.flows.insert(
             key,
@@ -350,11 +355,14 @@ impl Engine {
 
     fn drop_flow(&mut self, idx: u32) {
         let st = &mut self.stats.flows;
-        let conns = &mut self.kept.conns;
+        let kept = &mut self.kept;
         self.flows.remove_with(idx, |flow| {
             st.buffered_bytes = st.buffered_bytes.saturating_sub(flow.buffered as u64);
             if let Protocol::Http1(conn) = std::mem::replace(&mut flow.protocol, Protocol::Opaque) {
-                conns.keep(conn);
+                kept.conns.keep(conn);
+            }
+            if let Some(meta) = flow.take_meta() {
+                kept.metas.keep(meta);
             }
         });
         st.tracked = self.flows.len() as u64;
@@ -417,7 +425,8 @@ impl Engine {
             account(flow, &mut self.stats.flows);
         }
         self.walk = walk;
-        let kept = self.kept.conns.heap_bytes() + self.closed.heap_bytes();
+        let kept =
+            self.kept.conns.heap_bytes() + self.kept.metas.heap_bytes() + self.closed.heap_bytes();
         self.stats.flows.memory_bytes = (self.flows.table_bytes() + heap + kept) as u64;
     }
 
@@ -442,11 +451,11 @@ impl Engine {
         let mut counts: HashMap<(&str, &str), u64> = HashMap::new();
         for flow in self.flows.values().filter(|f| !f.protocol.is_opaque()) {
             let ns = flow
-                .meta
+                .meta()
                 .attribution
                 .as_deref()
                 .map_or("", |a| &a.namespace);
-            *counts.entry((ns, &flow.meta.service)).or_default() += 1;
+            *counts.entry((ns, &flow.meta().service)).or_default() += 1;
         }
         let mut v: Vec<(String, String, u64)> = counts
             .into_iter()

@@ -97,6 +97,24 @@ pub struct Server {
     pub attribution: Option<Arc<Attribution>>,
 }
 
+impl Server {
+    /// Becomes `other`, cloning only the fields that do not already hold the same value (by
+    /// pointer): renewing a kept server for the same one writes no reference count.
+    pub fn assign_from(&mut self, other: &Server) {
+        if !Arc::ptr_eq(&self.service, &other.service) {
+            self.service = Arc::clone(&other.service);
+        }
+        let same = match (&self.attribution, &other.attribution) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.attribution = other.attribution.clone();
+        }
+    }
+}
+
 /// A server known by its service name alone.
 impl From<&str> for Server {
     fn from(service: &str) -> Server {
@@ -120,6 +138,15 @@ pub enum Skip {
 /// Resolves the server of a new flow. Called once per flow; must not block.
 pub trait ResolveServer: Send {
     fn resolve(&mut self, server: SocketAddr) -> Result<Server, Skip>;
+
+    /// [`resolve`](Self::resolve) into `into`, the server of a connection that ended: a field
+    /// that already holds the answer is left as it is (see [`Server::assign_from`]), so a new
+    /// connection to the same server writes no reference count. On an error `into` is left
+    /// as it was.
+    fn resolve_into(&mut self, server: SocketAddr, into: &mut Server) -> Result<(), Skip> {
+        *into = self.resolve(server)?;
+        Ok(())
+    }
 }
 
 /// `port-N`, or the name configured for the port; nothing else is known. Names are built once
@@ -142,10 +169,13 @@ impl PortNames {
 
     /// The service name of `port`.
     pub fn name(&mut self, port: u16) -> Arc<str> {
+        Arc::clone(self.name_ref(port))
+    }
+
+    fn name_ref(&mut self, port: u16) -> &Arc<str> {
         self.names
             .entry(port)
             .or_insert_with(|| Arc::from(format!("port-{port}")))
-            .clone()
     }
 }
 
@@ -155,6 +185,15 @@ impl ResolveServer for PortNames {
             service: self.name(server.port()),
             attribution: None,
         })
+    }
+
+    fn resolve_into(&mut self, server: SocketAddr, into: &mut Server) -> Result<(), Skip> {
+        let name = self.name_ref(server.port());
+        if !Arc::ptr_eq(&into.service, name) {
+            into.service = Arc::clone(name);
+        }
+        into.attribution = None;
+        Ok(())
     }
 }
 
@@ -173,6 +212,45 @@ mod tests {
         let c = names.name(9090);
         assert_eq!(&*b, "port-9090");
         assert!(Arc::ptr_eq(&b, &c), "one name per port, shared");
+    }
+
+    #[test]
+    fn resolving_into_a_kept_server_keeps_what_is_already_right() {
+        let mut names = PortNames::new([(8080, "users".to_string())]);
+        let addr = "10.0.0.1:8080".parse().expect("addr");
+        let mut kept = names.resolve(addr).expect("resolved");
+        let before = Arc::clone(&kept.service);
+        names.resolve_into(addr, &mut kept).expect("resolved");
+        assert!(
+            Arc::ptr_eq(&kept.service, &before),
+            "the same name, untouched"
+        );
+        assert_eq!(
+            Arc::strong_count(&before),
+            3,
+            "the table, the kept server, `before`"
+        );
+        names
+            .resolve_into("10.0.0.1:9090".parse().expect("addr"), &mut kept)
+            .expect("resolved");
+        assert_eq!(&*kept.service, "port-9090");
+        assert_eq!(Arc::strong_count(&before), 2, "the old name was let go");
+
+        let pod = Server {
+            service: "orders".into(),
+            attribution: Some(Arc::new(Attribution::default())),
+        };
+        kept.assign_from(&pod);
+        assert_eq!(kept, pod);
+        assert!(Arc::ptr_eq(&kept.service, &pod.service));
+        let attribution = kept.attribution.clone().expect("attributed");
+        kept.assign_from(&pod);
+        assert!(Arc::ptr_eq(
+            kept.attribution.as_ref().expect("attributed"),
+            &attribution
+        ));
+        kept.assign_from(&Server::from("orders"));
+        assert_eq!(kept.attribution, None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod order;
 pub mod protocol;
 pub mod reassembly;
 mod settle;
+pub mod spare_meta;
 pub mod stats;
 pub mod table;
 
@@ -106,8 +107,9 @@ impl Side {
 pub struct Flow {
     /// Indexed by [`side`]: client to server, then server to client.
     sides: [Side; 2],
-    /// What every record of this connection shares.
-    pub meta: ConnMeta,
+    /// What every record of this connection shares. Always there while the flow is in the
+    /// table: it is taken only as the flow is removed ([`Flow::take_meta`]).
+    meta: Option<ConnMeta>,
     pub protocol: Protocol,
     pub last_seen_ns: u64,
     /// Bytes buffered at the last accounting (for the engine-wide gauge).
@@ -149,18 +151,35 @@ impl PieceSink for Deliver<'_, '_> {
     }
 }
 
+/// A flow's meta, borrowed on its own (next to a mutable borrow of the flow's protocol).
+fn meta_of(meta: &Option<ConnMeta>) -> &ConnMeta {
+    meta.as_ref()
+        .expect("a flow keeps its meta until it is removed from the table")
+}
+
 impl Flow {
     /// A flow opened at `now` on interface `ifindex`; `fresh` when its SYN was seen.
     pub fn new(meta: ConnMeta, fresh: bool, now: u64, ifindex: u32) -> Flow {
         Flow {
             sides: [Side::default(), Side::default()],
-            meta,
+            meta: Some(meta),
             protocol: Protocol::new(fresh),
             last_seen_ns: now,
             buffered: 0,
             ifindex,
             closed: false,
         }
+    }
+
+    /// What every record of this connection shares.
+    pub fn meta(&self) -> &ConnMeta {
+        meta_of(&self.meta)
+    }
+
+    /// Takes the connection's meta as the flow is removed from the table (for a later flow
+    /// to renew, see `spare_meta`). Nothing may be done with the flow after.
+    pub fn take_meta(&mut self) -> Option<ConnMeta> {
+        self.meta.take()
     }
 
     /// Both directions ended, or a reset.
@@ -261,7 +280,7 @@ impl Flow {
         };
         let mut sink = Deliver {
             protocol: &mut self.protocol,
-            meta: &self.meta,
+            meta: meta_of(&self.meta),
             dir: DIRECTIONS[d],
             peer_start: self.sides[1 - d].reasm.start_seq(),
             cx: &mut cx.protocol,
@@ -286,7 +305,7 @@ impl Flow {
             {
                 let mut sink = Deliver {
                     protocol: &mut self.protocol,
-                    meta: &self.meta,
+                    meta: meta_of(&self.meta),
                     dir,
                     peer_start,
                     cx: &mut cx.protocol,
@@ -300,7 +319,7 @@ impl Flow {
     /// Requests without a response `timeout_ns` after their first byte become `timeout`.
     pub fn expire_requests(&mut self, now: u64, timeout_ns: u64, cx: &mut Ctx<'_>) {
         self.protocol
-            .expire(now, timeout_ns, &self.meta, &mut cx.protocol);
+            .expire(now, timeout_ns, meta_of(&self.meta), &mut cx.protocol);
     }
 
     /// Gives back what an idle flow no longer needs (see `Protocol::release`).
@@ -331,8 +350,12 @@ impl Flow {
         for s in &mut self.sides {
             s.reasm.discard(cx.reassembly);
         }
-        self.protocol
-            .close(ErrorType::ConnectionReset, ts, &self.meta, &mut cx.protocol);
+        self.protocol.close(
+            ErrorType::ConnectionReset,
+            ts,
+            meta_of(&self.meta),
+            &mut cx.protocol,
+        );
         self.closed = true;
     }
 
@@ -343,15 +366,19 @@ impl Flow {
         for (d, &dir) in DIRECTIONS.iter().enumerate() {
             let mut sink = Deliver {
                 protocol: &mut self.protocol,
-                meta: &self.meta,
+                meta: meta_of(&self.meta),
                 dir,
                 peer_start: self.sides[1 - d].reasm.start_seq(),
                 cx: &mut cx.protocol,
             };
             self.sides[d].reasm.close(cx.reassembly, &mut sink);
         }
-        self.protocol
-            .close(error, self.last_seen_ns, &self.meta, &mut cx.protocol);
+        self.protocol.close(
+            error,
+            self.last_seen_ns,
+            meta_of(&self.meta),
+            &mut cx.protocol,
+        );
         self.closed = true;
     }
 }

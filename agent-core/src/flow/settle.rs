@@ -19,7 +19,7 @@ impl Flow {
     fn declare_lost(&mut self, d: usize, ack: u32, cx: &mut Ctx<'_>) {
         let mut sink = Deliver {
             protocol: &mut self.protocol,
-            meta: &self.meta,
+            meta: super::meta_of(&self.meta),
             dir: DIRECTIONS[d],
             peer_start: self.sides[1 - d].reasm.start_seq(),
             cx: &mut cx.protocol,

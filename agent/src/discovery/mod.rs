@@ -290,6 +290,18 @@ impl ResolveServer for Resolver {
             (r, _) => r,
         }
     }
+
+    fn resolve_into(&mut self, server: SocketAddr, into: &mut Server) -> Result<(), Skip> {
+        let table = self.table.borrow();
+        match (table.lookup(server), &mut self.fallback) {
+            (Ok(found), _) => {
+                into.assign_from(found);
+                Ok(())
+            }
+            (Err(Skip::NotLocal), Some(names)) => names.resolve_into(server, into),
+            (Err(skip), _) => Err(skip),
+        }
+    }
 }
 
 /// Decides when a service's series go: once none of its servers has been in the table for

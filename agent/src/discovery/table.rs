@@ -87,6 +87,11 @@ fn shared(ip: IpAddr) -> bool {
 impl ServerTable {
     /// The server behind a flow's server address.
     pub fn resolve(&self, addr: SocketAddr) -> Result<Server, Skip> {
+        self.lookup(addr).cloned()
+    }
+
+    /// [`resolve`](Self::resolve) without the copy.
+    pub fn lookup(&self, addr: SocketAddr) -> Result<&Server, Skip> {
         let ip = canonical(addr.ip());
         let ns = if ip.is_loopback() {
             self.local_netns
@@ -109,7 +114,7 @@ impl ServerTable {
                     .flatten()
             });
         match entry {
-            Some(Entry::Serve(s)) => Ok(s.clone()),
+            Some(Entry::Serve(s)) => Ok(s),
             Some(Entry::Exclude) => Err(Skip::Excluded),
             None => Err(Skip::NotLocal),
         }

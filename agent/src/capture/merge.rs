@@ -101,8 +101,7 @@ mod tests {
     use super::*;
     use crate::capture::cpu_ring::testing::{TestRings, stamp_of};
 
-    /// Writes records stamped `stamps[cpu]` into each CPU's ring, merges them with `cut` and
-    /// `max`, and returns (stamp, cpu) in the order handed on, with what the merge said.
+    /// Writes records stamped `stamps[cpu]` into each CPU's ring, then [`drain`]s them.
     fn run(stamps: &[&[u64]], cut: u64, max: usize) -> (Vec<(u64, u32)>, Merged, TestRings) {
         let t = TestRings::new(stamps.len() as u32, 1);
         for (cpu, list) in stamps.iter().enumerate() {
@@ -110,6 +109,13 @@ mod tests {
                 t.produce_stamped(cpu as u32, *ts);
             }
         }
+        let (got, m) = drain(&t, cut, max);
+        (got, m, t)
+    }
+
+    /// Merges what the rings hold with `cut` and `max`, as a drain does (from what earlier
+    /// drains gave back); (stamp, cpu) in the order handed on, and what the merge said.
+    fn drain(t: &TestRings, cut: u64, max: usize) -> (Vec<(u64, u32)>, Merged) {
         let mut rings = t.readers();
         for r in &mut rings {
             r.snapshot();
@@ -121,7 +127,7 @@ mod tests {
         for r in &rings {
             r.release();
         }
-        (got, m, t)
+        (got, m)
     }
 
     #[test]
@@ -156,14 +162,7 @@ mod tests {
         let (got, m, t) = run(&[&[1, 6, 7], &[2, 5, 8]], 5, usize::MAX);
         assert_eq!(got, vec![(1, 0), (2, 1), (5, 1)]);
         assert!(m.more);
-        let mut rings = t.readers();
-        for r in &mut rings {
-            r.snapshot();
-        }
-        let mut later = Vec::new();
-        let m = merge(&mut rings, &mut Heads::new(), u64::MAX, usize::MAX, |b| {
-            later.push(stamp_of(b))
-        });
+        let (later, m) = drain(&t, u64::MAX, usize::MAX);
         assert_eq!(later, vec![(6, 0), (7, 0), (8, 1)]);
         assert!(!m.more);
     }
@@ -173,14 +172,7 @@ mod tests {
         let (got, m, t) = run(&[&[1, 2, 3, 4], &[1, 5]], u64::MAX, 3);
         assert_eq!(got, vec![(1, 0), (1, 1), (2, 0)]);
         assert!(m.more);
-        let mut rings = t.readers();
-        for r in &mut rings {
-            r.snapshot();
-        }
-        let mut later = Vec::new();
-        merge(&mut rings, &mut Heads::new(), u64::MAX, usize::MAX, |b| {
-            later.push(stamp_of(b))
-        });
+        let (later, _) = drain(&t, u64::MAX, usize::MAX);
         assert_eq!(later, vec![(3, 0), (4, 0), (5, 1)]);
     }
 

@@ -321,22 +321,22 @@ impl Engine {
 
     /// Opens a flow for `key`, unless its server is excluded or not on this host (counted).
     fn open_flow(&mut self, key: FlowKey, seg: &Segment<'_>, out: &mut Records) -> Option<u32> {
-        let meta =
-            match self
-                .kept
-                .metas
-                .take(seg.client, seg.server, &mut *self.resolver, &mut self.names)
-            {
-                Ok(meta) => meta,
-                Err(Skip::Excluded) => {
-                    self.stats.flows.segments_excluded += 1;
-                    return None;
-                }
-                Err(Skip::NotLocal) => {
-                    self.stats.flows.segments_not_local += 1;
-                    return None;
-                }
-            };
+        let (client, server) = (seg.client, seg.server);
+        let taken = self
+            .kept
+            .metas
+            .take(client, server, &mut *self.resolver, &mut self.names);
+        let meta = match taken {
+            Ok(meta) => meta,
+            Err(Skip::Excluded) => {
+                self.stats.flows.segments_excluded += 1;
+                return None;
+            }
+            Err(Skip::NotLocal) => {
+                self.stats.flows.segments_not_local += 1;
+                return None;
+            }
+        };
         while self.flows.len() >= self.cfg.max_flows.max(1) {
             let Some(oldest) = self.flows.oldest() else {
                 break;

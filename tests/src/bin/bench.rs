@@ -10,6 +10,7 @@
 //! usage: bench [--rounds N] [--secs S] [--flows N] [--parts worst,realistic,close,floor,control,ring,memory,isolated]
 //!        (APITAP_BIN: the agent binary; every part by default)
 //!        bench --vs OTHER_BIN [--rounds N] [--secs S]
+//!        (either form: [--connections N] sets wrk's connections, 16 by default)
 //!        (either form: [--header 'Name: value']... adds headers to wrk's requests, e.g. the
 //!        bearer token real API clients send)
 //!        (two builds of the agent on the worst case, in ABBA order per round: see `versus`)
@@ -36,6 +37,7 @@ use std::time::Duration;
 const PORT: u16 = 18080;
 const UPSTREAM_PORT: u16 = 18081;
 const LISTEN: &str = "127.0.0.1:9464";
+/// wrk's connections unless `--connections` says otherwise.
 const WRK_CONNECTIONS: u32 = 16;
 const UPSTREAM_WORK_US: u64 = 50;
 const BIG: usize = 1 << 20;
@@ -49,6 +51,8 @@ struct Args {
     vs: Option<PathBuf>,
     /// Headers wrk adds to every request (`--header 'Name: value'`, repeatable).
     headers: Vec<String>,
+    /// wrk's connections (`--connections`).
+    connections: u32,
 }
 
 impl Args {
@@ -94,6 +98,7 @@ fn parse(argv: &[String]) -> Result<Args> {
         parts: Vec::new(),
         vs: None,
         headers: Vec::new(),
+        connections: WRK_CONNECTIONS,
     };
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
@@ -120,6 +125,7 @@ fn parse(argv: &[String]) -> Result<Args> {
             "--rounds" => a.rounds = n.max(1),
             "--secs" => a.secs = n.max(1),
             "--flows" => a.flows = n,
+            "--connections" => a.connections = n.max(1),
             _ => bail!("unknown argument {flag}"),
         }
     }
@@ -152,6 +158,8 @@ struct Host {
     upstream: Child,
     data: TempDir,
     ns: Netns,
+    /// wrk's connections in every load.
+    connections: u32,
 }
 
 impl Drop for Host {
@@ -172,7 +180,7 @@ fn locations() -> String {
     )
 }
 
-fn host() -> Result<Host> {
+fn host(connections: u32) -> Result<Host> {
     let ns = Netns::new(&unique("at-bench-"))?;
     let exe = std::env::current_exe()?;
     let upstream = ns
@@ -207,6 +215,7 @@ fn host() -> Result<Host> {
         upstream,
         data: TempDir::new("bench-data")?,
         ns,
+        connections,
     })
 }
 
@@ -300,7 +309,7 @@ impl Pair {
 
 fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
     let url = h.url(path);
-    bench::wrk(&h.ns, &url, WRK_CONNECTIONS, 1)?; // warm-up
+    bench::wrk(&h.ns, &url, h.connections, 1)?; // warm-up
     let mut pairs = Vec::new();
     for _ in 0..a.rounds {
         let mut p = Pair {
@@ -308,7 +317,7 @@ fn measure(h: &Host, path: &str, a: &Args) -> Result<Vec<Pair>> {
             ..Pair::default()
         };
         let i0 = bench::irq_work_interrupts();
-        p.without = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
+        p.without = bench::wrk(&h.ns, &url, h.connections, a.secs)?;
         p.iwi_without = bench::irq_work_interrupts() - i0;
 
         let r = agent_run(h, &apitap_bin(), &url, a.secs, false)?;
@@ -380,7 +389,7 @@ fn agent_run(h: &Host, bin: &Path, url: &str, secs: u32, empty: bool) -> Result<
     let (t0, (r0, n0)) = (bench::cpu_ns_by_thread(pid), prog_totals(&agent));
     let e0 = empty.as_ref().map(EmptyProgram::stats);
     let i0 = bench::irq_work_interrupts();
-    let wrk = bench::wrk(&h.ns, url, WRK_CONNECTIONS, secs)?;
+    let wrk = bench::wrk(&h.ns, url, h.connections, secs)?;
     let iwi = bench::irq_work_interrupts() - i0;
     let want = api_requests(&before) + wrk.requests;
     let after = agent.scrape_until(Duration::from_secs(5), |m| api_requests(m) >= want)?;
@@ -438,12 +447,12 @@ struct Control {
 /// cache and wake-up effects).
 fn control(h: &Host, a: &Args) -> Result<Vec<Control>> {
     let url = h.url("/");
-    bench::wrk(&h.ns, &url, WRK_CONNECTIONS, 1)?; // warm-up
+    bench::wrk(&h.ns, &url, h.connections, 1)?; // warm-up
     let wall_ns = f64::from(a.secs) * 1e9;
     let mut rounds = Vec::new();
     for _ in 0..a.rounds {
         let mut c = Control {
-            without: bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?,
+            without: bench::wrk(&h.ns, &url, h.connections, a.secs)?,
             ..Control::default()
         };
         let mut agent = h.agent()?;
@@ -451,7 +460,7 @@ fn control(h: &Host, a: &Args) -> Result<Vec<Control>> {
         let pid = agent.pid().context("agent pid")?;
         let (cpu0, (_, n0)) = (bench::cpu_ns(pid), prog_totals(&agent));
         let wakes0 = bench::voluntary_switches(pid, "apitap-analyze");
-        c.agent = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs)?;
+        c.agent = bench::wrk(&h.ns, &url, h.connections, a.secs)?;
         let wakes = bench::voluntary_switches(pid, "apitap-analyze") - wakes0;
         let (cpu1, (_, n1)) = (bench::cpu_ns(pid), prog_totals(&agent));
         agent.terminate()?;
@@ -472,7 +481,7 @@ fn control(h: &Host, a: &Args) -> Result<Vec<Control>> {
                 .context("stand-in")?;
             bench::settle(Duration::from_millis(500));
             let t0 = bench::cpu_ns(burner.id());
-            let w = bench::wrk(&h.ns, &url, WRK_CONNECTIONS, a.secs);
+            let w = bench::wrk(&h.ns, &url, h.connections, a.secs);
             let spent = bench::cpu_ns(burner.id()).saturating_sub(t0) as f64 / wall_ns;
             let _ = burner.kill();
             let _ = burner.wait();
@@ -531,7 +540,7 @@ fn floor(h: &Host, a: &Args) -> Result<(f64, f64)> {
     bench::settle(Duration::from_millis(500));
     let empty = EmptyProgram::attach(&h.ns, "lo")?;
     let ((r0, n0), (e0, m0)) = (prog_totals(&agent), empty.stats());
-    bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, a.secs)?;
+    bench::wrk(&h.ns, &h.url("/"), h.connections, a.secs)?;
     let ((r1, n1), (e1, m1)) = (prog_totals(&agent), empty.stats());
     let per_run = |runs: u64, ns: u64| ns as f64 / runs.max(1) as f64;
     Ok((per_run(r1 - r0, n1 - n0), per_run(e1 - e0, m1 - m0)))
@@ -549,7 +558,7 @@ struct VersusRun {
 /// moved the classifier by 30–50 ns between two consecutive runs and flipped the sign of a
 /// plain A/B, cancels in each round's sums.
 fn versus(h: &Host, a: &Args, first: &Path, other: &Path) -> Result<Vec<VersusRun>> {
-    bench::wrk(&h.ns, &h.url("/"), WRK_CONNECTIONS, 1)?; // warm-up
+    bench::wrk(&h.ns, &h.url("/"), h.connections, 1)?; // warm-up
     let bins = [first, other];
     let mut runs = Vec::new();
     for round in 0..a.rounds {
@@ -577,8 +586,8 @@ fn print_versus(a: &Args, first: &Path, other: &Path, runs: &[VersusRun]) {
     let names = [first.display().to_string(), other.display().to_string()];
     println!();
     println!(
-        "two builds on the worst case — {} round(s) of four runs in ABBA order, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, bpf_stats on",
-        a.rounds, a.secs
+        "two builds on the worst case — {} round(s) of four runs in ABBA order, wrk -t1 -c{} -d{}s, bpf_stats on",
+        a.rounds, a.connections, a.secs
     );
     println!("A = {}, B = {}", names[0], names[1]);
     println!();
@@ -770,7 +779,7 @@ fn run(a: &Args) -> Result<()> {
         Vec::new()
     };
     let stats = BpfStats::enable()?;
-    let h = host()?;
+    let h = host(a.connections)?;
     eprintln!(
         "agent {}, load average {:.2}",
         bin.display(),
@@ -828,8 +837,8 @@ fn run(a: &Args) -> Result<()> {
 
     println!();
     println!(
-        "apitap live cost — {} round(s) of A/B per scenario, wrk -t1 -c{WRK_CONNECTIONS} -d{}s, bpf_stats on throughout",
-        a.rounds, a.secs
+        "apitap live cost — {} round(s) of A/B per scenario, wrk -t1 -c{} -d{}s, bpf_stats on throughout",
+        a.rounds, a.connections, a.secs
     );
     if !worst.is_empty() {
         print_scenario("worst case: nginx `return 200` on lo", &worst);

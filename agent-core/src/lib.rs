@@ -26,6 +26,7 @@ pub mod route;
 pub mod segment;
 pub mod series;
 pub mod server;
+mod shared;
 pub mod spares;
 pub mod stream;
 pub mod synthetic;

@@ -10,6 +10,8 @@ use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::shared::{assign_arc, assign_shared};
+
 /// The kind of Kubernetes workload that owns a pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum WorkloadKind {
@@ -101,17 +103,8 @@ impl Server {
     /// Becomes `other`, cloning only the fields that do not already hold the same value (by
     /// pointer): renewing a kept server for the same one writes no reference count.
     pub fn assign_from(&mut self, other: &Server) {
-        if !Arc::ptr_eq(&self.service, &other.service) {
-            self.service = Arc::clone(&other.service);
-        }
-        let same = match (&self.attribution, &other.attribution) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            self.attribution = other.attribution.clone();
-        }
+        assign_arc(&mut self.service, &other.service);
+        assign_shared(&mut self.attribution, &other.attribution);
     }
 }
 
@@ -188,10 +181,7 @@ impl ResolveServer for PortNames {
     }
 
     fn resolve_into(&mut self, server: SocketAddr, into: &mut Server) -> Result<(), Skip> {
-        let name = self.name_ref(server.port());
-        if !Arc::ptr_eq(&into.service, name) {
-            into.service = Arc::clone(name);
-        }
+        assign_arc(&mut into.service, self.name_ref(server.port()));
         into.attribution = None;
         Ok(())
     }

@@ -22,7 +22,8 @@
 
 use std::sync::Arc;
 
-use crate::transaction::{ConnMeta, Records, Transaction, assign_arc, assign_shared};
+use crate::shared::{assign_arc, assign_shared};
+use crate::transaction::{ConnMeta, Records, Transaction};
 
 /// Records kept for reuse. A handful suffices: records come back after every drain, and a
 /// drain finishes a few requests at a time.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::server::{Attribution, Server};
+use crate::shared::{assign_arc, assign_shared};
 
 /// Why a transaction is incomplete or failed below HTTP (SPEC `error.type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -200,21 +201,6 @@ impl Transaction {
                 .as_ref()
                 .and_then(|r| r.status)
                 .is_some_and(crate::http2::grpc::is_server_failure)
-    }
-}
-
-/// `src` into `dst`, keeping `dst`'s `Arc` when it is `src`'s own (no count written).
-pub(crate) fn assign_arc<T: ?Sized>(dst: &mut Arc<T>, src: &Arc<T>) {
-    if !Arc::ptr_eq(dst, src) {
-        *dst = Arc::clone(src);
-    }
-}
-
-/// [`assign_arc`] for optional fields.
-pub(crate) fn assign_shared<T: ?Sized>(dst: &mut Option<Arc<T>>, src: &Option<Arc<T>>) {
-    match (dst.as_mut(), src) {
-        (Some(d), Some(s)) => assign_arc(d, s),
-        _ => dst.clone_from(src),
     }
 }
 

@@ -45,8 +45,6 @@ pub mod window;
 #[cfg(test)]
 mod tests;
 
-use std::sync::Arc;
-
 pub use aggregator::{Aggregator, OTHER, UNKNOWN_CLIENT, UNKNOWN_ENDPOINT};
 pub use budget::Budgeted;
 pub use config::AggregateConfig;
@@ -55,13 +53,3 @@ pub use snapshot::{
     ClientStats, EndpointStats, FamilyKind, HistogramValue, MetricFamilies, MetricFamily, Sample,
     SampleValue, ServiceStats, Snapshot,
 };
-
-/// Whether two optional shared values are the same allocation (both absent counts as the
-/// same): the identity check of the one-entry caches keyed by a transaction's `Arc`s.
-pub(crate) fn same<T: ?Sized>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-        (None, None) => true,
-        _ => false,
-    }
-}

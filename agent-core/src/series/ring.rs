@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::latency::LatencyHistogram;
 use super::{OPEN_SECONDS, SeriesSnapshot, ServiceSeries, WINDOW_S};
 use crate::aggregate::OTHER;
-use crate::aggregate::same;
+use crate::shared::same;
 use crate::{Attribution, Transaction};
 use std::sync::Arc;
 
